@@ -1,0 +1,1 @@
+"""PulsarDB coordinator: the public HTTP API (FastAPI) over a StorageBackend."""

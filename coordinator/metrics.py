@@ -1,0 +1,83 @@
+"""Prometheus metrics of a coordinator process, and the ASGI middleware that records them.
+
+Each app has its own registry (several apps may live in one test process).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+__all__ = ["CoordinatorMetrics", "MetricsMiddleware"]
+
+
+class CoordinatorMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "pulsar_http_requests",
+            "HTTP requests by route, method and status",
+            ["route", "method", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "pulsar_http_request_duration_seconds",
+            "HTTP request latency by route",
+            ["route"],
+            registry=r,
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
+        )
+        self.in_flight = Gauge(
+            "pulsar_http_requests_in_flight", "Requests being served", registry=r
+        )
+        self.points_written = Counter(
+            "pulsar_points_written", "Points acknowledged", ["protocol"], registry=r
+        )
+        self.values_written = Counter(
+            "pulsar_values_written", "Field values acknowledged", ["protocol"], registry=r
+        )
+        self.bytes_received = Counter(
+            "pulsar_write_bytes_received",
+            "Write request body bytes (after gunzip)",
+            ["protocol"],
+            registry=r,
+        )
+        self.write_rejections = Counter(
+            "pulsar_write_rejections", "Rejected write requests by reason", ["reason"], registry=r
+        )
+        self.storage = Gauge(
+            "pulsar_storage", "Storage engine state (see the 'stat' label)", ["stat"], registry=r
+        )
+
+
+class MetricsMiddleware:
+    """Pure ASGI middleware: counts and times every HTTP request by its route template."""
+
+    def __init__(self, app: Any, metrics: CoordinatorMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = {"code": 500}
+
+        async def send_wrapper(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        started = time.perf_counter()
+        self.metrics.in_flight.inc()
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            self.metrics.in_flight.dec()
+            route = scope.get("route")
+            name = getattr(route, "path", "unmatched")
+            self.metrics.latency.labels(name).observe(time.perf_counter() - started)
+            self.metrics.requests.labels(name, scope["method"], str(status["code"])).inc()

@@ -1,0 +1,1 @@
+"""PulsarDB storage node: the engine and the node-side services around it."""

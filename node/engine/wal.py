@@ -1,0 +1,326 @@
+"""Write-ahead log: segmented files of checksummed records, with group commit.
+
+Format: docs/format/wal.md. A record is
+
+    u32 payload length | u32 crc32 of (type, index, payload) | u8 type | u64 index | payload
+
+Group commit: `append` only writes (under a short lock); `sync(ticket)` makes every byte up to
+the ticket durable. When several writers wait, one of them runs fsync for all bytes written so
+far and the others are released by it: concurrent writers share one fsync.
+
+Recovery (`replay`) yields intact records in order. A record that fails its checksum in the last
+segment is a torn tail: the file is cut there. One that fails in the middle of the log is
+skipped when the next record verifies, else the rest of that segment is dropped. Everything cut
+or dropped is reported in `RecoveryReport`, never silently ignored.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import threading
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from enum import IntEnum, StrEnum
+
+from node.engine.fs import FileSystem
+from pulsar_cluster.errors import StorageError
+
+__all__ = [
+    "RecordType",
+    "SyncPolicy",
+    "WalRecord",
+    "RecoveryReport",
+    "WriteAheadLog",
+    "FILE_HEADER",
+    "RECORD_HEADER",
+]
+
+SEGMENT_MAGIC = b"PULSRWAL"
+SEGMENT_VERSION = 1
+FILE_HEADER = struct.Struct("<8sII")  # magic, version, reserved
+RECORD_HEADER = struct.Struct("<IIBQ")  # length, crc, type, index
+_CRC_PART = struct.Struct("<BQ")
+#: A record larger than this is certainly a corrupt length field (batches are capped far below).
+MAX_RECORD_BYTES = 256 * 1024 * 1024
+_SUFFIX = ".wal"
+
+
+class RecordType(IntEnum):
+    """On-disk record types: never reuse a number."""
+
+    WRITE = 1  # payload: an encoded write batch (docs/format/write-batch.md)
+    DELETE = 2  # payload: an encoded delete request
+
+
+class SyncPolicy(StrEnum):
+    ALWAYS = "always"  # fsync before acknowledging (default)
+    INTERVAL = "interval"  # fsync at most every `sync_interval_s`; a crash loses that window
+    NEVER = "never"  # leave it to the OS
+
+
+@dataclass(frozen=True, slots=True)
+class WalRecord:
+    type: RecordType
+    index: int
+    payload: bytes
+    segment: int
+
+
+@dataclass(slots=True)
+class RecoveryReport:
+    records: int = 0
+    problems: list[str] = field(default_factory=list)
+    bytes_dropped: int = 0
+
+
+def _crc(record_type: int, index: int, payload: bytes | memoryview) -> int:
+    return zlib.crc32(payload, zlib.crc32(_CRC_PART.pack(record_type, index)))
+
+
+def _segment_name(seq: int) -> str:
+    return f"{seq:016d}{_SUFFIX}"
+
+
+class WriteAheadLog:
+    """Thread-safe append + group-commit sync over a directory of segments."""
+
+    def __init__(
+        self,
+        directory: str,
+        fs: FileSystem,
+        policy: str = SyncPolicy.ALWAYS,
+        segment_bytes: int = 64 * 1024 * 1024,
+    ) -> None:
+        if policy not in (SyncPolicy.ALWAYS, SyncPolicy.INTERVAL, SyncPolicy.NEVER):
+            raise ValueError(f"unknown fsync policy '{policy}'")
+        self.directory = directory
+        self.policy = policy
+        self.segment_bytes = segment_bytes
+        self._fs = fs
+        fs.makedirs(directory)
+        self._lock = threading.Lock()
+        self._synced_cond = threading.Condition(threading.Lock())
+        self._written = 0  # bytes appended since open, over all segments: the ticket space
+        self._synced = 0
+        self._syncing = False
+        self._failed: BaseException | None = None
+        self._file = None  # type: ignore[var-annotated]
+        self._segment_seq = 0
+        self._segment_size = 0
+
+    # --- segments ------------------------------------------------------------------------------
+
+    def segments(self) -> list[int]:
+        names = self._fs.listdir(self.directory)
+        return [int(n[: -len(_SUFFIX)]) for n in names if n.endswith(_SUFFIX)]
+
+    def segment_path(self, seq: int) -> str:
+        return os.path.join(self.directory, _segment_name(seq))
+
+    def open_for_append(self) -> None:
+        """Start a fresh segment after recovery (never append to a recovered one)."""
+        existing = self.segments()
+        self._start_segment((existing[-1] + 1) if existing else 1)
+
+    def _start_segment(self, seq: int) -> None:
+        if self._file is not None:
+            self._fs.fsync(self._file)
+            self._file.close()
+        path = self.segment_path(seq)
+        self._file = self._fs.open_append(path)
+        self._file.write(FILE_HEADER.pack(SEGMENT_MAGIC, SEGMENT_VERSION, 0))
+        self._fs.fsync(self._file)
+        self._fs.fsync_dir(self.directory)
+        self._segment_seq = seq
+        self._segment_size = FILE_HEADER.size
+
+    def rotate(self) -> int:
+        """Close the current segment (durably) and start a new one; returns the new sequence.
+
+        Every record appended before the call is in a segment older than the returned one.
+        """
+        with self._lock:
+            self._start_segment(self._segment_seq + 1)
+            with self._synced_cond:
+                self._synced = self._written
+                self._synced_cond.notify_all()
+            return self._segment_seq
+
+    def remove_segments_before(self, seq: int) -> int:
+        removed = 0
+        for s in self.segments():
+            if s < seq:
+                self._fs.remove(self.segment_path(s))
+                removed += 1
+        if removed:
+            self._fs.fsync_dir(self.directory)
+        return removed
+
+    def total_bytes(self) -> int:
+        return sum(self._fs.size(self.segment_path(s)) for s in self.segments())
+
+    # --- writing -------------------------------------------------------------------------------
+
+    def append(self, record_type: RecordType, index: int, payload: bytes) -> int:
+        """Append one record; returns the ticket to pass to `sync`. Not yet durable."""
+        header = RECORD_HEADER.pack(
+            len(payload), _crc(record_type, index, payload), int(record_type), index
+        )
+        with self._lock:
+            if self._failed is not None:
+                raise StorageError(f"write-ahead log is failed: {self._failed}")
+            if self._file is None:
+                raise StorageError("write-ahead log is not open")
+            if self._segment_size >= self.segment_bytes:
+                self._start_segment(self._segment_seq + 1)
+            self._file.write(header + payload)
+            size = len(header) + len(payload)
+            self._segment_size += size
+            self._written += size
+            return self._written
+
+    def sync(self, ticket: int) -> None:
+        """Return once every byte up to `ticket` is durable (policy `always`).
+
+        With `interval` and `never` it returns at once; the background syncer (or the OS) makes
+        the bytes durable later.
+        """
+        if self.policy != SyncPolicy.ALWAYS:
+            return
+        cond = self._synced_cond
+        with cond:
+            while self._synced < ticket:
+                if self._failed is not None:
+                    raise StorageError(f"fsync of the write-ahead log failed: {self._failed}")
+                if self._syncing:
+                    cond.wait()
+                    continue
+                self._syncing = True
+                cond.release()
+                try:
+                    target = self._sync_now()
+                finally:
+                    cond.acquire()
+                    self._syncing = False
+                    cond.notify_all()
+                self._synced = max(self._synced, target)
+            if self._failed is not None and self._synced < ticket:
+                raise StorageError(f"fsync of the write-ahead log failed: {self._failed}")
+
+    def sync_all(self) -> None:
+        """fsync whatever was written (used by the interval syncer and at close)."""
+        target = self._sync_now()
+        with self._synced_cond:
+            self._synced = max(self._synced, target)
+            self._synced_cond.notify_all()
+
+    def _sync_now(self) -> int:
+        with self._lock:
+            target = self._written
+            f = self._file
+        if f is None:
+            return target
+        try:
+            self._fs.fsync(f)
+        except OSError as exc:
+            # After a failed fsync the kernel may have dropped the dirty pages: nothing written
+            # since the last good fsync can be trusted, so the log refuses all further writes.
+            self._failed = exc
+            raise StorageError(f"fsync of the write-ahead log failed: {exc}") from exc
+        return target
+
+    def close(self) -> None:
+        with self._lock:
+            if self._file is not None:
+                try:
+                    self._fs.fsync(self._file)
+                finally:
+                    self._file.close()
+                    self._file = None
+
+    # --- recovery ------------------------------------------------------------------------------
+
+    def replay(self, report: RecoveryReport) -> Iterator[WalRecord]:
+        """Yield every intact record of every segment, oldest first. Repairs a torn tail."""
+        segments = self.segments()
+        for position, seq in enumerate(segments):
+            is_last = position == len(segments) - 1
+            yield from self._replay_segment(seq, is_last, report)
+
+    def _replay_segment(
+        self, seq: int, is_last: bool, report: RecoveryReport
+    ) -> Iterator[WalRecord]:
+        path = self.segment_path(seq)
+        with self._fs.open_read(path) as f:
+            data = f.read()
+        if len(data) < FILE_HEADER.size:
+            report.problems.append(f"{path}: segment shorter than its header; removed")
+            report.bytes_dropped += len(data)
+            self._fs.remove(path)
+            return
+        magic, version, _ = FILE_HEADER.unpack_from(data, 0)
+        if magic != SEGMENT_MAGIC or version != SEGMENT_VERSION:
+            report.problems.append(f"{path}: not a WAL segment (magic/version); skipped")
+            report.bytes_dropped += len(data)
+            return
+        pos = FILE_HEADER.size
+        end = len(data)
+        view = memoryview(data)
+        while pos < end:
+            good = _check_record(view, pos)
+            if good is not None:
+                length, rtype, index = good
+                body_start = pos + RECORD_HEADER.size
+                payload = bytes(view[body_start : body_start + length])
+                report.records += 1
+                yield WalRecord(RecordType(rtype), index, payload, seq)
+                pos = body_start + length
+                continue
+            # A bad record. Skip it if its length field leads to a record that verifies.
+            skip_to = _next_record_after(view, pos)
+            if skip_to is not None and skip_to < end:
+                report.problems.append(
+                    f"{path}: corrupt record at offset {pos} ({skip_to - pos} bytes) dropped"
+                )
+                report.bytes_dropped += skip_to - pos
+                pos = skip_to
+                continue
+            dropped = end - pos
+            report.bytes_dropped += dropped
+            if is_last:
+                report.problems.append(
+                    f"{path}: torn tail at offset {pos}: {dropped} bytes cut off"
+                )
+                self._fs.truncate(path, pos)
+            else:
+                report.problems.append(
+                    f"{path}: corrupt record at offset {pos}: rest of segment ({dropped} bytes) "
+                    "dropped"
+                )
+            return
+
+
+def _check_record(view: memoryview, pos: int) -> tuple[int, int, int] | None:
+    if pos + RECORD_HEADER.size > len(view):
+        return None
+    length, crc, rtype, index = RECORD_HEADER.unpack_from(view, pos)
+    body_start = pos + RECORD_HEADER.size
+    if length > MAX_RECORD_BYTES or body_start + length > len(view):
+        return None
+    if rtype not in RecordType._value2member_map_:
+        return None
+    if _crc(rtype, index, view[body_start : body_start + length]) != crc:
+        return None
+    return length, rtype, index
+
+
+def _next_record_after(view: memoryview, pos: int) -> int | None:
+    if pos + RECORD_HEADER.size > len(view):
+        return None
+    (length,) = struct.unpack_from("<I", view, pos)
+    nxt = pos + RECORD_HEADER.size + length
+    if length > MAX_RECORD_BYTES or nxt >= len(view):
+        return None
+    return nxt if _check_record(view, nxt) is not None else None

@@ -1,0 +1,59 @@
+"""Configuration of the `pulsar` commands: flags, then `PULSAR_*` environment, then a TOML file.
+
+Every flag `--some-flag` of a server command can also be given as the environment variable
+`PULSAR_SOME_FLAG`, or as `some_flag = ...` (or `some-flag`) in the TOML file named by
+`--config` / `PULSAR_CONFIG`. Precedence: command line > environment > file > built-in default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tomllib
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["apply_config_sources", "env_name"]
+
+
+def env_name(dest: str) -> str:
+    return "PULSAR_" + dest.upper()
+
+
+def _load_toml(path: str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise SystemExit(f"pulsar: config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SystemExit(f"pulsar: invalid TOML in {path}: {exc}") from None
+    return {k.replace("-", "_"): v for k, v in data.items()}
+
+
+def apply_config_sources(
+    parser: argparse.ArgumentParser, argv: list[str], environ: Mapping[str, str] | None = None
+) -> None:
+    """Set the parser's defaults from the TOML file and the environment (in that order)."""
+    environ = os.environ if environ is None else environ
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config", default=environ.get("PULSAR_CONFIG"))
+    known, _ = pre.parse_known_args(argv)
+    file_values = _load_toml(known.config) if known.config else {}
+    for action in parser._actions:
+        dest = action.dest
+        if dest in ("help", "config") or not action.option_strings:
+            continue
+        value: Any = None
+        if dest in file_values:
+            value = file_values[dest]
+        env_value = environ.get(env_name(dest))
+        if env_value is not None:
+            value = env_value
+        if value is None:
+            continue
+        if isinstance(action, argparse._StoreTrueAction | argparse._StoreFalseAction):
+            value = value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
+        elif action.type is not None and isinstance(value, str):
+            value = action.type(value)
+        parser.set_defaults(**{dest: value})

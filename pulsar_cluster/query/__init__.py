@@ -1,0 +1,1 @@
+"""Query model: parsing of the native JSON query and formatting of results."""
