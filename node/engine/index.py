@@ -68,6 +68,33 @@ class SeriesIndex:
             found &= self._postings.get((database, m, k.encode(), v.encode()), set())
         return sorted(found)
 
+    # --- the view a tag predicate is resolved against (see pulsar_cluster.query) ---------------
+
+    def series_of_measurement(self, database: str, measurement: str) -> set[bytes]:
+        """Storage keys of every series of the measurement (a copy)."""
+        return set(self._by_measurement.get((database, measurement.encode()), ()))
+
+    def series_with_tag(self, database: str, measurement: str, key: str, value: str) -> set[bytes]:
+        """Storage keys of the measurement's series with tag key=value (a copy)."""
+        return set(
+            self._postings.get((database, measurement.encode(), key.encode(), value.encode()), ())
+        )
+
+    def tag_values(self, database: str, measurement: str, key: str) -> list[str]:
+        """Distinct values of one tag key in the measurement, sorted."""
+        m, k = measurement.encode(), key.encode()
+        return sorted(
+            v.decode()
+            for (db, mm, kk, v), keys in self._postings.items()
+            if db == database and mm == m and kk == k and keys
+        )
+
+    def tag_keys(self, database: str, measurement: str) -> list[str]:
+        m = measurement.encode()
+        return sorted(
+            {k.decode() for (db, mm, k, _) in self._postings if db == database and mm == m}
+        )
+
     def databases(self) -> list[str]:
         return sorted({db for db, _ in self._by_measurement})
 

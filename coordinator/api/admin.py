@@ -1,0 +1,29 @@
+"""Admin endpoints under /api/v1/admin."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Query, Request, Response
+
+from coordinator.state import ORJSONResponse, app_state
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
+
+
+@router.post("/flush", summary="Flush memtables to SSTables on every shard")
+async def admin_flush(request: Request, wait: bool = Query(True)) -> Response:
+    backend = app_state(request).backend
+    if not wait:
+        # Keep a reference so the task is not garbage-collected before it finishes.
+        request.app.state.pending_flush = asyncio.create_task(backend.flush())
+        return ORJSONResponse({"status": "started"})
+    await backend.flush()
+    return ORJSONResponse({"status": "done"})
+
+
+@router.get("/status", summary="Storage status")
+async def admin_status(request: Request) -> Response:
+    return ORJSONResponse(await app_state(request).backend.status())

@@ -1,0 +1,88 @@
+"""Write endpoints: native JSON, InfluxDB line protocol v1 and v2."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, Query, Request, Response
+
+from coordinator.body import read_body
+from coordinator.state import AppState, app_state
+from pulsar_cluster.batch import WriteBatch
+from pulsar_cluster.errors import BadRequestError
+from pulsar_cluster.jsonpoints import parse_json_points
+from pulsar_cluster.lineprotocol import parse_line_protocol
+
+__all__ = ["router", "ingest"]
+
+router = APIRouter(tags=["write"])
+
+
+async def parse_or_reject(
+    state: AppState, reason: str, func: Callable[..., WriteBatch], *args: Any
+) -> WriteBatch:
+    """Parse in a worker thread; count a rejection by `reason` when the body is bad."""
+    try:
+        return await asyncio.to_thread(func, *args)
+    except BadRequestError:
+        state.metrics.write_rejections.labels(reason).inc()
+        raise
+
+
+async def ingest(state: AppState, batch: WriteBatch, protocol: str, body_bytes: int) -> Response:
+    """Write a parsed batch (durably) and account for it; 204 on success."""
+    if batch:
+        await state.backend.write(batch)
+    metrics = state.metrics
+    metrics.bytes_received.labels(protocol).inc(body_bytes)
+    metrics.points_written.labels(protocol).inc(batch.point_count())
+    metrics.values_written.labels(protocol).inc(batch.value_count())
+    return Response(status_code=204)
+
+
+@router.post(
+    "/api/v1/write",
+    status_code=204,
+    summary='Write points as JSON (one point or {"points": [...]})',
+)
+async def write_json(request: Request, db: str | None = Query(None)) -> Response:
+    state = app_state(request)
+    body = await read_body(request, state.settings.max_body_bytes)
+    database = db or state.settings.default_database
+    batch = await parse_or_reject(state, "bad_json", parse_json_points, body, database)
+    return await ingest(state, batch, "json", len(body))
+
+
+async def write_lines(request: Request, db: str, precision: str) -> Response:
+    state = app_state(request)
+    body = await read_body(request, state.settings.max_body_bytes)
+    batch = await parse_or_reject(
+        state, "bad_line_protocol", parse_line_protocol, body, db, precision
+    )
+    return await ingest(state, batch, "line", len(body))
+
+
+@router.post("/write", status_code=204, summary="InfluxDB 1.x line protocol write")
+async def write_v1(
+    request: Request,
+    db: str = Query(..., description="database"),
+    precision: str = Query("ns", description="ns, u, ms, s, m, h"),
+    rp: str | None = Query(None, description="retention policy (accepted, not yet used)"),
+) -> Response:
+    return await write_lines(request, db, precision)
+
+
+@router.post(
+    "/api/v2/write", status_code=204, summary="InfluxDB 2.x line protocol write (bucket = database)"
+)
+async def write_v2(
+    request: Request,
+    bucket: str = Query(..., description="bucket: the database"),
+    org: str | None = Query(None, description="organisation (accepted, ignored)"),
+    precision: str = Query("ns", description="ns, us, ms, s"),
+) -> Response:
+    if not bucket:
+        raise BadRequestError("bucket must not be empty")
+    return await write_lines(request, bucket, precision)

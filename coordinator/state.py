@@ -1,0 +1,37 @@
+"""What the routes share, kept on `app.state`: the storage backend, settings and metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import orjson
+from fastapi import Request
+from fastapi.responses import JSONResponse
+
+from coordinator.metrics import CoordinatorMetrics
+from pulsar_cluster.nodeapi import StorageBackend
+
+__all__ = ["CoordinatorSettings", "AppState", "app_state", "ORJSONResponse"]
+
+
+@dataclass(slots=True)
+class CoordinatorSettings:
+    #: Largest accepted write body, after gunzip (InfluxDB's default max-body-size is 25 MB).
+    max_body_bytes: int = 25 * 1024 * 1024
+    default_database: str = "default"
+
+
+@dataclass(slots=True)
+class AppState:
+    backend: StorageBackend
+    settings: CoordinatorSettings
+    metrics: CoordinatorMetrics
+
+
+def app_state(request: Request) -> AppState:
+    return request.app.state.pulsar  # type: ignore[no-any-return]
+
+
+class ORJSONResponse(JSONResponse):
+    def render(self, content: object) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
