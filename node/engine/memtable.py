@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from node.engine.columns import merge_last_wins
-from pulsar_cluster.batch import Column, FieldType
+from pulsar_cluster.batch import Column, FieldType, numpy_dtype
 
 __all__ = ["Memtable"]
 
@@ -99,6 +99,8 @@ class Memtable:
         if buf is None:
             return None
         chunks = list(buf.chunks)
+        if not chunks:  # every point deleted
+            return buf.type, np.empty(0, np.int64), np.empty(0, numpy_dtype(buf.type))
         ts, values = merge_last_wins(chunks)
         return buf.type, ts, values
 
@@ -115,5 +117,7 @@ class Memtable:
             fields = self._series[skey]
             for name in sorted(fields):
                 buf = fields[name]
+                if not buf.chunks:
+                    continue
                 ts, values = merge_last_wins(list(buf.chunks))
                 yield skey, name, buf.type, ts, values
