@@ -295,6 +295,7 @@ class SSTable:
             self._load()
         except BaseException:
             os.close(self._fd)
+            self._fd = -1  # or __del__ would close a descriptor number someone else now owns
             raise
 
     def _corrupt(self, offset: int, cause: str) -> CorruptionError:
