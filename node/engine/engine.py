@@ -371,8 +371,10 @@ class Engine:
             )
 
     def _check_types(self, batch: WriteBatch) -> None:
+        prefix = batch.database.encode() + SEP
+        field_types = self._index.field_types
         for key, fields in batch.series.items():
-            known = self._index.field_types(storage_key(batch.database, key))
+            known = field_types(prefix + key)
             if not known:
                 continue
             for name, col in fields.items():
@@ -398,14 +400,16 @@ class Engine:
 
     def _insert(self, batch: WriteBatch, index: int) -> None:
         memtable = self._memtable
+        prefix = batch.database.encode() + SEP
+        add_series = self._index.add_series
         points = 0
         for key, fields in batch.series.items():
-            skey = storage_key(batch.database, key)
-            types = self._index.add_series(skey)
-            for name, col in fields.items():
-                types.setdefault(name, col.type)
-                memtable.insert(skey, name, col)
-                points += len(col)
+            skey = prefix + key
+            types = add_series(skey)
+            if len(types) < len(fields) or not types.keys() >= fields.keys():
+                for name, col in fields.items():
+                    types.setdefault(name, col.type)
+            points += memtable.insert_series(skey, fields)
         memtable.note_index(index)
         self.stats.points_written += points
 
