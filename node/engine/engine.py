@@ -20,16 +20,17 @@ WAL record, insert into the active memtable; then, outside the lock, `wal.sync` 
 The write is acknowledged only after sync returns.
 
 Flush: the active memtable becomes immutable and the WAL rotates under the lock; the tables
-(one per database and partition touched, all with the memtable's seq and the group's size in
-their meta) are written outside it; then they are published together, the manifest is saved,
-and WAL segments that held only flushed data are removed.
+(one per database and partition touched, all with the memtable's seq) are written outside it;
+then the manifest records the seq as flushed (the commit point of the flush), the tables are
+published together, and WAL segments that held only flushed data are removed.
 
 Open: debris (`*.tmp`) is removed; each table is loaded and checked (footer, meta and index
 checksums); a table that fails is moved to DIR/corrupt/ and reported in `status()` rather than
 refusing to start (its data may still be in the WAL or on other replicas; blocks are checked on
 every read anyway). Tables named in another table's `replaced` list are leftovers of a compaction
-and are deleted. A flush group with fewer tables than its `group_count` is a torn flush: its
-tables are deleted and the WAL (never trimmed before a group is complete) replays the data.
+and are deleted. Gen-0 tables with a seq above the manifest's `flushed_seq` are from a flush
+that did not reach its commit point: they are deleted and the WAL (never trimmed before that
+point) replays the data.
 Then the WAL is replayed from the highest index any table or the manifest covers.
 """
 
@@ -213,8 +214,8 @@ class Engine:
             except CorruptionError as exc:
                 self._quarantine(path, exc)
                 quarantined.append(parsed)
-        loaded = self._drop_superseded(loaded, quarantined)
-        max_seq = max((p[0] for p in quarantined), default=0)
+        loaded = self._drop_superseded(loaded)
+        max_seq = max([self._manifest.flushed_seq, *(p[0] for p in quarantined)])
         for table in loaded:
             self._tables.setdefault(table.partition, []).append(table)
             for skey in table.series_keys():
@@ -251,9 +252,7 @@ class Engine:
         self.stats.quarantined.append(target)
         log.error("sstable_quarantined", file=path, offset=exc.offset, cause=exc.cause)
 
-    def _drop_superseded(
-        self, loaded: list[SSTable], quarantined: list[tuple[int, int, str, int]]
-    ) -> list[SSTable]:
+    def _drop_superseded(self, loaded: list[SSTable]) -> list[SSTable]:
         """Delete compaction inputs that outlived their output, and tables of torn flushes."""
         replaced: set[tuple[str, int, int, int]] = set()  # (db tag, pstart, seq, gen)
         for t in loaded:
@@ -266,29 +265,12 @@ class Engine:
                 self._remove_table_file(t, "compaction input left by a crash removed")
             else:
                 keep.append(t)
-        # Flush groups: every gen-0 table of a seq, present, quarantined or compacted away.
-        members: dict[int, set[tuple[str, int]]] = {}
-        for t in keep:
-            if t.meta.gen == 0:
-                members.setdefault(t.meta.seq, set()).add(
-                    (database_tag(t.database), t.meta.partition_start)
-                )
-        for seq, gen, tag, pstart in quarantined:
-            if gen == 0:
-                members.setdefault(seq, set()).add((tag, pstart))
-        for tag, pstart, seq, gen in replaced:
-            if gen == 0 and seq in members:
-                members[seq].add((tag, pstart))
-        torn = {
-            t.meta.seq
-            for t in keep
-            if t.meta.gen == 0 and len(members[t.meta.seq]) < t.meta.group_count
-        }
-        if not torn:
-            return keep
+        # A flush is complete once the manifest records its seq (written after every table of
+        # the flush is renamed, before the tables are published or the WAL is trimmed). Tables
+        # of a later seq are from a flush that crashed: the WAL still holds their data.
         out = []
         for t in keep:
-            if t.meta.gen == 0 and t.meta.seq in torn:
+            if t.meta.gen == 0 and t.meta.seq > self._manifest.flushed_seq:
                 self._remove_table_file(t, "table of an unfinished flush removed (WAL replays it)")
             else:
                 out.append(t)
@@ -466,10 +448,9 @@ class Engine:
     def _persist_manifest(self) -> None:
         with self._manifest_lock:
             with self._lock:
+                m = self._manifest
                 data = Manifest(
-                    self._manifest.applied_index,
-                    self._manifest.next_tombstone_id,
-                    list(self._manifest.tombstones),
+                    m.applied_index, m.next_tombstone_id, list(m.tombstones), m.flushed_seq
                 )
             write_manifest(self._fs, self._manifest_path, data)
 
@@ -504,18 +485,19 @@ class Engine:
         for memtable in pending:
             tables = self._write_memtable(memtable)
             with self._lock:
-                for table in tables:
-                    self._tables.setdefault(table.partition, []).append(table)
-                self._immutables.remove(memtable)
+                self._manifest.flushed_seq = max(self._manifest.flushed_seq, memtable.seq)
                 if not tables:
                     # Nothing to write (deletes only): the manifest records the index instead.
                     self._manifest.applied_index = max(
                         self._manifest.applied_index, memtable.max_index
                     )
+            self._persist_manifest()  # the commit point of this memtable's flush
+            with self._lock:
+                for table in tables:
+                    self._tables.setdefault(table.partition, []).append(table)
+                self._immutables.remove(memtable)
                 self._rebuild_view()
             written += len(tables)
-        if pending:
-            self._persist_manifest()
         if keep_from is not None and not self._immutables:
             self._wal.remove_segments_before(keep_from)
         self.flush_wanted.clear()
@@ -829,6 +811,7 @@ class Engine:
                     last,
                     self._manifest.next_tombstone_id,
                     [t for t in self._manifest.tombstones if t.index <= last],
+                    self._manifest.flushed_seq,
                 )
             names = []
             size = 0

@@ -101,6 +101,9 @@ class WriteAheadLog:
         self._fs = fs
         fs.makedirs(directory)
         self._lock = threading.Lock()
+        # Held during an fsync and while a segment is closed: closing a file while another
+        # thread fsyncs its descriptor could make that fsync fail (EBADF) or hit a reused fd.
+        self._fsync_lock = threading.Lock()
         self._synced_cond = threading.Condition(threading.Lock())
         self._written = 0  # bytes appended since open, over all segments: the ticket space
         self._synced = 0
@@ -126,8 +129,9 @@ class WriteAheadLog:
 
     def _start_segment(self, seq: int) -> None:
         if self._file is not None:
-            self._fs.fsync(self._file)
-            self._file.close()
+            with self._fsync_lock:
+                self._fs.fsync(self._file)
+                self._file.close()
         path = self.segment_path(seq)
         self._file = self._fs.open_append(path)
         self._file.write(FILE_HEADER.pack(SEGMENT_MAGIC, SEGMENT_VERSION, 0))
@@ -223,7 +227,8 @@ class WriteAheadLog:
         if f is None:
             return target
         try:
-            self._fs.fsync(f)
+            with self._fsync_lock:
+                self._fs.fsync(f)
         except ValueError:
             # The segment was closed by a rotation while we were about to sync it. Rotation
             # fsyncs a segment before closing it, so every byte up to `target` is durable.
@@ -237,7 +242,7 @@ class WriteAheadLog:
         return target
 
     def close(self) -> None:
-        with self._lock:
+        with self._lock, self._fsync_lock:
             if self._file is not None:
                 try:
                     self._fs.fsync(self._file)

@@ -31,7 +31,9 @@ def test_concurrent_writes_reads_flushes_compactions_and_snapshot(tmp_path):
     def writer(host: str) -> None:
         try:
             for i in range(n_batches):
-                engine.apply(batch_of([(host, "f", i * 2, float(i * 2)), (host, "f", i * 2 + 1, -1.0)]))
+                engine.apply(
+                    batch_of([(host, "f", i * 2, float(i * 2)), (host, "f", i * 2 + 1, -1.0)])
+                )
                 engine.apply(batch_of([(host, "f", i * 2 + 1, float(i * 2 + 1))]))  # overwrite
         except BaseException as exc:
             errors.append(exc)
@@ -41,7 +43,7 @@ def test_concurrent_writes_reads_flushes_compactions_and_snapshot(tmp_path):
             seen = {"a": 0, "b": 0}
             deadline = time.monotonic() + 60
             while not stop.is_set() and time.monotonic() < deadline:
-                for host in seen:
+                for host, before in list(seen.items()):
                     data = engine.read_field(skey(host), "f", 0, 10**9)
                     if data is None:
                         continue
@@ -50,7 +52,7 @@ def test_concurrent_writes_reads_flushes_compactions_and_snapshot(tmp_path):
                     # Every point ever returned is either the final value or the pending -1.
                     ok = (data.values == ts.astype(float)) | (data.values == -1.0)
                     assert bool(ok.all())
-                    assert len(ts) >= seen[host]  # never loses points it once showed
+                    assert len(ts) >= before  # never loses points it once showed
                     seen[host] = len(ts)
         except BaseException as exc:
             errors.append(exc)
