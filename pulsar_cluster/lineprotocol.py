@@ -267,8 +267,43 @@ def _unescape_string(text: bytes) -> str:
     return out.decode()
 
 
-def _split_sections(line: bytes) -> tuple[bytes, bytes, bytes]:
-    """Cut a line into head, fields and timestamp, honouring escapes and quotes."""
+def _scan_fields(line: bytes, start: int) -> tuple[list[bytes], int]:
+    """Split the field section starting at `start` into `key=value` items.
+
+    Returns the items and the index of the space that ends the section (or len(line)). A double
+    quote opens a string only as the first byte of a value; inside it, a backslash escapes the
+    next byte. Outside strings a backslash escapes the next byte too.
+    """
+    items: list[bytes] = []
+    n = len(line)
+    i = item_start = start
+    value_start = -1  # index just after the item's '=' once seen
+    while i < n:
+        c = line[i]
+        if c == 0x5C:  # backslash
+            i += 2
+            continue
+        if c == 0x3D and value_start < 0:  # '=': the value begins
+            value_start = i + 1
+        elif c == 0x22 and i == value_start:  # '"' opening a string value
+            i += 1
+            while i < n and line[i] != 0x22:
+                i += 2 if line[i] == 0x5C else 1
+            if i >= n:
+                raise ValueError("unterminated string field value")
+        elif c == 0x2C:  # ',' between fields
+            items.append(line[item_start:i])
+            item_start = i + 1
+            value_start = -1
+        elif c == 0x20:  # ' ' ends the section
+            break
+        i += 1
+    items.append(line[item_start:i])
+    return items, i
+
+
+def _split_sections(line: bytes) -> tuple[bytes, list[bytes], bytes]:
+    """Cut a line into head, field items and timestamp, honouring escapes and quotes."""
     n = len(line)
     i = 0
     while i < n and line[i] != 0x20:
@@ -276,55 +311,17 @@ def _split_sections(line: bytes) -> tuple[bytes, bytes, bytes]:
     head = line[:i]
     if i >= n:
         raise ValueError("missing fields")
-    i += 1
-    start = i
-    in_quotes = False
-    while i < n:
-        c = line[i]
-        if c == 0x5C and in_quotes:
-            i += 2
-            continue
-        if c == 0x5C and not in_quotes:
-            i += 2
-            continue
-        if c == 0x22:
-            in_quotes = not in_quotes
-        elif c == 0x20 and not in_quotes:
-            break
-        i += 1
-    if in_quotes:
-        raise ValueError("unterminated string field value")
-    fields = line[start:i]
-    rest = line[i + 1 :].strip(b" ") if i < n else b""
+    items, end = _scan_fields(line, i + 1)
+    rest = line[end + 1 :].strip(b" ") if end < n else b""
     if b" " in rest:
         raise ValueError("too many space-separated parts (unescaped space?)")
-    return head, fields, rest
-
-
-def _split_fields(fields: bytes) -> list[bytes]:
-    out: list[bytes] = []
-    start = i = 0
-    n = len(fields)
-    in_quotes = False
-    while i < n:
-        c = fields[i]
-        if c == 0x5C:
-            i += 2
-            continue
-        if c == 0x22:
-            in_quotes = not in_quotes
-        elif c == 0x2C and not in_quotes:
-            out.append(fields[start:i])
-            start = i + 1
-        i += 1
-    out.append(fields[start:])
-    return out
+    return head, items, rest
 
 
 def _parse_line_slow(
     line: bytes, multiplier: int, default_ts: int
 ) -> tuple[bytes, dict[str, tuple[FieldType, object]], int]:
-    head, field_part, ts_part = _split_sections(line)
+    head, field_items, ts_part = _split_sections(line)
     head_parts = _split_unescaped(head, 0x2C)
     measurement = _unescape(head_parts[0])
     if not measurement:
@@ -338,10 +335,10 @@ def _parse_line_slow(
         _check_tag(k, b"=", v, pairs)
         pairs[k] = v
     key = _checked_key([measurement, *_sorted_pairs(pairs)])
-    if not field_part:
+    if field_items == [b""]:
         raise ValueError("missing fields")
     fields: dict[str, tuple[FieldType, object]] = {}
-    for item in _split_fields(field_part):
+    for item in field_items:
         kv = _split_unescaped(item, 0x3D)
         if len(kv) < 2 or not kv[0]:
             raise ValueError(f"invalid field '{item.decode(errors='replace')}'")
