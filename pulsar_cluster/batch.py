@@ -125,7 +125,7 @@ class WriteBatch:
     is then ignored by every consumer (see `table_if_current`).
     """
 
-    __slots__ = ("_series", "database", "table")
+    __slots__ = ("_series", "database", "encoded", "table")
 
     def __init__(
         self,
@@ -137,6 +137,9 @@ class WriteBatch:
         self.database = database
         self.table = table
         self._series = series if series is not None or table is not None else {}
+        #: The batch's wire encoding when it was decoded from one (pulsar_cluster.batchcodec),
+        #: reused by encode_batch while the table is current.
+        self.encoded: bytes | None = None
 
     @property
     def series(self) -> dict[bytes, dict[str, Column]]:
@@ -149,6 +152,7 @@ class WriteBatch:
     def series(self, value: dict[bytes, dict[str, Column]]) -> None:
         self._series = value
         self.table = None
+        self.encoded = None
 
     def table_if_current(self) -> SeriesTable | None:
         """The table, if `series` was never materialised (so it cannot have been mutated)."""
