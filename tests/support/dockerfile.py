@@ -13,7 +13,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Instruction", "Stage", "parse_dockerfile", "image_process"]
+__all__ = ["Instruction", "Stage", "parse_dockerfile", "entrypoint_process", "image_process"]
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -90,23 +90,20 @@ def parse_dockerfile(path: Path = ROOT / "Dockerfile") -> list[Stage]:
     return stages
 
 
-def image_process(
+def entrypoint_process(
     stage: Stage, replace: dict[str, str], extra_env: dict[str, str] | None = None
 ) -> tuple[list[str], dict[str, str]]:
-    """ENTRYPOINT + CMD of the final stage as argv for this machine, and the image's ENV.
+    """ENTRYPOINT of the final stage as argv for this machine, and the image's ENV.
 
     `pulsar` becomes the venv's console script; a leading tini (`/usr/bin/tini --`) is kept only
-    when tini is installed here; every argument equal to a key of `replace` is replaced (e.g. the
-    data volume by a temp dir, 0.0.0.0 by 127.0.0.1: tests bind loopback only).
+    when tini is installed here. ENV values equal to a key of `replace` are replaced.
     """
     from tests.support.processes import pulsar_command
 
     entry = stage.last("ENTRYPOINT")
-    cmd = stage.last("CMD")
-    assert entry is not None and cmd is not None
+    assert entry is not None
     entrypoint = entry.exec_form()
-    command = cmd.exec_form()
-    assert entrypoint is not None and command is not None, "ENTRYPOINT and CMD in exec form"
+    assert entrypoint is not None, "ENTRYPOINT in exec form"
     argv: list[str] = []
     rest = list(entrypoint)
     if rest[:2] == ["/usr/bin/tini", "--"]:
@@ -115,7 +112,20 @@ def image_process(
         rest = rest[2:]
     assert rest == ["pulsar"], f"unexpected ENTRYPOINT {entrypoint}"
     argv += pulsar_command()
-    argv += [replace.get(arg, arg) for arg in command]
     env = {k: replace.get(v, v) for k, v in stage.env().items() if k != "PATH"}
     env.update(extra_env or {})
     return argv, env
+
+
+def image_process(
+    stage: Stage, replace: dict[str, str], extra_env: dict[str, str] | None = None
+) -> tuple[list[str], dict[str, str]]:
+    """ENTRYPOINT + CMD of the final stage (see entrypoint_process); every CMD argument equal to
+    a key of `replace` is replaced (e.g. the data volume by a temp dir, 0.0.0.0 by 127.0.0.1:
+    tests bind loopback only)."""
+    argv, env = entrypoint_process(stage, replace, extra_env)
+    cmd = stage.last("CMD")
+    assert cmd is not None
+    command = cmd.exec_form()
+    assert command is not None, "CMD in exec form"
+    return argv + [replace.get(arg, arg) for arg in command], env
