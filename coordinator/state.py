@@ -19,6 +19,8 @@ class CoordinatorSettings:
     #: Largest accepted write body, after gunzip (InfluxDB's default max-body-size is 25 MB).
     max_body_bytes: int = 25 * 1024 * 1024
     default_database: str = "default"
+    #: Bearer token for /api/v1/admin/*; None: loopback clients only (coordinator/auth.py)
+    admin_token: str | None = None
 
 
 @dataclass(slots=True)
