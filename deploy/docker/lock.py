@@ -31,19 +31,17 @@ def _key(name: str) -> str:
 def runtime_closure(root: str = "pulsardb") -> dict[str, str]:
     """{normalised name: installed version} of everything `root` needs at run time (no extras)."""
     found: dict[str, str] = {}
-    stack = [
-        Requirement(r).name
-        for r in md.distribution(root).requires or []
-        if Requirement(r).marker is None or Requirement(r).marker.evaluate({"extra": ""})
-    ]
+    stack = [root]
     while stack:
         name = stack.pop()
         if _key(name) in found:
             continue
         dist = md.distribution(name)
-        found[_key(name)] = dist.version
+        if name != root:
+            found[_key(name)] = dist.version
         for text in dist.requires or []:
             req = Requirement(text)
+            # no extras: the image installs plain `pulsardb` (dev tools stay out)
             if req.marker is None or req.marker.evaluate({"extra": ""}):
                 stack.append(req.name)
     return dict(sorted(found.items()))
