@@ -64,6 +64,7 @@ class LineProtocolError(BadRequestError):
         super().__init__(text, line=line_number)
         self.line_number = line_number
         self.reason = reason
+        self.line_text = line  # the offending line, for InfluxDB-shaped error messages
 
 
 class FieldTypeConflictError(BadRequestError):
