@@ -140,8 +140,10 @@ def parse_line_protocol(
                 raise ValueError("missing fields")
             for item in field_part.split(b","):
                 name_b, eq, value_b = item.partition(b"=")
-                if not eq or not name_b:
-                    raise ValueError(f"invalid field format '{item.decode(errors='replace')}'")
+                if not name_b:
+                    raise ValueError("missing field key")
+                if not eq:
+                    raise ValueError(f"missing field value for '{name_b.decode(errors='replace')}'")
                 name = name_cache.get(name_b)
                 if name is None:
                     name = name_cache[name_b] = _field_name(name_b)
@@ -160,7 +162,7 @@ def _parse_timestamp(text: bytes, multiplier: int) -> int:
         raise ValueError(f"bad timestamp '{text.decode(errors='replace')}'")
     ts = int(text) * multiplier
     if not _INT64_MIN < ts <= _INT64_MAX:
-        raise ValueError("bad timestamp: out of the int64 nanosecond range")
+        raise ValueError("bad timestamp: out of range of int64 nanoseconds")
     return ts
 
 
@@ -211,7 +213,7 @@ def _parse_value(v: bytes) -> tuple[FieldType, object]:
     except ValueError:
         raise ValueError(f"invalid number '{v.decode(errors='replace')}'") from None
     if not math.isfinite(f):
-        raise ValueError(f"invalid number '{v.decode()}': not finite")
+        raise ValueError(f"invalid number '{v.decode()}': out of range")
     return FieldType.FLOAT, f
 
 
@@ -373,14 +375,12 @@ def _parse_line_slow(
     fields: dict[str, tuple[FieldType, object]] = {}
     while True:
         key_end = _end_of_name(line, i, b"=, ")
+        if key_end == i:
+            raise ValueError("missing field key" if fields or key_end < n else "missing fields")
         if key_end >= n or line[key_end] != 0x3D:
-            if key_end == i:
-                raise ValueError("missing fields")
             raise ValueError(
                 f"missing field value for '{line[i:key_end].decode(errors='replace')}'"
             )
-        if key_end == i:
-            raise ValueError("missing field key")
         name = _field_name(_unescape(line[i:key_end]))
         j = key_end + 1
         if j < n and line[j] == 0x22:  # '"': a string value, up to its unescaped closing quote
