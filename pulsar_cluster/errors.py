@@ -4,7 +4,8 @@
     ├── BadRequestError            400  input that can never succeed as sent
     │   ├── LineProtocolError      400  carries the 1-based line number
     │   ├── FieldTypeConflictError 400  names series and field
-    │   └── QueryError             400  a query that cannot be parsed or planned
+    │   ├── QueryError             400  a query that cannot be parsed or planned
+    │   └── UnsupportedMediaTypeError 415  a Content-Type or Content-Encoding we do not speak
     ├── LimitExceededError         413/422  a configured bound (body size, cardinality, scan)
     ├── NotFoundError              404
     ├── OverloadedError            429/503 with Retry-After: back off and retry
@@ -25,6 +26,7 @@ __all__ = [
     "LineProtocolError",
     "FieldTypeConflictError",
     "QueryError",
+    "UnsupportedMediaTypeError",
     "LimitExceededError",
     "NotFoundError",
     "OverloadedError",
@@ -81,6 +83,10 @@ class FieldTypeConflictError(BadRequestError):
 
 class QueryError(BadRequestError):
     pass
+
+
+class UnsupportedMediaTypeError(BadRequestError):
+    status_code = 415
 
 
 class LimitExceededError(PulsarError):
