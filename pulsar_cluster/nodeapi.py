@@ -40,8 +40,8 @@ class TagMatcher:
     """A Prometheus label matcher on one tag: `=`, `!=`, `=~`, `!~`.
 
     Prometheus semantics: a missing tag reads as the empty string, and a regex must match the
-    whole value (it is anchored as `^(?:re)$`). `name` "__name__" is not special here: the
-    measurement is chosen by the caller.
+    whole value (anchored, as Prometheus's `^(?s:re)$`: `.` matches a newline too). `name`
+    "__name__" is not special here: the measurement is chosen by the caller.
     """
 
     name: str
@@ -49,9 +49,9 @@ class TagMatcher:
     value: str
 
     def compiled(self) -> re.Pattern[str] | None:
-        """The anchored regex (for =~ and !~); re.error if it does not compile."""
+        """The regex (for =~ and !~), used with fullmatch; re.error if it does not compile."""
         if self.op in ("=~", "!~"):
-            return re.compile(f"^(?:{self.value})$", re.DOTALL)
+            return re.compile(f"(?:{self.value})", re.DOTALL)
         return None
 
     def matches(self, tags: dict[str, str], pattern: re.Pattern[str] | None = None) -> bool:
@@ -61,7 +61,7 @@ class TagMatcher:
         if self.op == "!=":
             return got != self.value
         rx = pattern if pattern is not None else self.compiled()
-        found = rx is not None and rx.match(got) is not None
+        found = rx is not None and rx.fullmatch(got) is not None
         return found if self.op == "=~" else not found
 
 
