@@ -146,9 +146,10 @@ def parse_line_protocol(
                     raise ValueError("missing fields")
                 else:
                     raise ValueError("too many space-separated parts (unescaped space?)")
-            key = head_cache.get(head)
-            if key is None:
-                key = head_cache[head] = _canonical_head_fast(head)
+            cached_key = head_cache.get(head)
+            if cached_key is None:
+                cached_key = head_cache[head] = _canonical_head_fast(head)
+            key = cached_key
             if not field_part:
                 raise ValueError("missing fields")
             for item in field_part.split(b","):
@@ -157,9 +158,10 @@ def parse_line_protocol(
                     raise ValueError("missing field key")
                 if not eq:
                     raise ValueError(f"missing field value for '{name_b.decode(errors='replace')}'")
-                name = name_cache.get(name_b)
-                if name is None:
-                    name = name_cache[name_b] = _field_name(name_b)
+                cached_name = name_cache.get(name_b)
+                if cached_name is None:
+                    cached_name = name_cache[name_b] = _field_name(name_b)
+                name = cached_name
                 ftype, value = _parse_value(value_b)
                 add(key, name, ftype, ts, value)
         except TypeConflictError as exc:

@@ -108,7 +108,8 @@ async def prom_write(
 
 def _split_matchers(query: remote_pb2.Query) -> tuple[list[TagMatcher], list[TagMatcher]]:
     """(matchers on __name__, matchers on tags)."""
-    names, tags = [], []
+    names: list[TagMatcher] = []
+    tags: list[TagMatcher] = []
     for m in query.matchers:
         op = _OPS.get(m.type)
         if op is None:

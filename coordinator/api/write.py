@@ -220,10 +220,3 @@ async def write_v2(
         if isinstance(exc, OverloadedError):
             app_state(request).metrics.write_rejections.labels("overloaded").inc()
         return v2_error(exc)
-
-
-# The Prometheus write/read routes live in their own module; they are mounted through this router
-# so that the app's list of routers (coordinator/app.py) stays as it is.
-from coordinator.api import prometheus as _prometheus  # noqa: E402
-
-router.include_router(_prometheus.router)
