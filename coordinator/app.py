@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 
-from coordinator.api import admin, ops, query, write
+from coordinator.api import admin, influxql, ops, query, write
 from coordinator.metrics import CoordinatorMetrics, MetricsMiddleware
 from coordinator.state import AppState, CoordinatorSettings, ORJSONResponse
 from pulsar_cluster import __version__
@@ -53,6 +53,6 @@ def create_app(backend: StorageBackend, settings: CoordinatorSettings | None = N
             state.metrics.write_rejections.labels("overloaded").inc()
         return ORJSONResponse(exc.to_dict(), status_code=exc.status_code, headers=headers)
 
-    for module in (write, query, ops, admin):
+    for module in (write, query, influxql, ops, admin):
         app.include_router(module.router)
     return app

@@ -11,8 +11,11 @@ from typing import Any
 
 from node.background import BackgroundWorker
 from node.engine.engine import Engine, EngineOptions
+from node.query import EngineSource, execute_partial
 from pulsar_cluster.batch import Column, WriteBatch
 from pulsar_cluster.nodeapi import ScanRequest, SeriesData
+from pulsar_cluster.query.partial import Partial
+from pulsar_cluster.query.plan import Plan
 
 __all__ = ["LocalNode"]
 
@@ -42,6 +45,12 @@ class LocalNode:
             columns = {n: Column(d.type, d.timestamps, d.values) for n, d in fields.items()}
             out.append(SeriesData(key, columns))
         return out
+
+    async def query(self, plan: Plan) -> Partial:
+        return await asyncio.to_thread(self._query, plan)
+
+    def _query(self, plan: Plan) -> Partial:
+        return execute_partial(plan, EngineSource(self.engine))
 
     async def databases(self) -> list[str]:
         return self.engine.databases()

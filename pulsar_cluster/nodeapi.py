@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pulsar_cluster.batch import Column, WriteBatch
+from pulsar_cluster.query.partial import Partial
+from pulsar_cluster.query.plan import Plan
 
 __all__ = ["ScanRequest", "SeriesData", "StorageBackend"]
 
@@ -44,6 +46,16 @@ class StorageBackend(Protocol):
     async def write(self, batch: WriteBatch) -> None: ...
 
     async def scan(self, request: ScanRequest) -> list[SeriesData]: ...
+
+    async def query(self, plan: Plan) -> Partial:
+        """The partial result of `plan` over every shard this backend covers, merged.
+
+        A distributed backend sends `encode_plan(plan)` to one replica of each shard that can
+        hold matching series (pulsar_cluster.query.partial, docs/format/partials.md) and merges
+        the decoded partials with `merge(plan, partials)`. Raises QueryError for a plan that
+        cannot run, LimitExceededError when the plan's limits are exceeded.
+        """
+        ...
 
     async def databases(self) -> list[str]: ...
 
