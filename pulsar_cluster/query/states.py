@@ -102,7 +102,7 @@ def _take(state: State, idx: np.ndarray) -> State:
 
 
 def concat_states(states: Sequence[State]) -> State:
-    states = [s for s in states if len(s["w"])]
+    states = [s for s in states if len(s.get("w", ()))]
     if not states:
         return {}
     if len(states) == 1:
@@ -447,7 +447,7 @@ def _top_reduce(bottom: bool) -> Callable[[State, tuple[Any, ...]], State]:
 def _top_final(s: State, fn: str, a: tuple[Any, ...]) -> Rows:
     if not len(s.get("w", ())):
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), []
-    order = np.lexsort((s["t"], s["w"]))  # InfluxDB lists the chosen points by time
+    order = np.lexsort((_ranks(s["v"]), s["t"], s["w"]))  # InfluxDB lists them by time
     return s["w"][order], s["t"][order], s["v"][order].tolist()
 
 
@@ -464,7 +464,9 @@ BOTTOM = StateKind("bottom", ("w", "t", "v"), _top_lift, _top_reduce(True), _top
 def _points_reduce(s: State, _: tuple[Any, ...]) -> State:
     if not len(s.get("w", ())):
         return s
-    return _take(s, np.lexsort((s["t"], s["w"])))
+    # by time, and points at the same time (from different series) by value, so the order never
+    # depends on how the points were split between shards
+    return _take(s, np.lexsort((_ranks(s["v"]), s["t"], s["w"])))
 
 
 def _integral_final(s: State, fn: str, a: tuple[Any, ...]) -> Rows:
