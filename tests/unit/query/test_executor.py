@@ -43,7 +43,7 @@ TAG_LEAF = st.one_of(
               st.sampled_from([*HOSTS, "eu", "us", ""])).map(lambda t: ["cmp", *t]),
     st.tuples(st.sampled_from(["host", "region"]), st.sampled_from(["=~", "!~"]),
               st.sampled_from(["^h[01]$", "u", "^$", "."])).map(lambda t: ["cmp", *t]),
-    st.tuples(st.sampled_from(["host", "region"]), st.lists(st.sampled_from(HOSTS + ["eu"]),
+    st.tuples(st.sampled_from(["host", "region"]), st.lists(st.sampled_from([*HOSTS, "eu"]),
               max_size=3)).map(lambda t: ["in", *t]),
 )  # fmt: skip
 TAG_EXPR = st.recursive(
@@ -112,7 +112,7 @@ SPECS = st.one_of(
                 "distinct",
                 "top",
             ]
-        ),  # fmt: skip
+        ),
         st.sampled_from([0, 10, 25]),
         st.one_of(st.none(), st.just(("host",)), st.just(("region", "host"))),
     ),

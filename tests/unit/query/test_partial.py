@@ -81,7 +81,7 @@ ARRAYS = st.one_of(
         lambda v: np.array(v, dtype=np.int64)
     ),
     st.lists(st.booleans(), max_size=20).map(lambda v: np.array(v, dtype=bool)),
-    st.lists(TEXT, max_size=20).map(lambda v: np.array(v + ["x"], dtype=object)[:-1]),
+    st.lists(TEXT, max_size=20).map(lambda v: np.array([*v, "x"], dtype=object)[:-1]),
 )
 GROUP = st.lists(st.tuples(TEXT, TEXT), max_size=3).map(tuple)
 
@@ -126,9 +126,9 @@ def test_bad_array_and_plan_are_query_errors() -> None:
     )
     with pytest.raises(QueryError, match="malformed partial"):
         decode_partial(bad_array)
-    with pytest.raises(QueryError, match="malformed (query )?plan"):
+    with pytest.raises(QueryError, match=r"malformed (query )?plan"):
         decode_plan(b"PQPL\x01" + msgpack.packb({"kind": "select"}))
-    with pytest.raises(QueryError, match="malformed (query )?plan"):
+    with pytest.raises(QueryError, match=r"malformed (query )?plan"):
         decode_plan(b"PQPA\x01\x80")
 
 
