@@ -65,7 +65,7 @@ def _regex_allowed(prev: Token | None, in_from: bool) -> bool:
         return False
     if prev.kind == "OP" and prev.value in ("=~", "!~"):
         return True
-    if prev.is_kw("FROM", "MEASUREMENT"):
+    if prev.is_kw("FROM", "MEASUREMENT", "BY"):
         return True
     return in_from and prev.kind == "OP" and prev.value == ","
 

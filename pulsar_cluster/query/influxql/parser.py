@@ -31,6 +31,12 @@ from pulsar_cluster.timeutil import parse_duration
 __all__ = ["parse_query", "parse_expression"]
 
 _COMPARISONS = ("=", "!=", "<>", "<", "<=", ">", ">=", "=~", "!~")
+#: Keywords that cannot be bare identifiers (quote them: "from").
+_RESERVED = {
+    "ALL", "ALTER", "AND", "AS", "ASC", "BY", "CREATE", "DELETE", "DESC", "DROP", "FILL",
+    "FROM", "GRANT", "GROUP", "IN", "INTO", "LIMIT", "OFFSET", "ON", "OR", "ORDER", "REVOKE",
+    "SELECT", "SHOW", "SLIMIT", "SOFFSET", "WHERE", "WITH",
+}  # fmt: skip
 
 
 class _Parser:
@@ -439,6 +445,8 @@ class _Parser:
         if tok.kind == "IDENT" and tok.value.lower() in ("true", "false"):
             self.advance()
             return Literal(tok.value.lower() == "true")
+        if tok.kind == "IDENT" and tok.value.upper() in _RESERVED:
+            raise self.error("identifier, string, number, bool")
         if tok.kind in ("IDENT", "QIDENT"):
             self.advance()
             if tok.kind == "IDENT" and self.tok.kind == "OP" and self.tok.value == "(":
