@@ -179,11 +179,29 @@ class WriteAheadLog:
                 raise StorageError("write-ahead log is not open")
             if self._segment_size >= self.segment_bytes:
                 self._start_segment(self._segment_seq + 1)
-            self._file.write(header + payload)
+            try:
+                written = self._file.write(header + payload)
+                if written != len(header) + len(payload):
+                    raise OSError(f"short write ({written} bytes)")
+            except OSError as exc:
+                self._undo_partial_write(exc)
+                raise StorageError(f"write-ahead log append failed: {exc}") from exc
             size = len(header) + len(payload)
             self._segment_size += size
             self._written += size
             return self._written
+
+    def _undo_partial_write(self, exc: OSError) -> None:
+        """Cut a record that was partly written (disk full): the log stays usable.
+
+        If the cut itself fails, the log is marked failed: appending after garbage would be
+        recovered (recovery resynchronises), but we cannot promise what is on disk any more.
+        """
+        try:
+            self._fs.truncate(self.segment_path(self._segment_seq), self._segment_size)
+        except OSError as cut_exc:
+            self._failed = cut_exc
+            raise StorageError(f"write-ahead log failed: {exc}; then: {cut_exc}") from exc
 
     def sync(self, ticket: int) -> None:
         """Return once every byte up to `ticket` is durable (policy `always`).
