@@ -4,8 +4,8 @@ Usage: python engine_crash_child.py DIR FIRST_BATCH
 
 Runs the engine with fsync=always, tiny memtables and an aggressive compaction policy, with the
 real background worker, so that a SIGKILL from the parent lands during writes, flushes and
-compactions. After `apply` returns for batch i it writes "i\\n" to stdout (unbuffered): from
-then on batch i is acknowledged and must survive.
+compactions. Operation i is a write batch, or every 15th a delete. After it returns, the child
+writes "i\\n" to stdout (unbuffered): from then on operation i is acknowledged and must survive.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sys
 import numpy as np
 
 from node.background import BackgroundWorker
-from node.engine.engine import Engine, EngineOptions
+from node.engine.engine import DeleteRequest, Engine, EngineOptions
 from pulsar_cluster.batch import Column, FieldType, WriteBatch
 from pulsar_cluster.series import make_series_key
 
@@ -46,6 +46,16 @@ def batch_points(i: int) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     return out
 
 
+def delete_of(i: int) -> DeleteRequest | None:
+    """Every 15th operation is a delete of one host's time range instead of a batch."""
+    if i % 15 != 14:
+        return None
+    rng = np.random.default_rng(10**6 + i)
+    start = int(rng.integers(0, TS_RANGE))
+    host = str(int(rng.integers(0, HOSTS)))
+    return DeleteRequest("db", "m", start, start + int(rng.integers(1, 150)), {"host": host})
+
+
 def make_batch(i: int) -> WriteBatch:
     batch = WriteBatch("db")
     for h, (ts, values) in batch_points(i).items():
@@ -61,7 +71,11 @@ def main() -> None:
     worker.start()
     i = first
     while True:  # ends by SIGKILL from the parent (which bounds it in time)
-        engine.apply(make_batch(i))
+        delete = delete_of(i)
+        if delete is not None:
+            engine.delete(delete)
+        else:
+            engine.apply(make_batch(i))
         os.write(1, f"{i}\n".encode())
         i += 1
 
