@@ -748,11 +748,18 @@ class Engine:
 
     @property
     def index(self) -> SeriesIndex:
-        """The series index (series_of_measurement, series_with_tag, tag_values, tag_keys).
-
-        Its view methods return copies; call them under no lock of yours (they are cheap).
-        """
+        """The series index itself. Not thread-safe: call its methods under the engine's lock,
+        or use the locked wrappers below (series_of_measurement, series_with_tag, tag_keys,
+        tag_values), which return copies."""
         return self._index
+
+    def series_of_measurement(self, database: str, measurement: str) -> set[bytes]:
+        with self._lock:
+            return self._index.series_of_measurement(database, measurement)
+
+    def series_with_tag(self, database: str, measurement: str, key: str, value: str) -> set[bytes]:
+        with self._lock:
+            return self._index.series_with_tag(database, measurement, key, value)
 
     def tag_keys(self, database: str, measurement: str) -> list[str]:
         with self._lock:

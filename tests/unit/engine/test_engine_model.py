@@ -1,12 +1,14 @@
 """The engine against a naive reference model (a dict) over random operation sequences.
 
 Operations: writes (overwrites, out-of-order and in-batch duplicates included), flushes,
-background and full compactions, deletes by tag and time range, and reopen (with or without a
-flush: the WAL replay path). After every operation the engine must return exactly the model.
+background and full compactions, deletes by tag and time range, reopen (with or without a
+flush: the WAL replay path), and snapshot + restore of the engine from it. After every
+operation the engine must return exactly the model.
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
 
 from hypothesis import HealthCheck, given, settings
@@ -24,6 +26,7 @@ op_st = st.one_of(
     st.tuples(st.just("compact"), st.booleans()),
     st.tuples(st.just("delete"), st.sampled_from([None, *HOSTS]), ts_st, st.integers(1, 60)),
     st.tuples(st.just("reopen"), st.booleans()),
+    st.tuples(st.just("snapshot_restore")),
 )
 
 
@@ -41,7 +44,8 @@ def _opts() -> EngineOptions:
 @given(ops=st.lists(op_st, max_size=25))
 def test_engine_matches_a_dict(ops):
     model: dict[tuple[str, str, int], float] = {}
-    with tempfile.TemporaryDirectory() as d:
+    snaps = 0
+    with tempfile.TemporaryDirectory() as d, tempfile.TemporaryDirectory() as snap_root:
         engine = Engine(d, _opts())
         try:
             for op in ops:
@@ -66,6 +70,11 @@ def test_engine_matches_a_dict(ops):
                     engine.close(flush=op[1])
                     engine = Engine(d, _opts())
                     assert not engine.status()["recovery_problems"]
+                elif kind == "snapshot_restore":
+                    snaps += 1
+                    info = engine.create_snapshot(os.path.join(snap_root, str(snaps)))
+                    engine.restore_snapshot(info.path)
+                    assert engine.last_index == info.last_index
                 assert read_all(engine) == model, op
         finally:
             engine.close()
