@@ -905,6 +905,17 @@ class Engine:
         self._fs.remove(marker)
         self._fs.fsync_dir(self.directory)
 
+    def verify(self) -> list[str]:
+        """Check every block of every table; returns the problems found (empty: all intact)."""
+        problems = []
+        for _, _, tables in (p for parts in self._sources().partitions.values() for p in parts):
+            for table in tables:
+                try:
+                    table.verify()
+                except CorruptionError as exc:
+                    problems.append(exc.message)
+        return problems
+
     # --- status and lifecycle ------------------------------------------------------------------
 
     def status(self) -> dict[str, object]:

@@ -20,6 +20,9 @@ from pulsar_cluster.batch import Column, FieldType, numpy_dtype
 __all__ = ["Memtable"]
 
 _STRING_BYTES_ESTIMATE = 48  # per value: a small str object plus its pointer
+#: Per chunk: two ndarray headers (~112 B each) and the tuple and list slot holding them. Small
+#: batches would otherwise let the real memory run far past `memtable_bytes`.
+_CHUNK_OVERHEAD = 300
 
 
 class _FieldBuffer:
@@ -53,7 +56,7 @@ class Memtable:
         buf.chunks.append((column.timestamps, column.values))
         n = len(column.timestamps)
         width = _STRING_BYTES_ESTIMATE if column.type is FieldType.STRING else 8
-        self.bytes += n * (8 + width)
+        self.bytes += n * (8 + width) + _CHUNK_OVERHEAD
         self.points += n
 
     def insert_series(self, skey: bytes, columns: dict[str, Column]) -> int:
@@ -74,7 +77,8 @@ class Memtable:
             buf.chunks.append((ts, column.values))
             n = len(ts)
             points += n
-            nbytes += n * (8 + (_STRING_BYTES_ESTIMATE if column.type is FieldType.STRING else 8))
+            width = _STRING_BYTES_ESTIMATE if column.type is FieldType.STRING else 8
+            nbytes += n * (8 + width) + _CHUNK_OVERHEAD
         self.bytes += nbytes
         self.points += points
         return points

@@ -93,6 +93,8 @@ def test_block_damage_fails_only_the_reads_that_touch_it(tmp_path):
     _flip(table, refs[1].offset + 3)  # second block: points 8..15
     e = Engine(str(tmp_path), opts())
     assert e.status()["quarantined_tables"] == []  # only the index is checked at open
+    (problem,) = e.verify()
+    assert str(table) in problem and f"offset {refs[1].offset}" in problem
     with pytest.raises(CorruptionError) as info:
         e.read_field(skey("a"), "f", 0, 40)
     assert info.value.offset == refs[1].offset and info.value.path == str(table)
