@@ -167,7 +167,11 @@ class Engine:
         self._fs = fs or OsFileSystem()
         self._lock = threading.Lock()  # guards memtables, index, tables, manifest, last index
         self._flush_lock = threading.Lock()  # one flush at a time
-        self._compact_lock = threading.Lock()  # one compaction / retention / snapshot at a time
+        self._compact_lock = threading.Lock()  # one compaction / retention / restore at a time
+        # Held while table files are removed (compaction, retention, restore) and while a
+        # snapshot links them: a snapshot never waits for a whole compaction, only for its
+        # last step. Lock order: compact -> flush -> files -> write lock.
+        self._files_lock = threading.Lock()
         self._manifest_lock = threading.Lock()  # serialises manifest file writes
         self.flush_wanted = threading.Event()  # set when a memtable is full
         self._cache = BlockCache(self.options.block_cache_bytes)
@@ -585,9 +589,10 @@ class Engine:
                         remaining.insert(position, output)
                     self._tables[key] = remaining
                     self._rebuild_view()
-                for table in run:
-                    self._fs.remove(table.path)
-                self._fs.fsync_dir(self._sst_dir)
+                with self._files_lock:
+                    for table in run:
+                        self._fs.remove(table.path)
+                    self._fs.fsync_dir(self._sst_dir)
                 merged += len(run)
                 self.stats.compactions += 1
             if plans:
@@ -660,10 +665,11 @@ class Engine:
             if dropped:
                 self.stats.partitions_dropped += len(dropped)
             self._rebuild_view()
-        for table in dropped:
-            self._fs.remove(table.path)
-        if dropped:
-            self._fs.fsync_dir(self._sst_dir)
+        with self._files_lock:
+            for table in dropped:
+                self._fs.remove(table.path)
+            if dropped:
+                self._fs.fsync_dir(self._sst_dir)
         self._persist_manifest()
         return len(dropped)
 
@@ -804,33 +810,43 @@ class Engine:
         """Flush, then hard-link every table into `target_dir` (created; must be empty).
 
         The snapshot holds exactly the effects of Raft indexes <= `info.last_index`. Writes go
-        on meanwhile (into the next memtable); flushes and compactions wait.
+        on meanwhile (into the next memtable); a running compaction is not waited for (only its
+        final file removal is held back while the snapshot links).
         """
         self._fs.makedirs(target_dir)
         if self._fs.listdir(target_dir):
             raise StorageError(f"snapshot target {target_dir} is not empty")
-        with self._compact_lock, self._flush_lock:
+        with self._flush_lock:
             self._flush_locked()
-            with self._lock:
-                tables = [t for ts in self._tables.values() for t in ts]
-                last = max([self._manifest.applied_index, *(t.last_index for t in tables)])
-                manifest = Manifest(
-                    last,
-                    self._manifest.next_tombstone_id,
-                    [t for t in self._manifest.tombstones if t.index <= last],
-                    self._manifest.flushed_seq,
-                )
-            names = []
-            size = 0
-            for table in tables:
-                name = os.path.basename(table.path)
-                link_or_copy(self._fs, table.path, os.path.join(target_dir, name))
-                names.append(name)
-                size += table.size
+            # Still under the flush lock (no newer tables) and under the files lock (no table
+            # of the list is removed while we link): a compaction may swap its output in
+            # meanwhile, which holds the same data as its inputs.
+            with self._files_lock:
+                info, manifest = self._link_snapshot_tables(target_dir)
         write_manifest(self._fs, os.path.join(target_dir, MANIFEST_NAME), manifest)
-        info = SnapshotInfo(target_dir, last, sorted(names), size, time.time_ns())
         write_descriptor(self._fs, info)
         return info
+
+    def _link_snapshot_tables(self, target_dir: str) -> tuple[SnapshotInfo, Manifest]:
+        """Link the current tables into `target_dir`; call under the flush and files locks."""
+        with self._lock:
+            tables = [t for ts in self._tables.values() for t in ts]
+            last = max([self._manifest.applied_index, *(t.last_index for t in tables)])
+            manifest = Manifest(
+                last,
+                self._manifest.next_tombstone_id,
+                [t for t in self._manifest.tombstones if t.index <= last],
+                self._manifest.flushed_seq,
+            )
+        names = []
+        size = 0
+        for table in tables:
+            name = os.path.basename(table.path)
+            link_or_copy(self._fs, table.path, os.path.join(target_dir, name))
+            names.append(name)
+            size += table.size
+        info = SnapshotInfo(target_dir, last, sorted(names), size, time.time_ns())
+        return info, manifest
 
     def restore_snapshot(self, snapshot_dir: str) -> SnapshotInfo:
         """Replace this engine's whole content with a snapshot (crash-safe; see module doc).
@@ -839,7 +855,7 @@ class Engine:
         the snapshot's and the replication layer replays its log from there.
         """
         info = read_descriptor(self._fs, snapshot_dir)
-        with self._compact_lock, self._flush_lock, self._lock:
+        with self._compact_lock, self._flush_lock, self._files_lock, self._lock:
             stage = os.path.join(self.directory, _RESTORE_STAGE)
             if self._fs.exists(stage):
                 for name in self._fs.listdir(stage):
