@@ -36,6 +36,7 @@ Then the WAL is replayed from the highest index any table or the manifest covers
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import threading
@@ -509,37 +510,52 @@ class Engine:
         return written
 
     def _write_memtable(self, memtable: Memtable) -> list[SSTable]:
-        """One table per (database, partition) of the memtable; all or nothing."""
+        """One table per (database, partition) of the memtable, written one after the other.
+
+        The merged columns are grouped by partition first (slices are views), so that one file
+        is open at a time however many partitions a backfill touches; the cost is holding the
+        merged columns of one memtable (bounded by `memtable_bytes`) during the flush. On error
+        the tables already written are removed (they would also be at the next open, as their
+        seq is above the manifest's flushed_seq).
+        """
         width = self.options.partition_ns
-        writers: dict[tuple[str, int], SSTableWriter] = {}
+        groups: dict[tuple[str, int], list[tuple[bytes, str, FieldType, np.ndarray, np.ndarray]]]
+        groups = {}
+        for skey, name, field_type, ts, values in memtable.sorted_items():
+            if not len(ts):
+                continue
+            db = storage_key_database(skey)
+            pids = ts // width
+            cuts = np.flatnonzero(pids[1:] != pids[:-1]) + 1
+            bounds = [0, *cuts.tolist(), len(ts)]
+            for lo, hi in itertools.pairwise(bounds):
+                pstart = int(pids[lo]) * width
+                groups.setdefault((db, pstart), []).append(
+                    (skey, name, field_type, ts[lo:hi], values[lo:hi])
+                )
+        paths: list[str] = []
         try:
-            for skey, name, field_type, ts, values in memtable.sorted_items():
-                if not len(ts):
-                    continue
-                db = storage_key_database(skey)
-                pids = ts // width
-                cuts = np.flatnonzero(pids[1:] != pids[:-1]) + 1
-                bounds = [0, *cuts.tolist(), len(ts)]
-                for lo, hi in itertools.pairwise(bounds):
-                    pstart = int(pids[lo]) * width
-                    writer = writers.get((db, pstart))
-                    if writer is None:
-                        meta = TableMeta(db, pstart, pstart + width, memtable.seq, 0)
-                        meta.last_index = memtable.max_index
-                        writer = writers[(db, pstart)] = SSTableWriter(
-                            self._fs,
-                            self._sst_dir,
-                            meta,
-                            self.options.block_points,
-                            self.options.zstd_level,
-                        )
-                    writer.add(skey, name, field_type, ts[lo:hi], values[lo:hi])
-            for writer in writers.values():
-                writer.meta.group_count = len(writers)
-            paths = [w.finish() for w in writers.values()]
+            for (db, pstart), items in groups.items():
+                meta = TableMeta(db, pstart, pstart + width, memtable.seq, 0, len(groups))
+                meta.last_index = memtable.max_index
+                writer = SSTableWriter(
+                    self._fs,
+                    self._sst_dir,
+                    meta,
+                    self.options.block_points,
+                    self.options.zstd_level,
+                )
+                try:
+                    for item in items:
+                        writer.add(*item)
+                    paths.append(writer.finish())
+                except BaseException:
+                    writer.abort()
+                    raise
         except BaseException:
-            for writer in writers.values():
-                writer.abort()
+            for path in paths:
+                with contextlib.suppress(OSError):
+                    self._fs.remove(path)
             raise
         return [SSTable(p, self._cache) for p in paths]
 
