@@ -74,7 +74,7 @@ def main() -> None:
     ap.add_argument("--hosts", type=int, default=100)
     ap.add_argument("--hours", type=float, default=24)
     ap.add_argument("--batch-ts", type=int, default=60, help="timestamps per batch")
-    ap.add_argument("--memtable-mb", type=int, default=32)
+    ap.add_argument("--memtable-mb", type=int, default=64)
     ap.add_argument("--dir", default=None)
     args = ap.parse_args()
     points = int(args.hours * 360)

@@ -23,10 +23,9 @@ _STRING_BYTES_ESTIMATE = 48  # per value: a small str object plus its pointer
 #: Per chunk: two ndarray headers (~112 B each) and the tuple and list slot holding them. Small
 #: batches would otherwise let the real memory run far past `memtable_bytes`.
 _CHUNK_OVERHEAD = 300
-#: A field with more chunks than this gets its newest chunks merged (see `_collapse`): many
+#: A field with more chunks than this gets its newest chunks merged (`_collapse`): many
 #: small batches (one point per series each) must not leave one array pair per point.
 _MAX_CHUNKS = 16
-_COLLAPSE = 8
 
 
 class _FieldBuffer:
@@ -90,23 +89,28 @@ class Memtable:
         return points
 
     def _collapse(self, buf: _FieldBuffer) -> None:
-        """Merge the newest chunks into one, then keep merging while the chunk before is not
-        bigger (a binary-counter scheme, as timsort's merge_collapse): each point is copied
-        O(log n) times and a field keeps O(log n) chunks. A new list replaces the old one, so a
-        reader holding the old list is not disturbed. Called under the write lock."""
+        """Merge the newest run of similar-sized chunks into one (size-tiered, k-way).
+
+        A chunk joins the run unless it is more than twice the run's largest, so chunk sizes
+        grow geometrically: each point is copied O(log n) times, about one merge call per
+        `_MAX_CHUNKS / 2` inserts, and a field keeps O(log n) chunks. A new list replaces the
+        old one, so a reader holding the old list is not disturbed. Called under the write lock.
+        """
         chunks = list(buf.chunks)
-        before = sum(len(c[0]) for c in chunks)
-        tail = merge_last_wins(chunks[-_COLLAPSE:])
-        chunks = [*chunks[:-_COLLAPSE], tail]
-        while len(chunks) >= 2 and len(chunks[-2][0]) <= len(chunks[-1][0]):
-            merged = merge_last_wins(chunks[-2:])
-            chunks[-2:] = [merged]
-        removed = len(buf.chunks) - len(chunks)
-        after = sum(len(c[0]) for c in chunks)
-        buf.chunks = chunks
+        run = 0
+        largest = 0
+        for ts, _ in reversed(chunks):
+            n = len(ts)
+            if run >= 2 and n > 2 * max(largest, 1):
+                break
+            run += 1
+            largest = max(largest, n)
+        before = sum(len(c[0]) for c in chunks[-run:])
+        merged = merge_last_wins(chunks[-run:])
+        buf.chunks = [*chunks[:-run], merged]
         width = _STRING_BYTES_ESTIMATE if buf.type is FieldType.STRING else 8
-        self.bytes -= removed * _CHUNK_OVERHEAD + (before - after) * (8 + width)
-        self.points -= before - after
+        self.bytes -= (run - 1) * _CHUNK_OVERHEAD + (before - len(merged[0])) * (8 + width)
+        self.points -= before - len(merged[0])
 
     def note_index(self, index: int) -> None:
         if not self.min_index:

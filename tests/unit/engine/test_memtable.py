@@ -29,7 +29,7 @@ def test_many_small_inserts_merge_last_write_wins(chunks, delete):
             lo, n = delete
             mem.delete(frozenset([b"k"]), lo, lo + n)
             model = {t: v for t, v in model.items() if not lo <= t < lo + n}
-        assert len(mem._series[b"k"]["f"].chunks) <= 16 + 8
+        assert len(mem._series[b"k"]["f"].chunks) <= 16
     got = mem.read(b"k", "f")
     if not chunks:
         assert got is None
@@ -47,5 +47,5 @@ def test_one_point_batches_keep_few_chunks_and_a_small_estimate():
     for t in range(10_000):
         col = Column(FieldType.FLOAT, np.array([t], dtype=np.int64), np.array([1.0]))
         mem.insert_series(b"k", {"f": col})
-    assert len(mem._series[b"k"]["f"].chunks) <= 24
-    assert mem.bytes < 10_000 * 16 + 24 * 300  # points plus a few chunks, not 10k chunks
+    assert len(mem._series[b"k"]["f"].chunks) <= 16
+    assert mem.bytes < 10_000 * 16 + 16 * 300  # points plus a few chunks, not 10k chunks
