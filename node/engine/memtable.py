@@ -1,7 +1,12 @@
 """The memtable: recent writes per series and field, as lists of numpy chunks.
 
 A write appends whole arrays (one chunk per column per batch), never single points. Chunks are
-merged (sorted, last write wins) when read or flushed, so writes stay O(1) per column.
+merged (sorted, last write wins) when read or flushed, so writes stay O(1) per column; a field
+that collects many chunks (small batches) has its newest similar-sized chunks merged in place
+(`_collapse`), so memory and read cost stay O(log n) chunks per field.
+
+Size bound: `bytes` estimates the memory held (16 bytes per numeric point, more for strings,
+plus a per-chunk overhead); the engine freezes the memtable when it passes `memtable_bytes`.
 
 Thread safety: `insert` is called under the engine's write lock; readers take `snapshot` of a
 field's chunk lists (a copy of two short lists) and merge outside any lock. A memtable that has
