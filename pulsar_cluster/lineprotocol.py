@@ -23,6 +23,7 @@ import time
 
 from pulsar_cluster.batch import BatchBuilder, FieldType, TypeConflictError, WriteBatch
 from pulsar_cluster.errors import BadRequestError, LineProtocolError
+from pulsar_cluster.lpfast import parse_uniform
 from pulsar_cluster.series import SEP
 
 __all__ = ["PRECISIONS", "parse_line_protocol", "format_line", "escape_key", "escape_measurement"]
@@ -50,15 +51,27 @@ _RESERVED_NAMES = frozenset(("time",))
 
 
 def parse_line_protocol(
-    body: bytes, database: str, precision: str = "ns", now_ns: int | None = None
+    body: bytes,
+    database: str,
+    precision: str = "ns",
+    now_ns: int | None = None,
+    vectorised: bool = True,
 ) -> WriteBatch:
-    """Parse a whole body. Lines without a timestamp get `now_ns` (default: the time now)."""
+    """Parse a whole body. Lines without a timestamp get `now_ns` (default: the time now).
+
+    `vectorised=False` skips the fast path (pulsar_cluster/lpfast.py); tests use it to check
+    that both paths agree.
+    """
     try:
         multiplier = PRECISIONS[precision]
     except KeyError:
         raise BadRequestError(
             f"invalid precision '{precision}': use one of {', '.join(sorted(PRECISIONS))}"
         ) from None
+    if vectorised:
+        fast = parse_uniform(body, database, multiplier, _canonical_head_fast, _field_name)
+        if fast is not None:
+            return fast
     default_ts = time.time_ns() if now_ns is None else now_ns
     builder = BatchBuilder(database)
     add = builder.add
@@ -171,8 +184,26 @@ def _parse_value(v: bytes) -> tuple[FieldType, object]:
     return FieldType.FLOAT, f
 
 
+#: Canonical keys of recently seen heads, shared by all requests of the process: a server sees
+#: the same series over and over. Bounded: cleared whole when full (cheap, and the working set
+#: refills it at once).
+_HEAD_CACHE: dict[bytes, bytes] = {}
+_HEAD_CACHE_MAX = 200_000
+
+
 def _canonical_head_fast(head: bytes) -> bytes:
     """measurement[,k=v...] without escapes -> series key (tags sorted)."""
+    key = _HEAD_CACHE.get(head)
+    if key is not None:
+        return key
+    key = _canonical_head_uncached(head)
+    if len(_HEAD_CACHE) >= _HEAD_CACHE_MAX:
+        _HEAD_CACHE.clear()
+    _HEAD_CACHE[head] = key
+    return key
+
+
+def _canonical_head_uncached(head: bytes) -> bytes:
     parts = head.split(b",")
     measurement = parts[0]
     if not measurement:
@@ -267,8 +298,43 @@ def _unescape_string(text: bytes) -> str:
     return out.decode()
 
 
-def _split_sections(line: bytes) -> tuple[bytes, bytes, bytes]:
-    """Cut a line into head, fields and timestamp, honouring escapes and quotes."""
+def _scan_fields(line: bytes, start: int) -> tuple[list[bytes], int]:
+    """Split the field section starting at `start` into `key=value` items.
+
+    Returns the items and the index of the space that ends the section (or len(line)). A double
+    quote opens a string only as the first byte of a value; inside it, a backslash escapes the
+    next byte. Outside strings a backslash escapes the next byte too.
+    """
+    items: list[bytes] = []
+    n = len(line)
+    i = item_start = start
+    value_start = -1  # index just after the item's '=' once seen
+    while i < n:
+        c = line[i]
+        if c == 0x5C:  # backslash
+            i += 2
+            continue
+        if c == 0x3D and value_start < 0:  # '=': the value begins
+            value_start = i + 1
+        elif c == 0x22 and i == value_start:  # '"' opening a string value
+            i += 1
+            while i < n and line[i] != 0x22:
+                i += 2 if line[i] == 0x5C else 1
+            if i >= n:
+                raise ValueError("unterminated string field value")
+        elif c == 0x2C:  # ',' between fields
+            items.append(line[item_start:i])
+            item_start = i + 1
+            value_start = -1
+        elif c == 0x20:  # ' ' ends the section
+            break
+        i += 1
+    items.append(line[item_start:i])
+    return items, i
+
+
+def _split_sections(line: bytes) -> tuple[bytes, list[bytes], bytes]:
+    """Cut a line into head, field items and timestamp, honouring escapes and quotes."""
     n = len(line)
     i = 0
     while i < n and line[i] != 0x20:
@@ -276,55 +342,17 @@ def _split_sections(line: bytes) -> tuple[bytes, bytes, bytes]:
     head = line[:i]
     if i >= n:
         raise ValueError("missing fields")
-    i += 1
-    start = i
-    in_quotes = False
-    while i < n:
-        c = line[i]
-        if c == 0x5C and in_quotes:
-            i += 2
-            continue
-        if c == 0x5C and not in_quotes:
-            i += 2
-            continue
-        if c == 0x22:
-            in_quotes = not in_quotes
-        elif c == 0x20 and not in_quotes:
-            break
-        i += 1
-    if in_quotes:
-        raise ValueError("unterminated string field value")
-    fields = line[start:i]
-    rest = line[i + 1 :].strip(b" ") if i < n else b""
+    items, end = _scan_fields(line, i + 1)
+    rest = line[end + 1 :].strip(b" ") if end < n else b""
     if b" " in rest:
         raise ValueError("too many space-separated parts (unescaped space?)")
-    return head, fields, rest
-
-
-def _split_fields(fields: bytes) -> list[bytes]:
-    out: list[bytes] = []
-    start = i = 0
-    n = len(fields)
-    in_quotes = False
-    while i < n:
-        c = fields[i]
-        if c == 0x5C:
-            i += 2
-            continue
-        if c == 0x22:
-            in_quotes = not in_quotes
-        elif c == 0x2C and not in_quotes:
-            out.append(fields[start:i])
-            start = i + 1
-        i += 1
-    out.append(fields[start:])
-    return out
+    return head, items, rest
 
 
 def _parse_line_slow(
     line: bytes, multiplier: int, default_ts: int
 ) -> tuple[bytes, dict[str, tuple[FieldType, object]], int]:
-    head, field_part, ts_part = _split_sections(line)
+    head, field_items, ts_part = _split_sections(line)
     head_parts = _split_unescaped(head, 0x2C)
     measurement = _unescape(head_parts[0])
     if not measurement:
@@ -338,10 +366,10 @@ def _parse_line_slow(
         _check_tag(k, b"=", v, pairs)
         pairs[k] = v
     key = _checked_key([measurement, *_sorted_pairs(pairs)])
-    if not field_part:
+    if field_items == [b""]:
         raise ValueError("missing fields")
     fields: dict[str, tuple[FieldType, object]] = {}
-    for item in _split_fields(field_part):
+    for item in field_items:
         kv = _split_unescaped(item, 0x3D)
         if len(kv) < 2 or not kv[0]:
             raise ValueError(f"invalid field '{item.decode(errors='replace')}'")
