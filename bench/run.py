@@ -309,10 +309,8 @@ def render_markdown(report: dict[str, Any]) -> str:
 
     def cell(s: dict[str, Any], label: str, x: float | None, kind: str) -> str:
         if x is None:
-            if s["status"] != "ok":
-                return (
-                    s["status"].split(":")[0] if s["status"].startswith("failed") else s["status"]
-                )
+            if s["status"] != "ok":  # the reason is in the Versions line above the table
+                return "failed" if s["status"].startswith("failed") else "n/a"
             if (" ms" in label or "queries/s" in label) and s.get("query_status"):
                 return s["query_status"]
             return "-"
@@ -362,7 +360,9 @@ def render_markdown(report: dict[str, Any]) -> str:
         + ".",
         "",
         "Versions: "
-        + "; ".join(f"{s['name']}: {s['version'] or s['status']}" for s in systems)
+        + "; ".join(
+            f"{s['name']}: {s['version'] if s['status'] == 'ok' else s['status']}" for s in systems
+        )
         + ".",
         "",
     ]
