@@ -32,50 +32,59 @@ from bench.tsbs import DatasetSpec, parse_duration, write_dataset
 __all__ = ["summarise", "main"]
 
 _LINE_NO = re.compile(r":\d+\)$")
+# py-spy --subprocesses prefixes each stack with its process chain: `process PID:"cmdline";`
+# (the command line may itself contain ';', so it is matched up to the closing quote).
+_PROCESS = re.compile(r'process (\d+):"[^"]*";')
+_PROJECT_DIRS = ("pulsar_cluster/", "node/", "coordinator/")
 
 
-def _frame_name(frame: str) -> str:
-    """'parse (pulsar_cluster/lineprotocol.py:88)' -> 'parse (pulsar_cluster/lineprotocol.py)'."""
+def _frame_name(frame: str, root: str) -> str:
+    """'parse (/repo/pulsar_cluster/lineprotocol.py:88)' -> 'parse (pulsar_cluster/lineprotocol.py)'
+    (`root` is the repository prefix to cut; site-packages and stdlib paths are cut likewise)."""
     frame = _LINE_NO.sub(")", frame.strip())
-    # Shorten absolute paths to the part after site-packages or the repository.
-    for marker in ("site-packages/", "/lib/python3.11/", "/work/wt/bench/"):
-        if marker in frame:
-            head, _, tail = frame.partition("(")
+    head, sep, tail = frame.partition(" (")
+    if not sep:
+        return frame
+    for marker in (root, "site-packages/", "/lib/python3.11/"):
+        if marker and marker in tail:
             tail = tail.split(marker, 1)[-1]
-            frame = f"{head}({tail}"
-    return frame
+    return f"{head} ({tail}"
 
 
 def summarise(
-    raw_text: str, top: int = 20
-) -> tuple[int, list[tuple[str, float]], list[tuple[str, float]]]:
-    """(samples, [(function, own %)], [(function, inclusive %)]) from py-spy's raw format."""
+    raw_text: str, root_pid: int | None = None, top: int = 20, root: str = ""
+) -> dict[str, object]:
+    """Tables from py-spy's raw (collapsed) output, each entry (name, % of all samples):
+    `own` by leaf function, `inclusive` for project functions (pulsar_cluster/, node/,
+    coordinator/) and `process` by sampled process (the server vs its worker processes)."""
     own: collections.Counter[str] = collections.Counter()
     incl: collections.Counter[str] = collections.Counter()
+    procs: collections.Counter[str] = collections.Counter()
     total = 0
     for line in raw_text.splitlines():
         stack, _, count_s = line.rpartition(" ")
         if not stack or not count_s.isdigit():
             continue
         count = int(count_s)
-        frames = [
-            _frame_name(f)
-            for f in stack.split(";")
-            if f and not f.startswith(("process ", "thread "))
-        ]
+        pids = _PROCESS.findall(stack)
+        stack = _PROCESS.sub("", stack)
+        frames = [_frame_name(f, root) for f in stack.split(";") if f]
         if not frames:
             continue
         total += count
         own[frames[-1]] += count
         for name in set(frames):
-            incl[name] += count
-    if total == 0:
-        return 0, [], []
+            if name.partition(" (")[2].startswith(_PROJECT_DIRS):
+                incl[name] += count
+        if pids:
+            procs[
+                "server" if root_pid is None or int(pids[-1]) == root_pid else "parse workers"
+            ] += count
 
     def pct(c: collections.Counter[str]) -> list[tuple[str, float]]:
-        return [(name, 100.0 * n / total) for name, n in c.most_common(top)]
+        return [(name, 100.0 * n / total) for name, n in c.most_common(top)] if total else []
 
-    return total, pct(own), pct(incl)
+    return {"samples": total, "own": pct(own), "inclusive": pct(incl), "process": pct(procs)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
                 str(args.rate),
                 "--format",
                 "raw",
+                "--full-filenames",
                 "--output",
                 str(raw_path),
             ],
@@ -140,19 +150,24 @@ def main(argv: list[str] | None = None) -> int:
         err = spy.stderr.read().decode(errors="replace") if spy and spy.stderr else ""
         print(f"py-spy wrote no profile: {err[-1000:]}", file=sys.stderr)
         return 1
-    total, own, incl = summarise(raw_path.read_text(), args.top)
+    repo = str(Path(__file__).resolve().parent.parent) + "/"
+    summary = summarise(raw_path.read_text(), server.pid, args.top, repo)
+    total = summary["samples"]
+
+    def table(title: str, rows: object) -> list[str]:
+        return ["", f"| {title} | % of samples |", "|---|---|"] + [
+            f"| `{name}` | {p:.1f} |"
+            for name, p in rows  # type: ignore[attr-defined]
+        ]
+
     lines = [
-        f"py-spy, {args.rate} Hz, `pulsar standalone` and its subprocesses, while ingesting "
-        f"{spec.values:,} values ({args.hosts} hosts x {args.duration}, {args.variant}) at "
-        f"{res.values_per_s / 1e6:.2f} M values/s ({res.errors} errors); {total:,} samples.",
-        "",
-        "| own time: function (file) | % of samples |",
-        "|---|---|",
-        *[f"| `{name}` | {p:.1f} |" for name, p in own],
-        "",
-        "| inclusive time: function (file) | % of samples |",
-        "|---|---|",
-        *[f"| `{name}` | {p:.1f} |" for name, p in incl],
+        f"py-spy {args.rate} Hz on `pulsar standalone` and its subprocesses while ingesting "
+        f"{spec.values:,} values ({args.hosts} hosts x {args.duration}, {args.variant}, "
+        f"{args.workers} client processes) at {res.values_per_s / 1e6:.2f} M values/s "
+        f"({res.errors} errors); {total:,} samples of busy threads.",
+        *table("process", summary["process"]),
+        *table("own time (leaf frame): function (file)", summary["own"]),
+        *table("inclusive time, project code: function (file)", summary["inclusive"]),
     ]
     md = "\n".join(lines) + "\n"
     (out / "profile.md").write_text(md)
