@@ -9,9 +9,10 @@ with no series counts as `empty` (a sign of a wrong query or missing data, shown
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -19,7 +20,7 @@ import orjson
 
 from bench.tsbs_queries import HttpQuery
 
-__all__ = ["QueryStats", "run_queries", "answer_problem"]
+__all__ = ["QueryStats", "run_queries", "answer_problem", "answer_digest"]
 
 
 @dataclass
@@ -34,6 +35,8 @@ class QueryStats:
     qps: float = 0.0
     first_error: str = ""
     example: str = ""
+    # One digest per query (answer_digest; "" for an error): equal digests = the same answer.
+    digests: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -65,6 +68,35 @@ def answer_problem(status: int, body: bytes) -> tuple[str, bool]:
     return "unrecognised answer shape", False
 
 
+def _num(v: object) -> object:
+    # Integers and floats compare as numbers, to 9 significant digits (58 == 58.0; a mean
+    # summed in another order may differ in the last bits).
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return v
+    return float(f"{float(v):.9g}")
+
+
+def answer_digest(body: bytes) -> str:
+    """A digest of an InfluxQL answer that ignores what may legitimately differ between two
+    servers: series order, column order, int vs float, float noise past 9 digits."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return ""
+    canon = []
+    for result in doc.get("results") or []:
+        series = []
+        for s in result.get("series") or []:
+            cols = s.get("columns") or []
+            order = sorted(range(len(cols)), key=lambda i: cols[i])
+            rows = [[_num(row[i]) for i in order] for row in s.get("values") or []]
+            tags = sorted((s.get("tags") or {}).items())
+            series.append([s.get("name"), tags, [cols[i] for i in order], rows])
+        series.sort(key=lambda x: orjson.dumps(x[:2]))
+        canon.append(series)
+    return hashlib.sha1(orjson.dumps(canon)).hexdigest()
+
+
 def run_queries(base_url: str, queries: list[HttpQuery], time_limit_s: float = 60.0) -> QueryStats:
     """Run `queries` (all of one type) against `base_url`; stop early after `time_limit_s`."""
     if not queries:
@@ -91,6 +123,7 @@ def run_queries(base_url: str, queries: list[HttpQuery], time_limit_s: float = 6
                 status, body = 0, f"{type(exc).__name__}: {exc}".encode()
             latencies.append(time.perf_counter() - t0)
             problem, empty = answer_problem(status, body)
+            stats.digests.append("" if problem else answer_digest(body))
             stats.count += 1
             if problem:
                 stats.errors += 1

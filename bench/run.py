@@ -48,7 +48,7 @@ from bench.systems import (
 from bench.tsbs import DatasetSpec, parse_duration, write_dataset
 from bench.tsbs_queries import APPROX_PROMQL, QUERY_TYPES, make_queries
 
-__all__ = ["PRESETS", "Preset", "main", "render_markdown"]
+__all__ = ["PRESETS", "Preset", "main", "render_markdown", "answers_agree"]
 
 
 @dataclass(frozen=True)
@@ -368,6 +368,15 @@ def render_markdown(report: dict[str, Any]) -> str:
     ]
     targets = _targets(by, variants)
     tail = ["", "Targets (issue 3):", ""] + [f"- {t}" for t in targets]
+    agree = answers_agree(by)
+    if agree:
+        tail += [
+            "",
+            "Answers: PulsarDB's against InfluxDB's for the same InfluxQL text (series and "
+            "column order, int/float and float noise past 9 digits ignored): "
+            + ", ".join(agree)
+            + ".",
+        ]
     notes = [f"- {s['name']}: {n}" for s in systems for n in s["notes"]]
     for s in systems:
         for q, st in s.get("queries", {}).items():
@@ -388,6 +397,24 @@ def render_markdown(report: dict[str, Any]) -> str:
     if notes:
         tail += ["", "Notes:", "", *notes]
     return "\n".join(head + lines + tail) + "\n"
+
+
+def answers_agree(by: dict[str, dict[str, Any]]) -> list[str]:
+    """Per query type, 'type: k of n identical' over the queries both systems answered."""
+    mine, ref = by.get("PulsarDB"), by.get("InfluxDB")
+    if not mine or not ref:
+        return []
+    out = []
+    for q in QUERY_TYPES:
+        a = (mine.get("queries") or {}).get(q, {}).get("digests") or []
+        b = (ref.get("queries") or {}).get(q, {}).get("digests") or []
+        pairs = [(x, y) for x, y in zip(a, b, strict=False) if x and y]
+        if pairs:
+            same = sum(x == y for x, y in pairs)
+            out.append(f"{q} {same} of {len(pairs)} identical")
+        elif a or b:
+            out.append(f"{q} not compared (errors)")
+    return out
 
 
 def _targets(by: dict[str, dict[str, Any]], variants: list[str]) -> list[str]:

@@ -7,7 +7,7 @@ import urllib.parse
 import pytest
 from bench_sinkserver import sink_server
 
-from bench.query_driver import answer_problem, run_queries
+from bench.query_driver import answer_digest, answer_problem, run_queries
 from bench.tsbs import DatasetSpec
 from bench.tsbs_queries import QUERY_TYPES, make_queries, rfc3339
 
@@ -87,3 +87,21 @@ def test_run_queries_counts_latency_errors_and_empty() -> None:
     assert stats.count == 9 and stats.errors == 3 and stats.empty == 3
     assert stats.first_error == "unsupported"
     assert 0 < stats.p50_ms <= stats.p99_ms and stats.qps > 0
+
+
+def test_answer_digest_ignores_order_and_number_types() -> None:
+    a = (
+        b'{"results":[{"statement_id":0,"series":['
+        b'{"name":"cpu","tags":{"hostname":"h1"},"columns":["time","max"],"values":[[1,58]]},'
+        b'{"name":"cpu","tags":{"hostname":"h0"},"columns":["time","max"],"values":[[1,0.1]]}]}]}'
+    )
+    b = (
+        b'{"results":[{"statement_id":0,"series":['
+        b'{"name":"cpu","tags":{"hostname":"h0"},"columns":["max","time"],'
+        b'"values":[[0.10000000000000002,1]]},'
+        b'{"name":"cpu","tags":{"hostname":"h1"},"columns":["time","max"],"values":[[1,58.0]]}]}]}'
+    )
+    assert answer_digest(a) == answer_digest(b)
+    c = a.replace(b"[[1,58]]", b"[[1,59]]")
+    assert answer_digest(a) != answer_digest(c)
+    assert answer_digest(a) != answer_digest(a.replace(b'"h1"', b'"h2"'))
