@@ -162,6 +162,11 @@ def _run_system(
                 _run_query_suite(system, spec, preset, result)
         except SystemUnavailableError as exc:
             result.status = f"failed: {exc}"[:300]
+        except (OSError, RuntimeError, ValueError) as exc:
+            # One system failing (a crashed server, a dead client worker) must not lose the
+            # others' results: report it and go on with the next system.
+            result.status = f"failed: {type(exc).__name__}: {exc}"[:300]
+            result.notes.append(f"{variant}: {result.status}; server log: {system.log_tail(300)}")
         finally:
             system.stop()
             result.notes.extend(n for n in system.notes if n not in result.notes)

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+from bench.procmem import status_kb, tree_pids
 from bench.run import main, render_markdown
 
 
@@ -91,3 +97,50 @@ def test_markdown_table_ratios_and_targets() -> None:
     assert "bytes/value on int data <= 0.4: met" in md
     assert "peak memory below InfluxDB's: met (100 MB vs 200 MB)" in md
     assert "3-node cluster >= half of standalone: n/a" in md
+
+
+def test_ctrl_c_stops_the_server(tmp_path: Path) -> None:
+    """SIGINT while a server runs: the runner exits 130 and the server is gone."""
+    runner = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bench.run",
+            "--systems",
+            "pulsar",
+            "--hosts",
+            "50",
+            "--duration",
+            "24h",
+            "--variants",
+            "int",
+            "--workdir",
+            str(tmp_path / "w"),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    server = 0
+    try:
+        deadline = time.monotonic() + 60
+        while not server and time.monotonic() < deadline and runner.poll() is None:
+            for pid in tree_pids(runner.pid):
+                try:
+                    cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+                except OSError:
+                    continue
+                if b"standalone" in cmd:
+                    server = pid
+            time.sleep(0.1)
+        assert server, "the runner never started a server"
+        runner.send_signal(signal.SIGINT)
+        assert runner.wait(timeout=60) == 130
+        assert status_kb(server, "VmRSS") == 0 or not Path(f"/proc/{server}").exists()
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait()
+        if server and Path(f"/proc/{server}").exists():
+            os.kill(server, signal.SIGKILL)
