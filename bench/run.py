@@ -495,10 +495,10 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"unknown system(s): {', '.join(unknown)}")
     datasets = list(preset.datasets)
     if args.variants:
-        wanted = args.variants.split(",")
-        datasets = [d for d in datasets if d[0] in wanted] or [
-            (v, datasets[0][1], datasets[0][2]) for v in wanted
-        ]
+        # Each wanted variant at the preset's size for it, else at the preset's first size.
+        sizes = {v: (h, d) for v, h, d in datasets}
+        first = datasets[0][1:]
+        datasets = [(v, *sizes.get(v, first)) for v in args.variants.split(",") if v]
     if args.hosts or args.duration:
         datasets = [(v, args.hosts or h, args.duration or d) for v, h, d in datasets]
 
