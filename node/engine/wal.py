@@ -23,6 +23,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
+from typing import BinaryIO
 
 from node.engine.fs import FileSystem
 from pulsar_cluster.errors import StorageError
@@ -106,7 +107,7 @@ class WriteAheadLog:
         self._synced = 0
         self._syncing = False
         self._failed: BaseException | None = None
-        self._file = None  # type: ignore[var-annotated]
+        self._file: BinaryIO | None = None
         self._segment_seq = 0
         self._segment_size = 0
 
