@@ -44,6 +44,8 @@ class ColumnEncoding(IntEnum):
     FLOAT_XOR = 4  # u64 first bits | planes(bits[i] ^ bits[i-1])
     BOOL_BITS = 5  # planes(0/1)
     STRING_LP = 6  # planes(byte lengths) | u8 mode | u32 length | UTF-8 bytes (maybe zstd)
+    INT_DELTA_GCD = 7  # i64 first | u64 g | planes(zigzag((x[i] - x[i-1]) / g))
+    INT_DOD_GCD = 8  # i64 first | i64 first delta | u64 g | planes(zigzag(dod / g))
 
 
 class Reader:

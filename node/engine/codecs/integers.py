@@ -1,29 +1,35 @@
 """Integer columns: timestamps, integer and unsigned fields, and decimal-scaled floats.
 
-Two encodings, chosen per column by trying both and keeping the smaller (delta-of-delta first:
-when it is all zeros, as for regular timestamps, nothing can beat it and delta is not tried):
+Encodings, chosen per column by trying them and keeping the smallest:
 
 - INT_DELTA: first value, then zigzag(x[i] - x[i-1]) as a plane stream.
-- INT_DOD: first value, first delta, then zigzag of the deltas' deltas as a plane stream.
+- INT_DOD: first value, first delta, then zigzag of the deltas' deltas as a plane stream. When
+  that stream is all zeros (regular timestamps) nothing can beat it and delta is not tried.
+- INT_DELTA_GCD / INT_DOD_GCD: the same streams divided by their greatest common divisor g > 1.
+  Nanosecond timestamps of millisecond precision with jitter (Prometheus scrapes) have deltas
+  that are multiples of 10**6; dividing first turns three-byte numbers into a few bits.
 
 All arithmetic is modulo 2**64 (numpy integer arrays wrap), so every int64 sequence round-trips,
 including jumps between int64 min and max; unsigned columns are stored as their int64 bit
-pattern. Decoding is one or two cumsums.
+pattern. Decoding is one or two cumsums (and a multiply for the GCD forms).
 
-Byte layout: docs/format/encoding.md, sections "INT_DELTA" and "INT_DOD".
+Byte layout: docs/format/encoding.md, sections "Integer column".
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from node.engine.codecs.base import I64, BlockFormatError, ColumnEncoding, Reader
+from node.engine.codecs.base import I64, U64, BlockFormatError, ColumnEncoding, Reader
 from node.engine.codecs.planes import decode_planes, encode_planes
 
-__all__ = ["zigzag", "unzigzag", "encode_int_column", "decode_int_column"]
+__all__ = ["zigzag", "unzigzag", "common_divisor", "encode_int_column", "decode_int_column"]
 
 _ONE = np.uint64(1)
 _SIGN_SHIFT = np.int64(63)
+# g is stored as u64 but used as an int64 multiplier; larger divisors never help anyway.
+_MAX_DIVISOR = 2**62
+_GCD_SAMPLE = 64
 
 
 def zigzag(d: np.ndarray) -> np.ndarray:
@@ -37,6 +43,31 @@ def unzigzag(z: np.ndarray) -> np.ndarray:
     return ((z >> _ONE) ^ np.negative(z & _ONE)).view(np.int64)
 
 
+def common_divisor(s: np.ndarray) -> int:
+    """The greatest common divisor of the int64 values (1 if all are zero or it is too big)."""
+    nonzero = s[s != 0]
+    if len(nonzero) == 0:
+        return 1
+    # The gcd of a sample is a multiple of the gcd of all; when it divides every value it is the
+    # gcd of all. This keeps the common case (gcd 1, found from the sample) cheap.
+    sample = np.abs(nonzero[:_GCD_SAMPLE]).view(np.uint64)  # abs(int64 min) wraps to 2**63
+    g = int(np.gcd.reduce(sample))
+    if g > _MAX_DIVISOR or (g > 1 and np.remainder(nonzero, np.int64(g)).any()):
+        g = int(np.gcd.reduce(np.abs(nonzero).view(np.uint64)))
+    return g if 1 < g <= _MAX_DIVISOR else 1
+
+
+def _stream(plain: ColumnEncoding, scaled: ColumnEncoding, head: bytes, s: np.ndarray, level: int):
+    """The plain form of a difference stream, and the GCD form when it has a divisor > 1."""
+    forms = [bytes((plain,)) + head + encode_planes(zigzag(s), level)]
+    g = common_divisor(s)
+    if g > 1:
+        forms.append(
+            bytes((scaled,)) + head + U64.pack(g) + encode_planes(zigzag(s // np.int64(g)), level)
+        )
+    return forms
+
+
 def encode_int_column(x: np.ndarray, level: int) -> bytes:
     """A column section (encoding byte included) for an int64 array."""
     x = np.ascontiguousarray(x, dtype=np.int64)
@@ -45,20 +76,23 @@ def encode_int_column(x: np.ndarray, level: int) -> bytes:
         return bytes((ColumnEncoding.EMPTY,))
     first = I64.pack(int(x[0]))
     deltas = np.diff(x)
-    delta_form = bytes((ColumnEncoding.INT_DELTA,)) + first
     if n < 3:
-        return delta_form + encode_planes(zigzag(deltas), level)
-    dod = zigzag(np.diff(deltas))
-    dod_form = (
-        bytes((ColumnEncoding.INT_DOD,))
-        + first
-        + I64.pack(int(deltas[0]))
-        + encode_planes(dod, level)
-    )
+        return bytes((ColumnEncoding.INT_DELTA,)) + first + encode_planes(zigzag(deltas), level)
+    dod = np.diff(deltas)
+    dod_head = first + I64.pack(int(deltas[0]))
     if not dod.any():
-        return dod_form
-    delta_form += encode_planes(zigzag(deltas), level)
-    return dod_form if len(dod_form) < len(delta_form) else delta_form
+        return bytes((ColumnEncoding.INT_DOD,)) + dod_head + encode_planes(zigzag(dod), level)
+    # min() keeps the first of equal sizes: plain delta, the cheapest to decode, wins ties.
+    forms = _stream(ColumnEncoding.INT_DELTA, ColumnEncoding.INT_DELTA_GCD, first, deltas, level)
+    forms += _stream(ColumnEncoding.INT_DOD, ColumnEncoding.INT_DOD_GCD, dod_head, dod, level)
+    return min(forms, key=len)
+
+
+def _divisor(reader: Reader) -> np.int64:
+    g = reader.unpack(U64)
+    if not 1 < g <= _MAX_DIVISOR:
+        raise BlockFormatError(f"integer column divisor {g} out of range")
+    return np.int64(g)
 
 
 def decode_int_column(reader: Reader, n: int) -> np.ndarray:
@@ -71,16 +105,23 @@ def decode_int_column(reader: Reader, n: int) -> np.ndarray:
     if n == 0:
         raise BlockFormatError("non-empty column in a block of 0 points")
     out = np.empty(n, dtype=np.int64)
-    if encoding == ColumnEncoding.INT_DELTA:
+    if encoding in (ColumnEncoding.INT_DELTA, ColumnEncoding.INT_DELTA_GCD):
         out[0] = reader.unpack(I64)
+        g = _divisor(reader) if encoding == ColumnEncoding.INT_DELTA_GCD else None
         out[1:] = unzigzag(decode_planes(reader, n - 1))
-    elif encoding == ColumnEncoding.INT_DOD:
+        if g is not None:
+            out[1:] *= g
+    elif encoding in (ColumnEncoding.INT_DOD, ColumnEncoding.INT_DOD_GCD):
         if n < 2:
             raise BlockFormatError("delta-of-delta column of fewer than 2 values")
         out[0] = reader.unpack(I64)
         deltas = out[1:]
         deltas[0] = reader.unpack(I64)
-        deltas[1:] = unzigzag(decode_planes(reader, n - 2))
+        g = _divisor(reader) if encoding == ColumnEncoding.INT_DOD_GCD else None
+        dods = deltas[1:]
+        dods[:] = unzigzag(decode_planes(reader, n - 2))
+        if g is not None:
+            dods *= g
         np.cumsum(deltas, out=deltas)
     else:
         raise BlockFormatError(f"unknown integer column encoding {encoding}")

@@ -7,10 +7,11 @@ import math
 import struct
 
 import numpy as np
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from node.engine.codecs.base import ColumnEncoding, Reader
+from node.engine.codecs.base import BlockFormatError, ColumnEncoding, Reader
 from node.engine.codecs.booleans import decode_bool_column, encode_bool_column
 from node.engine.codecs.floats import (
     MAX_DECIMALS,
@@ -18,7 +19,7 @@ from node.engine.codecs.floats import (
     decode_float_column,
     encode_float_column,
 )
-from node.engine.codecs.integers import decode_int_column, encode_int_column
+from node.engine.codecs.integers import common_divisor, decode_int_column, encode_int_column
 from node.engine.codecs.strings import decode_string_column, encode_string_column
 
 I64_MIN, I64_MAX = -(2**63), 2**63 - 1
@@ -60,6 +61,48 @@ def test_int_column_roundtrip_jittered_sequences(start: int, step: int, jitter: 
     values = [start + i * step + j for i, j in enumerate(jitter)]
     data = encode_int_column(np.array(values, dtype=np.int64), 3)
     assert _decode(decode_int_column, data, len(values)).tolist() == values
+
+
+@settings(max_examples=200)
+@given(
+    st.integers(I64_MIN, I64_MAX),
+    st.integers(1, 2**62) | st.sampled_from([10**6, 10**9, 2**62, 3]),
+    st.lists(st.integers(-1000, 1000), max_size=200),
+)
+def test_int_column_roundtrip_multiples(start: int, g: int, steps: list[int]) -> None:
+    # Values whose differences share a divisor, wrapping around int64 where they overflow.
+    values = [((start + g * sum(steps[:i]) + 2**63) % 2**64) - 2**63 for i in range(len(steps))]
+    data = encode_int_column(np.array(values, dtype=np.int64), 3)
+    assert _decode(decode_int_column, data, len(values)).tolist() == values
+
+
+@given(st.lists(int64s, max_size=100))
+@example([I64_MIN, 0])
+@example([I64_MIN, I64_MIN])
+@example([I64_MIN] * 70 + [2**62])
+def test_common_divisor_matches_reference(values: list[int]) -> None:
+    expected = 0
+    for v in values:
+        expected = math.gcd(expected, v)
+    expected = expected if 1 < expected <= 2**62 else 1
+    assert common_divisor(np.array(values, dtype=np.int64)) == expected
+
+
+def test_millisecond_jitter_timestamps_use_the_divisor() -> None:
+    rng = np.random.default_rng(2)
+    ms = 1_767_225_600_000 + 15_000 * np.arange(4096) + np.rint(rng.normal(0, 2, 4096))
+    ts = ms.astype(np.int64) * 10**6
+    data = encode_int_column(ts, 3)
+    assert data[0] in (ColumnEncoding.INT_DELTA_GCD, ColumnEncoding.INT_DOD_GCD)
+    assert len(data) < 0.6 * len(ts)
+    assert np.array_equal(_decode(decode_int_column, data, len(ts)), ts)
+
+
+def test_divisor_out_of_range_rejected() -> None:
+    for g in (0, 1, 2**62 + 1):
+        data = bytes((ColumnEncoding.INT_DELTA_GCD,)) + bytes(8) + g.to_bytes(8, "little") + b"\0"
+        with pytest.raises(BlockFormatError, match="divisor"):
+            _decode(decode_int_column, data, 2)
 
 
 def test_regular_timestamps_cost_a_constant() -> None:
