@@ -47,9 +47,12 @@ START_NS = 1_767_225_600 * 10**9  # 2026-01-01T00:00:00Z
 
 
 def generate_cpu(
-    hosts: int, points: int, integer: bool, seed: int = 42
+    hosts: int, points: int, integer: bool, seed: int = 42, jitter_ms: float = 0.0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Timestamps (points,) and values (hosts * 10 series, points) of TSBS-like cpu data."""
+    """Timestamps (points,) and values (hosts * 10 series, points) of TSBS-like cpu data.
+
+    jitter_ms > 0 adds normal jitter of that standard deviation to each timestamp, rounded to
+    whole milliseconds (what Prometheus scrapes look like once stored in nanoseconds)."""
     rng = np.random.default_rng(seed)
     series = hosts * len(FIELDS)
     steps = rng.normal(0.0, 1.0, size=(points, series))
@@ -66,6 +69,9 @@ def generate_cpu(
     values = out.T.copy()
     values = values.astype(np.int64) if integer else np.round(values, 4)
     timestamps = START_NS + INTERVAL_NS * np.arange(points, dtype=np.int64)
+    if jitter_ms > 0:
+        jitter = np.rint(rng.normal(0.0, jitter_ms, size=points)).astype(np.int64)
+        timestamps = timestamps + 10**6 * jitter
     return timestamps, values
 
 
@@ -132,6 +138,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--levels", default="3", help="zstd levels (sstable.py uses 3)")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--no-codec1", action="store_true", help="skip the codec 1 comparison")
+    ap.add_argument(
+        "--jitter-ms",
+        type=float,
+        default=2.0,
+        help="also run both variants with this timestamp jitter (ms, normal); 0 = skip",
+    )
     args = ap.parse_args(argv)
     blocks = [int(b) for b in args.blocks.split(",")]
     levels = [int(x) for x in args.levels.split(",")]
@@ -142,11 +154,17 @@ def main(argv: list[str] | None = None) -> None:
     header = f"{'variant':8} {'codec':6} {'level':>5} {'block':>6} {'B/value':>8} {'ts B/v':>7}"
     header += f" {'enc Mv/s':>9} {'dec Mv/s':>9}"
     print(header)
-    for name, integer, field_type in (
-        ("integer", True, FieldType.INTEGER),
-        ("float4", False, FieldType.FLOAT),
-    ):
-        ts, values = generate_cpu(args.hosts, args.points, integer)
+    variants = [
+        ("integer", True, FieldType.INTEGER, 0.0),
+        ("float4", False, FieldType.FLOAT, 0.0),
+    ]
+    if args.jitter_ms > 0:
+        variants += [
+            ("int+jit", True, FieldType.INTEGER, args.jitter_ms),
+            ("flt4+jit", False, FieldType.FLOAT, args.jitter_ms),
+        ]
+    for name, integer, field_type, jitter in variants:
+        ts, values = generate_cpu(args.hosts, args.points, integer, jitter_ms=jitter)
         codecs: list[tuple[str, Callable[..., bytes]]] = [("2", encode_block)]
         if not args.no_codec1:
             codecs.append(("1", encode_codec1))
@@ -154,9 +172,10 @@ def main(argv: list[str] | None = None) -> None:
             for level in levels:
                 for block in blocks:
                     r = measure(field_type, ts, values, block, level, args.repeat, encoder)
+                    ts_share = f"{r['ts_bytes_per_value']:.4f}" if codec == "2" else "-"
                     print(
                         f"{name:8} {codec:6} {level:>5} {block:>6} {r['bytes_per_value']:>8.3f}"
-                        f" {r['ts_bytes_per_value']:>7.4f} {r['encode_mvals']:>9.2f}"
+                        f" {ts_share:>7} {r['encode_mvals']:>9.2f}"
                         f" {r['decode_mvals']:>9.2f}",
                         flush=True,
                     )

@@ -1,11 +1,12 @@
 """Integer columns: timestamps, integer and unsigned fields, and decimal-scaled floats.
 
-Encodings, chosen per column by trying them and keeping the smallest:
+Encodings, chosen per column by trying delta and delta-of-delta and keeping the smaller:
 
 - INT_DELTA: first value, then zigzag(x[i] - x[i-1]) as a plane stream.
 - INT_DOD: first value, first delta, then zigzag of the deltas' deltas as a plane stream. When
   that stream is all zeros (regular timestamps) nothing can beat it and delta is not tried.
-- INT_DELTA_GCD / INT_DOD_GCD: the same streams divided by their greatest common divisor g > 1.
+- INT_DELTA_GCD / INT_DOD_GCD: the same streams divided by their greatest common divisor g > 1
+  (used instead of the plain form whenever there is such a g).
   Nanosecond timestamps of millisecond precision with jitter (Prometheus scrapes) have deltas
   that are multiples of 10**6; dividing first turns three-byte numbers into a few bits.
 
@@ -30,6 +31,7 @@ _SIGN_SHIFT = np.int64(63)
 # g is stored as u64 but used as an int64 multiplier; larger divisors never help anyway.
 _MAX_DIVISOR = 2**62
 _GCD_SAMPLE = 64
+_SHORT_STREAM = 256
 
 
 def zigzag(d: np.ndarray) -> np.ndarray:
@@ -57,15 +59,22 @@ def common_divisor(s: np.ndarray) -> int:
     return g if 1 < g <= _MAX_DIVISOR else 1
 
 
-def _stream(plain: ColumnEncoding, scaled: ColumnEncoding, head: bytes, s: np.ndarray, level: int):
-    """The plain form of a difference stream, and the GCD form when it has a divisor > 1."""
-    forms = [bytes((plain,)) + head + encode_planes(zigzag(s), level)]
+def _stream(
+    plain: ColumnEncoding, scaled: ColumnEncoding, head: bytes, s: np.ndarray, level: int
+) -> bytes:
+    """A difference stream in its GCD form when it has a divisor > 1, else in its plain form.
+    Dividing never widens a value, so on long streams the plain form is not worth trying next
+    to the GCD form; on short ones the 8 bytes of g can make it the larger."""
     g = common_divisor(s)
-    if g > 1:
-        forms.append(
-            bytes((scaled,)) + head + U64.pack(g) + encode_planes(zigzag(s // np.int64(g)), level)
-        )
-    return forms
+    if g == 1:
+        return bytes((plain,)) + head + encode_planes(zigzag(s), level)
+    scaled_form = (
+        bytes((scaled,)) + head + U64.pack(g) + encode_planes(zigzag(s // np.int64(g)), level)
+    )
+    if len(s) >= _SHORT_STREAM:
+        return scaled_form
+    plain_form = bytes((plain,)) + head + encode_planes(zigzag(s), level)
+    return plain_form if len(plain_form) <= len(scaled_form) else scaled_form
 
 
 def encode_int_column(x: np.ndarray, level: int) -> bytes:
@@ -83,9 +92,12 @@ def encode_int_column(x: np.ndarray, level: int) -> bytes:
     if not dod.any():
         return bytes((ColumnEncoding.INT_DOD,)) + dod_head + encode_planes(zigzag(dod), level)
     # min() keeps the first of equal sizes: plain delta, the cheapest to decode, wins ties.
-    forms = _stream(ColumnEncoding.INT_DELTA, ColumnEncoding.INT_DELTA_GCD, first, deltas, level)
-    forms += _stream(ColumnEncoding.INT_DOD, ColumnEncoding.INT_DOD_GCD, dod_head, dod, level)
-    return min(forms, key=len)
+    delta_form = _stream(
+        ColumnEncoding.INT_DELTA, ColumnEncoding.INT_DELTA_GCD, first, deltas, level
+    )
+    dod_form = _stream(ColumnEncoding.INT_DOD, ColumnEncoding.INT_DOD_GCD, dod_head, dod, level)
+    # On a tie plain delta wins: one cumsum fewer to decode.
+    return dod_form if len(dod_form) < len(delta_form) else delta_form
 
 
 def _divisor(reader: Reader) -> np.int64:

@@ -69,6 +69,21 @@ def _unpack(packed: bytes | memoryview, bits: int, m: int) -> np.ndarray:
     return values.reshape(-1)[:m]
 
 
+# Order-0 entropy (bits per byte) above which a full-byte plane is stored raw without trying
+# zstd: the low bytes of float deltas sit at 7.95-8.0; zstd cannot shrink them by more than its
+# own frame and table overhead, and trying costs more time than all the other work on the plane.
+_RANDOM_BITS = 7.9
+_RANDOM_MIN = 1024
+
+
+def _looks_random(plane: np.ndarray, code: int) -> bool:
+    if code != 3 or len(plane) < _RANDOM_MIN:
+        return False
+    counts = np.bincount(plane, minlength=256)
+    p = counts[counts > 0] / len(plane)
+    return float(-(p * np.log2(p)).sum()) > _RANDOM_BITS
+
+
 def encode_planes(values: np.ndarray, level: int) -> bytes:
     """Encode a uint64 array (length known to the reader) as a plane stream."""
     u = np.ascontiguousarray(values, dtype=_U64)
@@ -85,8 +100,8 @@ def encode_planes(values: np.ndarray, level: int) -> bytes:
         plane = np.ascontiguousarray(as_bytes[:, i])
         code = _width_code(int(plane.max()))
         packed = _pack(plane, _WIDTHS[code])
-        frame = zstd_compress(packed, level)
-        if len(frame) + U32.size < len(packed):
+        frame = None if _looks_random(plane, code) else zstd_compress(packed, level)
+        if frame is not None and len(frame) + U32.size < len(packed):
             parts.append(bytes((code | _MODE_ZSTD << 4,)) + U32.pack(len(frame)) + frame)
         else:
             parts.append(bytes((code | _MODE_RAW << 4,)) + packed)
