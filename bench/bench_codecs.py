@@ -9,8 +9,9 @@ normal with standard deviation 1 (TSBS devops/cpu.go uses ND(0, 1)):
 - float variant: float start, the walk rounded to 4 decimals, float64 field.
 Each field is cut into blocks of `block points`, and every block stores its own copy of the
 timestamps, as node/engine/sstable.py does. Bytes per value = all block bytes / field values.
-Speeds are single-threaded wall time over all blocks (best of --repeat runs); decode speed
-counts field values (each with its timestamp) per second.
+Speeds are CPU time of this (single-threaded) process over all blocks, best of --repeat runs,
+so that other work on a shared machine does not count; decode speed counts field values (each
+with its timestamp) per CPU second.
 
 Codec 1 (the skeleton's delta+zstd) is measured alongside for comparison.
 """
@@ -84,9 +85,9 @@ def _blocks(timestamps: np.ndarray, values: np.ndarray, block: int):
 def _best(fn: Callable[[], object], repeat: int) -> float:
     best = float("inf")
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         fn()
-        best = min(best, time.perf_counter() - t0)
+        best = min(best, time.process_time() - t0)
     return best
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from node.engine.codecs.base import I64, U64, BlockFormatError, ColumnEncoding, Reader
-from node.engine.codecs.planes import decode_planes, encode_planes
+from node.engine.codecs.planes import decode_planes_narrow, encode_planes
 
 __all__ = ["zigzag", "unzigzag", "common_divisor", "encode_int_column", "decode_int_column"]
 
@@ -107,6 +107,20 @@ def _divisor(reader: Reader) -> np.int64:
     return np.int64(g)
 
 
+def _read_diffs(reader: Reader, out: np.ndarray, g: np.int64 | None) -> None:
+    """Fill out (int64) with the differences of a plane stream of len(out) values."""
+    z = decode_planes_narrow(reader, len(out))
+    if z is None:
+        out[:] = 0
+        return
+    # Undo zigzag at the stream's own width (a value that fits w bits zigzagged fits w bits
+    # signed); assigning the narrow signed array sign-extends it to int64.
+    one = z.dtype.type(1)
+    out[:] = ((z >> one) ^ np.negative(z & one)).view(z.dtype.str.replace("u", "i"))
+    if g is not None:
+        out *= g
+
+
 def decode_int_column(reader: Reader, n: int) -> np.ndarray:
     """Read an integer column section of n values (the encoding byte included)."""
     encoding = reader.u8()
@@ -120,20 +134,23 @@ def decode_int_column(reader: Reader, n: int) -> np.ndarray:
     if encoding in (ColumnEncoding.INT_DELTA, ColumnEncoding.INT_DELTA_GCD):
         out[0] = reader.unpack(I64)
         g = _divisor(reader) if encoding == ColumnEncoding.INT_DELTA_GCD else None
-        out[1:] = unzigzag(decode_planes(reader, n - 1))
-        if g is not None:
-            out[1:] *= g
+        _read_diffs(reader, out[1:], g)
     elif encoding in (ColumnEncoding.INT_DOD, ColumnEncoding.INT_DOD_GCD):
         if n < 2:
             raise BlockFormatError("delta-of-delta column of fewer than 2 values")
-        out[0] = reader.unpack(I64)
-        deltas = out[1:]
-        deltas[0] = reader.unpack(I64)
+        first = reader.unpack(I64)
+        delta = reader.unpack(I64)
         g = _divisor(reader) if encoding == ColumnEncoding.INT_DOD_GCD else None
-        dods = deltas[1:]
-        dods[:] = unzigzag(decode_planes(reader, n - 2))
-        if g is not None:
-            dods *= g
+        if g is None and reader.pos < reader.end and reader.data[reader.pos] == 0:
+            # All deltas equal (regular timestamps): an arithmetic sequence, no cumsum needed.
+            reader.pos += 1
+            np.multiply(np.arange(n, dtype=np.int64), np.int64(delta), out=out)
+            out += np.int64(first)
+            return out
+        out[0] = first
+        deltas = out[1:]
+        deltas[0] = delta
+        _read_diffs(reader, deltas[1:], g)
         np.cumsum(deltas, out=deltas)
     else:
         raise BlockFormatError(f"unknown integer column encoding {encoding}")

@@ -23,7 +23,7 @@ import numpy as np
 
 from node.engine.codecs.base import U32, BlockFormatError, Reader, zstd_compress, zstd_decompress
 
-__all__ = ["encode_planes", "decode_planes"]
+__all__ = ["encode_planes", "decode_planes", "decode_planes_narrow"]
 
 _MODE_RAW = 0
 _MODE_ZSTD = 1
@@ -108,11 +108,12 @@ def encode_planes(values: np.ndarray, level: int) -> bytes:
     return bytes((mask,)) + b"".join(parts)
 
 
-def decode_planes(reader: Reader, m: int) -> np.ndarray:
-    """Read a plane stream of m values; returns uint64."""
+def decode_planes_narrow(reader: Reader, m: int) -> np.ndarray | None:
+    """Read a plane stream of m values: None when every value is zero, else an unsigned array of
+    the narrowest of 1, 2, 4 or 8 bytes that holds the present planes."""
     mask = reader.u8()
     if mask == 0:
-        return np.zeros(m, dtype=np.uint64)
+        return None
     if m == 0:
         raise BlockFormatError("plane stream of zero values has planes")
     top = mask.bit_length()  # planes above the highest present one are zero
@@ -133,8 +134,16 @@ def decode_planes(reader: Reader, m: int) -> np.ndarray:
             packed = zstd_decompress(reader.take(reader.unpack(U32)), size)
         planes.append((i, _unpack(packed, bits, m)))
     if width == 1:
-        return planes[0][1].astype(np.uint64)
+        return planes[0][1]
     buf = np.zeros((m, width), dtype=np.uint8)
     for i, plane in planes:
         buf[:, i] = plane
-    return buf.view(f"<u{width}").reshape(m).astype(np.uint64)
+    return buf.view(f"<u{width}").reshape(m)
+
+
+def decode_planes(reader: Reader, m: int) -> np.ndarray:
+    """Read a plane stream of m values; returns uint64."""
+    values = decode_planes_narrow(reader, m)
+    if values is None:
+        return np.zeros(m, dtype=np.uint64)
+    return values.astype(np.uint64)
