@@ -105,6 +105,17 @@ def test_divisor_out_of_range_rejected() -> None:
             _decode(decode_int_column, data, 2)
 
 
+@pytest.mark.parametrize("width", [1, 2, 4, 8])
+def test_int_column_deltas_at_width_boundaries(width: int) -> None:
+    # Deltas at the edges of each narrow width the decoder undoes zigzag in.
+    lo, hi = -(2 ** (8 * width - 1)), 2 ** (8 * width - 1) - 1
+    deltas = np.array([lo, hi, 0, -1, 1, lo + 1, hi - 1] * 50, dtype=np.int64)
+    x = np.cumsum(deltas)
+    for form in (x, np.concatenate([[0], np.cumsum(x)])):  # deltas and delta-of-deltas
+        data = encode_int_column(form, 3)
+        assert np.array_equal(_decode(decode_int_column, data, len(form)), form)
+
+
 def test_regular_timestamps_cost_a_constant() -> None:
     ts = 1_767_225_600 * 10**9 + 10**10 * np.arange(4096, dtype=np.int64)
     data = encode_int_column(ts, 3)
