@@ -6,6 +6,8 @@ store those integers as an integer column. Metrics written with a few decimals (
 percentages) become small integer deltas, far cheaper than any float bit trick. -0.0, NaN and
 infinities never pass the check, so a block holding one falls back to XOR.
 
+From p = 10 on the encoder also builds the XOR form and keeps the smaller.
+
 FLOAT_XOR: the raw IEEE 754 bits XORed with the previous value's bits (Gorilla's idea, without
 its per-value bit fiddling): neighbours share sign, exponent and top mantissa bits, so the high
 byte planes are zero or nearly so. Exact for every bit pattern, NaN payloads included.
@@ -30,6 +32,8 @@ _POW10 = np.array([10.0**p for p in range(MAX_DECIMALS + 1)])
 # rint(v * 10**p) must convert to int64 exactly; stay clear of 2**63, whose float rounds up.
 _INT_LIMIT = float(2**62)
 _SAMPLE = 32
+# With many decimals the scaled integers are wide and XOR may be the smaller form: try both.
+_ALSO_TRY_XOR = 10
 
 
 def _scaled(v: np.ndarray, p: int) -> np.ndarray | None:
@@ -72,15 +76,19 @@ def encode_float_column(v: np.ndarray, level: int) -> bytes:
     if n == 0:
         return bytes((ColumnEncoding.EMPTY,))
     found = decimal_exponent(v)
+    decimal = None
     if found is not None:
         p, ints = found
-        return bytes((ColumnEncoding.FLOAT_DECIMAL, p)) + encode_int_column(ints, level)
+        decimal = bytes((ColumnEncoding.FLOAT_DECIMAL, p)) + encode_int_column(ints, level)
+        if p < _ALSO_TRY_XOR:
+            return decimal
     bits = v.view(np.uint64)
-    return (
+    xor = (
         bytes((ColumnEncoding.FLOAT_XOR,))
         + U64.pack(int(bits[0]))
         + encode_planes(bits[1:] ^ bits[:-1], level)
     )
+    return decimal if decimal is not None and len(decimal) <= len(xor) else xor
 
 
 def decode_float_column(reader: Reader, n: int) -> np.ndarray:
