@@ -82,17 +82,23 @@ class Reader:
 _local = threading.local()
 
 
-def zstd_compress(data: bytes | memoryview, level: int) -> bytes:
+def zstd_compress(data: bytes | memoryview, level: int, min_match: int | None = None) -> bytes:
     """One zstd frame with the content size in its header and no frame checksum (the block
-    carries a crc32 over everything)."""
+    carries a crc32 over everything). min_match overrides the level's minimum match length."""
+    # Parameters depend on the input size (zstd picks smaller tables for small inputs); one
+    # compressor per (level, min_match, power-of-two size bucket) keeps that tuning.
+    bucket = 1 << max(10, min(len(data), 1 << 24).bit_length())
+    key = (level, min_match, bucket)
     cache = getattr(_local, "compressors", None)
     if cache is None:
         cache = _local.compressors = {}
-    cctx = cache.get(level)
+    cctx = cache.get(key)
     if cctx is None:
-        cctx = cache[level] = zstandard.ZstdCompressor(
-            level=level, write_checksum=False, write_content_size=True
+        extra = {} if min_match is None else {"min_match": min_match}
+        params = zstandard.ZstdCompressionParameters.from_level(
+            level, source_size=bucket, write_checksum=0, write_content_size=1, **extra
         )
+        cctx = cache[key] = zstandard.ZstdCompressor(compression_params=params)
     return cctx.compress(data)
 
 
