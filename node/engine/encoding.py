@@ -91,7 +91,12 @@ def encode_block(
         raise ValueError(f"{n} timestamps but {len(values)} values")
     if n > _MAX_POINTS:
         raise ValueError(f"a block holds at most {_MAX_POINTS} points, got {n}")
-    if field_type is not FieldType.STRING:
+    # Lists are accepted too; every type is converted to its numpy dtype (strings: object).
+    if field_type is FieldType.STRING and not isinstance(values, np.ndarray):
+        strings = np.empty(n, dtype=object)
+        strings[:] = list(values)
+        values = strings
+    elif field_type is not FieldType.STRING:
         values = np.asarray(values, dtype=numpy_dtype(field_type))
     body = b"".join(
         (

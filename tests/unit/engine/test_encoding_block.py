@@ -121,6 +121,18 @@ def test_extreme_integers_and_timestamps() -> None:
     assert got_ts.tolist() == ts.tolist() and got.tolist() == uints.tolist()
 
 
+def test_lists_accepted() -> None:
+    ts = [1, 2, 3]
+    for field_type, values in (
+        (FieldType.STRING, ["a", "b", "c"]),
+        (FieldType.FLOAT, [1.5, 2.0, -0.0]),
+        (FieldType.INTEGER, [1, -2, 3]),
+        (FieldType.BOOLEAN, [True, False, True]),
+    ):
+        _, got_ts, got = decode_block(encode_block(field_type, np.array(ts), values))
+        assert got_ts.tolist() == ts and got.tolist() == values
+
+
 def test_mismatched_lengths_rejected() -> None:
     with pytest.raises(ValueError, match="2 timestamps but 1 values"):
         encode_block(FieldType.FLOAT, np.array([1, 2]), np.array([1.0]))
