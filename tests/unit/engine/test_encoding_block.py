@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from node.engine.codecs.legacy import encode_codec1
 from node.engine.encoding import CODEC_COLUMNAR, BlockFormatError, decode_block, encode_block
 from node.engine.fs import OsFileSystem
-from node.engine.sstable import SSTable, write_sstable
+from node.engine.sstable import SSTable, SSTableWriter, TableMeta
 from pulsar_cluster.batch import FieldType, numpy_dtype
 
 I64_MIN, I64_MAX = -(2**63), 2**63 - 1
@@ -211,12 +211,11 @@ def test_sstable_roundtrip_through_codec(tmp_path) -> None:
     ts = 10**10 * np.arange(10_000, dtype=np.int64)
     floats = np.round(rng.uniform(0, 100, 10_000), 4)
     ints = np.cumsum(rng.integers(-2, 3, 10_000))
-    path = str(tmp_path / "t.sst")
-    items = [
-        (b"cpu,host=a", "f", FieldType.FLOAT, ts, floats),
-        (b"cpu,host=a", "i", FieldType.INTEGER, ts, ints),
-    ]
-    write_sstable(OsFileSystem(), path, items, last_index=1, block_points=4096)
+    meta = TableMeta(database="db", partition_start=0, partition_end=2**62, seq=1)
+    writer = SSTableWriter(OsFileSystem(), str(tmp_path), meta, block_points=4096)
+    writer.add(b"cpu,host=a", "f", FieldType.FLOAT, ts, floats)
+    writer.add(b"cpu,host=a", "i", FieldType.INTEGER, ts, ints)
+    path = writer.finish()
     table = SSTable(path)
     try:
         for name, expected in (("f", floats), ("i", ints)):
