@@ -197,8 +197,8 @@ def test_native_aggregates(server: ServerProcess) -> None:
              "values": [[T0, 315.0], [T0 + 30 * S, 345.0]]},
         ]
     }  # fmt: skip
-    r = native(server, db="tele", measurement="cpu", aggregate="percentile_50", start="2026-01-01T00:00:00Z",
-               end=T0 + 10 * S, where="host = 'h1'")  # fmt: skip
+    r = native(server, db="tele", measurement="cpu", aggregate="percentile_50",
+               start="2026-01-01T00:00:00Z", end=T0 + 10 * S, where="host = 'h1'")  # fmt: skip
     assert r.json()["series"][0]["columns"] == ["time", "n", "usage"]
     assert r.json()["series"][0]["values"] == [[T0, 4.0, 104.5]]
     r = native(server, db="tele", measurement="cpu", fields=["usage"], aggregate="rate",
