@@ -12,7 +12,7 @@ from typing import Any
 from node.background import BackgroundWorker
 from node.engine.engine import Engine, EngineOptions
 from node.engine.index import split_storage_key
-from node.query import EngineSource, execute_partial
+from node.query import EngineSource, execute_delete, execute_partial
 from pulsar_cluster.batch import Column, WriteBatch
 from pulsar_cluster.nodeapi import ScanRequest, SeriesData, TagMatcher
 from pulsar_cluster.query.partial import Partial
@@ -97,6 +97,9 @@ class LocalNode:
 
     def _query(self, plan: Plan) -> Partial:
         return execute_partial(plan, EngineSource(self.engine))
+
+    async def delete(self, plan: Plan) -> None:
+        await asyncio.to_thread(execute_delete, plan, self.engine)
 
     async def databases(self) -> list[str]:
         return self.engine.databases()

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from node.engine.deletes import DeleteRequest
 from node.engine.engine import Engine
 from pulsar_cluster.batch import FieldType
 from pulsar_cluster.errors import LimitExceededError, QueryError
@@ -29,36 +30,27 @@ from pulsar_cluster.query.source import QuerySource
 from pulsar_cluster.query.states import State, concat_states, kind_for
 from pulsar_cluster.series import SEP, format_series_key, split_series_key
 
-__all__ = ["execute_partial", "EngineSource"]
+__all__ = ["execute_partial", "execute_delete", "EngineSource"]
 
 
 class EngineSource:
-    """QuerySource over a local engine: index view under the engine's lock, reads lock-free."""
+    """QuerySource over a local engine, through its public, locked read methods."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._sources = engine._sources()  # one consistent set of tables for the whole query
-
-    def _index(self) -> Any:
-        # The engine's index view methods (node/engine/index.py) copy their results; they must
-        # run under the engine's lock, which the engine does not wrap for us yet.
-        return self._engine._index
+        self._view = engine._sources()  # one consistent set of tables for the whole query
 
     def series_of_measurement(self, database: str, measurement: str) -> set[bytes]:
-        with self._engine._lock:
-            return self._index().series_of_measurement(database, measurement)  # type: ignore[no-any-return]
+        return set(self._engine.match_series(database, measurement, {}))
 
     def series_with_tag(self, database: str, measurement: str, key: str, value: str) -> set[bytes]:
-        with self._engine._lock:
-            return self._index().series_with_tag(database, measurement, key, value)  # type: ignore[no-any-return]
+        return set(self._engine.match_series(database, measurement, {key: value}))
 
     def tag_values(self, database: str, measurement: str, key: str) -> list[str]:
-        with self._engine._lock:
-            return self._index().tag_values(database, measurement, key)  # type: ignore[no-any-return]
+        return self._engine.tag_values(database, measurement, key)
 
     def tag_keys(self, database: str, measurement: str) -> list[str]:
-        with self._engine._lock:
-            return self._index().tag_keys(database, measurement)  # type: ignore[no-any-return]
+        return self._engine.tag_keys(database, measurement)
 
     def databases(self) -> list[str]:
         return self._engine.databases()
@@ -72,7 +64,7 @@ class EngineSource:
     def read_field(
         self, skey: bytes, name: str, start: int, end: int
     ) -> tuple[FieldType, np.ndarray, np.ndarray] | None:
-        data = self._engine.read_field(skey, name, start, end, self._sources)
+        data = self._engine.read_field(skey, name, start, end, self._view)
         if data is None:
             return None
         return data.type, data.timestamps, data.values
@@ -254,3 +246,25 @@ def _meta(plan: Plan, source: QuerySource) -> Partial:
         else:
             raise QueryError(f"malformed query plan: unknown meta kind {plan.meta!r}")
     return out
+
+
+def execute_delete(plan: Plan, engine: Engine) -> int:
+    """Delete the points of the plan's series in [start, end); returns how many series matched.
+
+    Series are resolved here, through the index, to explicit keys (the tag predicate may use
+    OR and regexes, which the engine's delete request does not express).
+    """
+    if plan.kind != "delete":
+        raise QueryError(f"malformed query plan: {plan.kind!r} is not a delete")
+    if plan.fields_where is not None:
+        raise QueryError("fields not supported in WHERE clause during deletion")
+    source = EngineSource(engine)
+    touched = 0
+    for m in _measurements(plan, source):
+        skeys = resolve_series(plan.tags, source, plan.database, m)
+        if not skeys:
+            continue
+        keys = tuple(sorted(k.partition(SEP)[2] for k in skeys))
+        engine.delete(DeleteRequest(plan.database, m, plan.start, plan.end, series=keys))
+        touched += len(keys)
+    return touched

@@ -2,9 +2,10 @@
 
 `execute_statement` returns one InfluxDB 1.x result object's content (`{"series": [...]}` or
 `{}`), with times as int ns; errors are raised as PulsarError and put into `results[].error` by
-the endpoint. Statements that need storage PulsarDB does not have yet (CREATE/DROP DATABASE,
-DROP SERIES, DELETE: no database registry or deletes in the engine) answer a clear error naming
-the statement, never a wrong answer.
+the endpoint. DELETE removes points through the backend's `delete` (series stay in the index, as
+in InfluxDB). Statements that need storage PulsarDB does not have yet (CREATE/DROP DATABASE: no
+database registry; DROP SERIES: the index cannot forget series) answer a clear error naming the
+statement, never a wrong answer.
 """
 
 from __future__ import annotations
@@ -52,11 +53,16 @@ async def execute_statement(
         return await _select(stmt, database, backend, catalog, now, limits)
     if isinstance(stmt, Show):
         return await _show(stmt, database, backend, catalog, now, limits)
+    if isinstance(stmt, DeleteStatement) and stmt.action == "DELETE":
+        return await _delete(stmt, database, backend, now, limits)
     if isinstance(stmt, DatabaseStatement | DeleteStatement):
+        reason = (
+            "the engine cannot remove series from its index yet; DELETE removes their points"
+            if stmt.action == "DROP SERIES"
+            else "databases are created on first write; there is no database registry yet"
+        )
         raise QueryError(
-            f"statement not supported yet: {stmt.action} (databases are created on first "
-            "write; the engine has no database registry or deletes yet)",
-            statement=stmt.action,
+            f"statement not supported yet: {stmt.action} ({reason})", statement=stmt.action
         )
     raise QueryError(f"statement not supported: {type(stmt).__name__}")
 
@@ -216,6 +222,39 @@ async def _select(
         plan, finish = compile_select(spec, now, limits)
         series.extend(await run_select(backend, plan, finish))
     return {"series": series} if series else {}
+
+
+async def _delete(
+    stmt: DeleteStatement,
+    database: str | None,
+    backend: QueryBackend,
+    now: int,
+    limits: Limits,
+) -> dict[str, Any]:
+    delete = getattr(backend, "delete", None)
+    if delete is None:
+        raise QueryError("statement not supported yet: DELETE (this storage has no deletes)")
+    where = split_where(stmt.condition, now)  # strings and regexes: tags; numbers: fields
+    if where.fields is not None:
+        raise QueryError("fields not supported in WHERE clause during deletion")
+    if not stmt.sources and where.tags is None and not (where.has_lower or where.has_upper):
+        # InfluxDB refuses an unqualified DELETE too: it would empty the database
+        raise QueryError("DELETE needs FROM or WHERE")
+    sources = stmt.sources or [Source()]
+    for src in sources:
+        db = _database(src.database, database)
+        plan = Plan(
+            kind="delete",
+            database=db,
+            measurement=src.measurement or "",
+            measurement_regex=src.regex,
+            start=where.start,
+            end=where.end,
+            tags=where.tag_expr(),
+            limits=limits,
+        )
+        await delete(plan)
+    return {}
 
 
 def _page(rows: list[list[Any]], limit: int, offset: int) -> list[list[Any]]:
