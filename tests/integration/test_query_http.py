@@ -150,6 +150,15 @@ def test_select_shapes_and_epochs(server: ServerProcess) -> None:
     assert res[0]["series"][0]["values"] == [[T0 // S + 19, 119.5], [T0 // S + 18, 118.5]]
     assert res[1]["series"][0]["values"] == [[T0 // S + 59, 259.5]]
     assert res[2]["series"][0]["values"] == [[T0 // S + 58, 358.5], [T0 // S + 59, 359.5]]
+    r = influx(server, "SELECT last(*) FROM cpu GROUP BY host; SELECT mean(*) FROM mem", db="tele")
+    res2 = r.json()["results"]
+    assert res2[0]["series"][0] == {
+        "name": "cpu",
+        "tags": {"host": "h1"},
+        "columns": ["time", "last_n", "last_usage"],
+        "values": [["1970-01-01T00:00:00Z", 59, 159.5]],
+    }
+    assert res2[1]["series"][0]["columns"] == ["time", "mean_free"]
     assert res[3]["series"][0] == {
         "name": "mem",
         "columns": ["time", "free", "host"],

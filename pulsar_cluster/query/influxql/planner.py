@@ -117,11 +117,10 @@ def _agg_item(call: Call) -> Item:
     if not call.args:
         raise QueryError(f"invalid number of arguments for {fn}, expected at least 1, got 0")
     target = call.args[0]
-    if isinstance(target, Wildcard | Call):
-        raise QueryError(
-            f"{fn}() of {'*' if isinstance(target, Wildcard) else 'a function'} "
-            "is not supported: name the field"
-        )
+    if isinstance(target, Call):
+        raise QueryError(f"{fn}() of a function is not supported: name the field")
+    if isinstance(target, Wildcard):
+        target = Ident("*")  # expanded over the measurement's fields by _expand_wildcards
     if not isinstance(target, Ident):
         raise QueryError(f"expected field argument in {fn}()")
     rest = call.args[1:]
@@ -188,6 +187,27 @@ def _items(stmt: Select, tag_keys: set[str]) -> list[Item] | None:
     return out
 
 
+#: Aggregates that take any field type; the others skip string and boolean fields in fn(*).
+_ANY_TYPE = {"count", "first", "last", "distinct", "mode"}
+
+
+def _expand_wildcards(items: list[Item] | None, types: dict[str, set[str]]) -> list[Item] | None:
+    """`fn(*)` -> `fn(f) AS fn_f` for every (suitable) field, as InfluxDB names them."""
+    if items is None or not any(i.field == "*" and i.fn for i in items):
+        return items
+    out: list[Item] = []
+    for i in items:
+        if i.field != "*" or not i.fn:
+            out.append(i)
+            continue
+        for name in sorted(types):
+            if i.fn not in _ANY_TYPE and not types[name] <= {"float", "integer", "unsigned"}:
+                continue
+            prefix = i.alias or i.transform or i.fn
+            out.append(replace(i, field=name, alias=f"{prefix}_{name}"))
+    return out
+
+
 async def _select(
     stmt: Select,
     database: str | None,
@@ -201,11 +221,16 @@ async def _select(
         if db not in await catalog.databases():
             raise QueryError(f"database not found: {db}")
         tag_keys = await catalog.tag_keys(db, measurement)
+        items = _items(stmt, tag_keys)
+        if items is not None and any(i.field == "*" for i in items):
+            items = _expand_wildcards(items, await catalog.field_types(db, measurement))
+            if not items:
+                continue
         where = split_where(stmt.condition, now, lambda name, keys=tag_keys: name in keys)
         spec = SelectSpec(
             database=db,
             measurement=measurement,
-            items=_items(stmt, tag_keys),
+            items=items,
             where=where,
             every=stmt.every,
             offset=stmt.offset,
