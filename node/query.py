@@ -144,7 +144,7 @@ def execute_partial(plan: Plan, source: QuerySource) -> Partial:
                 keep = field_mask(plan.fields_where, ts, get)
                 ts, x = ts[keep], x[keep]
             w = (ts - w0) // plan.every if plan.every > 0 else np.zeros(len(ts), dtype=np.int64)
-            states.append(kind.reduce(kind.lift(w, ts, x, col.fn), col.args))
+            states.append(kind.from_series(w, ts, x, col.fn, col.args))
         if any(len(s.get("w", ())) for s in states):
             pending.setdefault(key, []).append(states)
     out.points_scanned = budget.points
