@@ -221,8 +221,11 @@ def main(argv: list[str] | None = None) -> int:
         ):
             t0 = time.perf_counter()
             n = generate(data_dir, args.hosts, args.hours, args.interval)
-            print(f"data: {args.hosts} hosts x {args.hours} h every {args.interval} s = {n} rows "
-                  f"x {len(FIELDS)} fields, written in {time.perf_counter() - t0:.1f} s")  # fmt: skip
+            took = time.perf_counter() - t0
+            print(
+                f"data: {args.hosts} hosts x {args.hours} h every {args.interval} s = {n} rows "
+                f"x {len(FIELDS)} fields, written in {took:.1f} s"
+            )
         types = [t for t in args.types.split(",") if t]
         workload = {t: queries(t, args.queries, args.hosts, args.hours) for t in types}
         results = {"in process": in_process(data_dir, workload)}

@@ -277,10 +277,7 @@ def _selector(name: str, numeric: bool) -> StateKind:
         keys, last = SELECTOR_ORDER[name](s)
         return _pick(s, *keys, last=last)
 
-    if name in ("min", "max"):
-        series = _extreme_series
-    else:
-        series = _edge_series(name == "last")
+    series = _extreme_series if name in ("min", "max") else _edge_series(name == "last")
     return StateKind(
         name,
         ("w", "t", "v"),
