@@ -24,13 +24,19 @@ from node.engine.engine import Engine
 from pulsar_cluster.batch import FieldType
 from pulsar_cluster.errors import LimitExceededError, QueryError
 from pulsar_cluster.query.conditions import TRUE, compile_regex, field_mask, resolve_series
-from pulsar_cluster.query.partial import GroupKey, Partial, RawBlock
+from pulsar_cluster.query.partial import (
+    GroupKey,
+    Partial,
+    RawBlock,
+    decode_plan,
+    encode_partial,
+)
 from pulsar_cluster.query.plan import Plan, window_origin
 from pulsar_cluster.query.source import QuerySource
 from pulsar_cluster.query.states import State, concat_states, kind_for
 from pulsar_cluster.series import SEP, format_series_key, split_series_key
 
-__all__ = ["execute_partial", "execute_delete", "EngineSource"]
+__all__ = ["execute_partial", "execute_encoded", "execute_delete", "EngineSource"]
 
 
 class EngineSource:
@@ -158,6 +164,11 @@ def execute_partial(plan: Plan, source: QuerySource) -> Partial:
             reduced.append(merged if merged else {k: np.empty(0, np.int64) for k in kind.keys})
         out.groups[key] = reduced
     return out
+
+
+def execute_encoded(plan_bytes: bytes, source: QuerySource) -> bytes:
+    """The node API's query call: an encoded plan in, an encoded partial out (partials.md)."""
+    return encode_partial(execute_partial(decode_plan(plan_bytes), source))
 
 
 def _raw_block(
