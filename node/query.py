@@ -21,6 +21,7 @@ import numpy as np
 
 from node.engine.deletes import DeleteRequest
 from node.engine.engine import Engine
+from node.lastcache import LastValueCache
 from pulsar_cluster.batch import FieldType
 from pulsar_cluster.errors import LimitExceededError, QueryError
 from pulsar_cluster.query.conditions import TRUE, compile_regex, field_mask, resolve_series
@@ -31,7 +32,7 @@ from pulsar_cluster.query.partial import (
     decode_plan,
     encode_partial,
 )
-from pulsar_cluster.query.plan import Plan, window_origin
+from pulsar_cluster.query.plan import MAX_TIME, Plan, window_origin
 from pulsar_cluster.query.source import QuerySource
 from pulsar_cluster.query.states import State, concat_states, kind_for
 from pulsar_cluster.series import SEP, format_series_key, split_series_key
@@ -66,6 +67,10 @@ class EngineSource:
 
     def series_fields(self, skey: bytes) -> dict[str, FieldType]:
         return self._engine.series_fields(skey)
+
+    def retention_floor(self, skey: bytes) -> int:
+        """The oldest time reads return for the series (the engine's retention rule)."""
+        return self._engine._retention_start(skey)
 
     def read_field(
         self, skey: bytes, name: str, start: int, end: int
@@ -105,8 +110,14 @@ def _group_key(tags: dict[str, str], group_by: tuple[str, ...] | None) -> GroupK
     return tuple((k, tags.get(k, "")) for k in group_by)
 
 
-def execute_partial(plan: Plan, source: QuerySource) -> Partial:
-    """The partial result of `plan` over the series in `source`."""
+def execute_partial(
+    plan: Plan, source: QuerySource, last_cache: LastValueCache | None = None
+) -> Partial:
+    """The partial result of `plan` over the series in `source`.
+
+    With `last_cache` (and a source with `retention_floor`), `last()` over all windows without
+    a field predicate answers from the cache where it can and fills it where it read.
+    """
     if plan.kind == "meta":
         return _meta(plan, source)
     budget = _Budget(plan)
@@ -119,8 +130,15 @@ def execute_partial(plan: Plan, source: QuerySource) -> Partial:
     out = Partial(series_touched=len(skeys))
     pending: dict[GroupKey, list[list[State]]] = {}
     w0 = window_origin(plan)
+    use_cache = (
+        last_cache is not None
+        and plan.every == 0
+        and plan.fields_where is None
+        and hasattr(source, "retention_floor")
+    )
     for skey in skeys:
         budget.tick()
+        token = last_cache.token(skey) if use_cache and last_cache is not None else None
         tags = split_series_key(skey.partition(SEP)[2])[1]
         cache: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}
 
@@ -141,6 +159,11 @@ def execute_partial(plan: Plan, source: QuerySource) -> Partial:
         states = []
         for col in plan.columns:
             kind = kind_for(col.fn)
+            if token is not None and col.fn == "last":
+                cached = _cached_last(plan, source, last_cache, skey, col.field)
+                if cached is not None:
+                    states.append(cached)
+                    continue
             data = get(col.field)
             if data is None or not len(data[0]):
                 states.append({})
@@ -151,6 +174,10 @@ def execute_partial(plan: Plan, source: QuerySource) -> Partial:
                 ts, x = ts[keep], x[keep]
             w = (ts - w0) // plan.every if plan.every > 0 else np.zeros(len(ts), dtype=np.int64)
             states.append(kind.from_series(w, ts, x, col.fn, col.args))
+            if token is not None and col.fn == "last" and plan.end == MAX_TIME and len(ts):
+                assert last_cache is not None
+                if plan.fields_where is None:
+                    last_cache.store(skey, col.field, token, int(ts[-1]), x)
         if any(len(s.get("w", ())) for s in states):
             pending.setdefault(key, []).append(states)
     out.points_scanned = budget.points
@@ -164,6 +191,16 @@ def execute_partial(plan: Plan, source: QuerySource) -> Partial:
             reduced.append(merged if merged else {k: np.empty(0, np.int64) for k in kind.keys})
         out.groups[key] = reduced
     return out
+
+
+def _cached_last(plan: Plan, source: Any, cache: Any, skey: bytes, name: str) -> State | None:
+    entry = cache.get(skey, name)
+    if entry is None:
+        return None
+    t, value = entry
+    if not plan.start <= t < plan.end or t < source.retention_floor(skey):
+        return None
+    return {"w": np.zeros(1, dtype=np.int64), "t": np.array([t], dtype=np.int64), "v": value}
 
 
 def execute_encoded(plan_bytes: bytes, source: QuerySource) -> bytes:
