@@ -13,7 +13,7 @@ from node.background import BackgroundWorker
 from node.engine.engine import Engine, EngineOptions
 from node.engine.index import split_storage_key
 from node.lastcache import LastValueCache
-from node.query import EngineSource, execute_delete, execute_partial
+from node.query import EngineSource, execute_delete, execute_partial, is_cheap_meta
 from pulsar_cluster.batch import Column, WriteBatch
 from pulsar_cluster.nodeapi import ScanRequest, SeriesData, TagMatcher
 from pulsar_cluster.query.partial import Partial
@@ -99,6 +99,8 @@ class LocalNode:
         return out
 
     async def query(self, plan: Plan) -> Partial:
+        if is_cheap_meta(plan):
+            return self._query(plan)  # microseconds: a thread hop would cost more
         return await asyncio.to_thread(self._query, plan)
 
     def _query(self, plan: Plan) -> Partial:

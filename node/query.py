@@ -37,7 +37,13 @@ from pulsar_cluster.query.source import QuerySource
 from pulsar_cluster.query.states import State, concat_states, kind_for
 from pulsar_cluster.series import SEP, format_series_key, split_series_key
 
-__all__ = ["execute_partial", "execute_encoded", "execute_delete", "EngineSource"]
+__all__ = [
+    "execute_partial",
+    "execute_encoded",
+    "execute_delete",
+    "is_cheap_meta",
+    "EngineSource",
+]
 
 
 class EngineSource:
@@ -248,12 +254,29 @@ def _measurements(plan: Plan, source: QuerySource) -> list[str]:
     return names
 
 
+def is_cheap_meta(plan: Plan) -> bool:
+    """Meta plans answered from index lists alone (no series walk): fine on the event loop."""
+    return (
+        plan.kind == "meta"
+        and plan.tags == TRUE
+        and plan.meta in ("databases", "measurements", "tag_keys")
+    )
+
+
 def _meta(plan: Plan, source: QuerySource) -> Partial:
     out = Partial()
     if plan.meta == "databases":
         out.meta[""] = {(db,) for db in source.databases()}
         return out
     filtered = plan.tags != TRUE
+    if not filtered and plan.meta in ("measurements", "tag_keys"):
+        # straight from the index's lists, without touching series: cheap enough to run inline
+        for m in _measurements(plan, source):
+            if plan.meta == "measurements":
+                out.meta.setdefault("", set()).add((m,))
+            elif keys := source.tag_keys(plan.database, m):
+                out.meta[m] = {(k,) for k in keys}
+        return out
     budget = _Budget(plan)
     for m in _measurements(plan, source):
         budget.tick()
