@@ -290,7 +290,7 @@ def _meta(plan: Plan, source: QuerySource) -> Partial:
                 (format_series_key(k.partition(SEP)[2]),) for k in skeys
             )
         elif plan.meta == "field_keys":
-            rows = set()
+            rows: set[tuple[str, ...]] = set()
             for k in skeys:
                 rows.update((n, t.label) for n, t in source.series_fields(k).items())
             out.meta[m] = rows
@@ -306,10 +306,10 @@ def _meta(plan: Plan, source: QuerySource) -> Partial:
                 continue
             if plan.tag_keys is not None:
                 wanted = set(plan.tag_keys)
-                rows = {p for p in pairs if p[0] in wanted}
+                rows = {(k, v) for k, v in pairs if k in wanted}
             elif plan.tag_key_regex is not None:
                 rx: re.Pattern[str] = compile_regex(plan.tag_key_regex)
-                rows = {p for p in pairs if rx.search(p[0])}
+                rows = {(k, v) for k, v in pairs if rx.search(k)}
             else:
                 raise QueryError("SHOW TAG VALUES needs WITH KEY")
             if rows:

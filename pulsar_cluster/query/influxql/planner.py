@@ -224,7 +224,7 @@ async def _select(
             items = _expand_wildcards(items, await catalog.field_types(db, measurement))
             if not items:
                 continue
-        where = split_where(stmt.condition, now, lambda name, keys=tag_keys: name in keys)
+        where = split_where(stmt.condition, now, tag_keys.__contains__)
         spec = SelectSpec(
             database=db,
             measurement=measurement,
@@ -335,8 +335,8 @@ async def _show(
         plans = [_with_keys(p, stmt) for p in plans]
     meta: dict[str, set[tuple[str, ...]]] = {}
     for plan in plans:
-        for m, rows in (await run_meta(backend, plan)).items():
-            meta.setdefault(m, set()).update(rows)
+        for m, found in (await run_meta(backend, plan)).items():
+            meta.setdefault(m, set()).update(found)
     return _format_meta(stmt, meta)
 
 
@@ -354,6 +354,7 @@ def _with_keys(plan: Plan, stmt: Show) -> Plan:
 
 
 def _format_meta(stmt: Show, meta: dict[str, set[tuple[str, ...]]]) -> dict[str, Any]:
+    rows: list[list[Any]]
     if stmt.what in ("measurements", "series"):
         rows = _page(sorted(list(r) for r in meta.get("", ())), stmt.limit, stmt.offset)
         if not rows:
