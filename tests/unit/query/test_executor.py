@@ -284,3 +284,21 @@ def test_engine_source_answers_like_the_reference(tmp_path: Path) -> None:
         }
     finally:
         engine.close()
+
+
+def test_extreme_time_ranges_do_not_overflow() -> None:
+    src = build([("h0", None, [(1, 1), (5, 2)])])[0]
+    for start, end, every in (
+        (-(2**70), 2**70, 0),
+        (-(2**63) + 1, 2**63 - 1, 0),
+        (-(2**63) + 1, 2**63 - 1, 7 * 86_400 * 10**9 * 1000),
+    ):
+        spec = SelectSpec(
+            "db", "cpu", [Item("v", "sum")], Where(start, end, None, None, True, True), every=every
+        )
+        try:
+            plan, finish = compile_select(spec, 0)
+        except (QueryError, LimitExceededError):
+            continue
+        out = finalize(plan, finish, execute_partial(plan, src))
+        assert out[0]["values"][0][1] == 3
