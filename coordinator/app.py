@@ -13,7 +13,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 
 from coordinator.api import admin, ops, prometheus, query, write
+from coordinator.auth import AdminAuthMiddleware
 from coordinator.metrics import CoordinatorMetrics, MetricsMiddleware
+from coordinator.parsepool import ParsePool
+from coordinator.requestlog import RequestLogMiddleware
 from coordinator.state import AppState, CoordinatorSettings, ORJSONResponse
 from pulsar_cluster import __version__
 from pulsar_cluster.errors import OverloadedError, PulsarError
@@ -26,12 +29,14 @@ log = get_logger(__name__)
 
 
 def create_app(backend: StorageBackend, settings: CoordinatorSettings | None = None) -> FastAPI:
-    state = AppState(backend, settings or CoordinatorSettings(), CoordinatorMetrics())
+    settings = settings or CoordinatorSettings()
+    state = AppState(backend, settings, CoordinatorMetrics(), ParsePool(settings.parse_workers))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
         # Graceful stop: uvicorn has finished in-flight requests; flush and close storage.
+        state.parser.close()
         await backend.close()
         log.info("storage_closed")
 
@@ -43,7 +48,9 @@ def create_app(backend: StorageBackend, settings: CoordinatorSettings | None = N
         default_response_class=ORJSONResponse,
     )
     app.state.pulsar = state
+    app.add_middleware(AdminAuthMiddleware, token=state.settings.admin_token)
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
+    app.add_middleware(RequestLogMiddleware)  # outermost: logs every answer, with its request id
 
     @app.exception_handler(PulsarError)
     async def pulsar_error(_: Request, exc: PulsarError) -> Response:

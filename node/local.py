@@ -98,6 +98,14 @@ class LocalNode:
     async def flush(self) -> None:
         await asyncio.to_thread(self.engine.flush)
 
+    async def compact(self) -> None:
+        """Flush, then merge every partition into one table (drops overwritten/deleted)."""
+        await asyncio.to_thread(self._compact)
+
+    def _compact(self) -> None:
+        self.engine.flush()
+        self.engine.compact(full=True)
+
     async def status(self) -> dict[str, Any]:
         return await asyncio.to_thread(self.engine.status)
 

@@ -41,6 +41,8 @@ class BatchFormatError(BadRequestError):
 
 def encode_batch(batch: WriteBatch, compress: bool = True) -> bytes:
     table = batch.table_if_current()
+    if table is not None and batch.encoded is not None:
+        return batch.encoded  # decoded from these bytes and unchanged since
     if table is not None:
         body = _encode_table(batch.database, table)
         version = VERSION_TABLE
@@ -133,7 +135,9 @@ def _decode(view: memoryview) -> WriteBatch:
     if len(body) != body_len:
         raise ValueError(f"body is {len(body)} bytes, header says {body_len}")
     if version == VERSION_TABLE:
-        return _decode_table(body)
+        batch = _decode_table(body)
+        batch.encoded = bytes(view)
+        return batch
     pos = 0
     (db_len,) = struct.unpack_from("<H", body, pos)
     pos += 2

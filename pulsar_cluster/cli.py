@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from typing import Any
 
@@ -43,6 +44,14 @@ def _add_engine_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-level", default="info", help="debug, info, warning, error")
 
 
+def _add_admin_token_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--admin-token",
+        help="bearer token for /api/v1/admin/* (prefer env PULSAR_ADMIN_TOKEN); "
+        "unset: admin API for loopback clients only",
+    )
+
+
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     parser = argparse.ArgumentParser(prog="pulsar", description="PulsarDB time-series database")
     parser.add_argument("--version", action="version", version=f"pulsar {__version__}")
@@ -54,6 +63,13 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help="HTTP port (default 8080)")
     p.add_argument("--max-body-mb", type=int, default=25, help="largest write body (MB)")
+    p.add_argument(
+        "--parse-workers",
+        type=int,
+        default=-1,
+        help="processes parsing write bodies (default: one per core; 0: none)",
+    )
+    _add_admin_token_flag(p)
     _add_engine_flags(p)
     commands["standalone"] = p
 
@@ -72,6 +88,11 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     p = sub.add_parser("admin", help="operate a running server")
     p.add_argument("--url", default="http://127.0.0.1:8080")
     p.add_argument("action", choices=["status", "flush"])
+    p.add_argument(
+        "--admin-token",
+        default=os.environ.get("PULSAR_ADMIN_TOKEN"),
+        help="admin bearer token (default: env PULSAR_ADMIN_TOKEN)",
+    )
     commands["admin"] = p
     return parser, commands
 
@@ -100,16 +121,23 @@ def _cmd_standalone(args: argparse.Namespace) -> int:
     )
     node = _role("node.local").LocalNode(args.data_dir, options)
     app_mod = _role("coordinator.app")
-    settings = app_mod.CoordinatorSettings(max_body_bytes=args.max_body_mb * 1024 * 1024)
+    parse_workers = args.parse_workers
+    if parse_workers < 0:
+        parse_workers = _role("coordinator.parsepool").default_parse_workers()
+    settings = app_mod.CoordinatorSettings(
+        max_body_bytes=args.max_body_mb * 1024 * 1024,
+        parse_workers=parse_workers,
+        admin_token=args.admin_token,
+    )
     app = app_mod.create_app(node, settings)
     _role("coordinator.server").serve(app, args.host, args.port)
     return 0
 
 
-def _client(url: str) -> Any:
+def _client(url: str, token: str | None = None) -> Any:
     from pulsar_cluster.client import PulsarClient
 
-    return PulsarClient(url)
+    return PulsarClient(url, token=token)
 
 
 def _run_client(func: Any) -> int:
@@ -149,7 +177,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
 
 
 def _cmd_admin(args: argparse.Namespace) -> int:
-    with _client(args.url) as client:
+    with _client(args.url, args.admin_token) as client:
         if args.action == "status":
             return _run_client(lambda: client.admin("GET", "status"))
         return _run_client(lambda: client.admin("POST", "flush", wait="true"))

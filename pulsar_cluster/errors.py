@@ -50,6 +50,22 @@ class PulsarError(Exception):
         """The JSON error body: `{"error": message, ...details}`."""
         return {"error": self.message, **self.details}
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Errors cross process boundaries (parse workers); subclasses have their own __init__
+        # signatures, so rebuild generically from what the API needs: class, text, details.
+        # The instance dict travels too (e.g. LineProtocolError's line number and text).
+        state = {k: v for k, v in self.__dict__.items() if k not in ("message", "details")}
+        return (_restore_error, (type(self), self.message, self.details, self.status_code), state)
+
+
+def _restore_error(
+    cls: type[PulsarError], message: str, details: dict[str, Any], status_code: int
+) -> PulsarError:
+    exc = cls.__new__(cls)
+    PulsarError.__init__(exc, message, **details)
+    exc.status_code = status_code
+    return exc
+
 
 class BadRequestError(PulsarError):
     status_code = 400
