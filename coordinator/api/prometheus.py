@@ -88,6 +88,10 @@ def _decode_write(payload: bytes, database: str) -> WriteBatch:
     return batch
 
 
+async def _decode_write_in_thread(payload: bytes, database: str) -> WriteBatch:
+    return await asyncio.to_thread(_decode_write, payload, database)
+
+
 @router.post("/api/v1/prom/write", status_code=204, summary="Prometheus remote_write 1.0")
 async def prom_write(
     request: Request, db: str | None = Query(None, description="database (default prometheus)")
@@ -99,7 +103,9 @@ async def prom_write(
         state.metrics.write_rejections.labels("bad_prometheus").inc()
         raise
     database = db or DEFAULT_DATABASE
-    batch = await parse_or_reject(state, "bad_prometheus", _decode_write, payload, database)
+    batch = await parse_or_reject(
+        state, "bad_prometheus", _decode_write_in_thread, payload, database
+    )
     return await ingest(state, batch, "prometheus", len(payload))
 
 
