@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 
-from coordinator.api import admin, ops, prometheus, query, write
+from coordinator.api import admin, influxql, ops, prometheus, query, write
 from coordinator.auth import AdminAuthMiddleware
 from coordinator.metrics import CoordinatorMetrics, MetricsMiddleware
 from coordinator.parsepool import ParsePool
@@ -60,6 +60,6 @@ def create_app(backend: StorageBackend, settings: CoordinatorSettings | None = N
             state.metrics.write_rejections.labels("overloaded").inc()
         return ORJSONResponse(exc.to_dict(), status_code=exc.status_code, headers=headers)
 
-    for module in (write, prometheus, query, ops, admin):
+    for module in (write, prometheus, query, influxql, ops, admin):
         app.include_router(module.router)
     return app

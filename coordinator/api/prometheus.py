@@ -88,10 +88,6 @@ def _decode_write(payload: bytes, database: str) -> WriteBatch:
     return batch
 
 
-async def _decode_write_in_thread(payload: bytes, database: str) -> WriteBatch:
-    return await asyncio.to_thread(_decode_write, payload, database)
-
-
 @router.post("/api/v1/prom/write", status_code=204, summary="Prometheus remote_write 1.0")
 async def prom_write(
     request: Request, db: str | None = Query(None, description="database (default prometheus)")
@@ -104,7 +100,7 @@ async def prom_write(
         raise
     database = db or DEFAULT_DATABASE
     batch = await parse_or_reject(
-        state, "bad_prometheus", _decode_write_in_thread, payload, database
+        state, "bad_prometheus", asyncio.to_thread, _decode_write, payload, database
     )
     return await ingest(state, batch, "prometheus", len(payload))
 
