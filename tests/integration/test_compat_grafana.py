@@ -132,3 +132,11 @@ def test_every_panel_answers_with_the_expected_values(server: ServerProcess, met
     assert combined["columns"] == ["time", "user", "system", "iowait"]
     first = combined["values"][0]
     assert first[2] == pytest.approx((1.5 + 3.5) / 2) and first[3] == 0.5
+
+
+@pytest.mark.parametrize("query", ["SHOW MEASUREMENTS LIMIT 1", "SHOW DATABASES"])
+def test_save_and_test_queries(server: ServerProcess, query: str) -> None:
+    """What Grafana's "Save & test" asks, plus /ping."""
+    assert httpx.get(f"{server.url}/ping").status_code == 204
+    (series,) = run(server, query, "GET")
+    assert series["values"]

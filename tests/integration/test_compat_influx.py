@@ -303,6 +303,23 @@ def test_influxdb_v1_client_writes_and_reports_errors(server: ServerProcess) -> 
     finally:
         client.close()
 
+    # The query side of the v1 library, through /query (InfluxQL).
+    client = InfluxDBClient(host="127.0.0.1", port=server.port, database="v1db", timeout=10)
+    try:
+        assert {"name": "v1db"} in client.get_list_database()
+        assert {"name": "cpu load"} in client.get_list_measurements()
+        result = client.query(
+            'SELECT "value", "count", "msg" FROM "cpu load" WHERE "host" = \'server=01\'',
+            epoch="ns",
+        )
+        assert list(result.get_points()) == [
+            {"time": T0, "value": 0.64, "count": 7, "msg": "x=1, y"}
+        ]
+        total = client.query('SELECT count("value") FROM "cpu2"', epoch="ns")
+        assert next(total.get_points())["count"] == 50
+    finally:
+        client.close()
+
     ((tags, columns, values),) = rows(server.url, "v1db", "cpu load")
     assert tags == {"host": "server=01", "region": "us,west"}
     assert dict(zip(columns, values[0], strict=True)) == {
