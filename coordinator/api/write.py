@@ -38,7 +38,6 @@ from pulsar_cluster.errors import (
 from pulsar_cluster.lineprotocol import (
     V1_PRECISIONS,
     V2_PRECISIONS,
-    check_precision,
 )
 
 __all__ = ["router", "ingest", "parse_or_reject", "database_of_bucket"]
@@ -220,9 +219,9 @@ async def write_v2(
     try:
         if not bucket:
             raise BadRequestError("bucket is required")
+        precision = precision or "ns"  # an empty precision means ns, as in InfluxDB 2.x
         if precision not in V2_PRECISIONS:
             raise BadRequestError("invalid precision; valid precision units are ns, us, ms, and s")
-        check_precision(precision, V2_PRECISIONS)
         return await _write_lines(request, database_of_bucket(bucket), precision, v2=True)
     except PulsarError as exc:
         if isinstance(exc, OverloadedError):
