@@ -18,7 +18,7 @@ import re
 import numpy as np
 from fastapi import APIRouter, Query, Request, Response
 
-from coordinator.api.write import ingest, parse_or_reject
+from coordinator.api.write import checked_database, ingest, parse_or_reject
 from coordinator.body import read_raw_body
 from coordinator.state import AppState, app_state
 from pulsar_cluster.batch import FieldType, WriteBatch
@@ -94,11 +94,11 @@ async def prom_write(
 ) -> Response:
     state = app_state(request)
     try:
+        database = checked_database(db or DEFAULT_DATABASE)
         payload = await _payload(request, state, "WriteRequest")
     except BadRequestError:
         state.metrics.write_rejections.labels("bad_prometheus").inc()
         raise
-    database = db or DEFAULT_DATABASE
     batch = await parse_or_reject(
         state, "bad_prometheus", asyncio.to_thread, _decode_write, payload, database
     )
@@ -165,9 +165,9 @@ async def prom_read(
     request: Request, db: str | None = Query(None, description="database (default prometheus)")
 ) -> Response:
     state = app_state(request)
+    database = checked_database(db or DEFAULT_DATABASE)
     payload = await _payload(request, state, "ReadRequest")
     read = decode_read_request(payload)
-    database = db or DEFAULT_DATABASE
     results = [await _answer(state, database, query) for query in read.queries]
     body = await asyncio.to_thread(lambda: snappy_encode(encode_read_response(results)))
     return Response(

@@ -40,7 +40,7 @@ from pulsar_cluster.lineprotocol import (
     V2_PRECISIONS,
 )
 
-__all__ = ["router", "ingest", "parse_or_reject", "database_of_bucket"]
+__all__ = ["router", "ingest", "parse_or_reject", "database_of_bucket", "checked_database"]
 
 router = APIRouter(tags=["write"])
 
@@ -94,7 +94,7 @@ async def ingest(state: AppState, batch: WriteBatch, protocol: str, body_bytes: 
 async def write_json(request: Request, db: str | None = Query(None)) -> Response:
     state = app_state(request)
     body = await read_body(request, state.settings.max_body_bytes)
-    database = db or state.settings.default_database
+    database = checked_database(db or state.settings.default_database)
     batch = await parse_or_reject(
         state, "bad_json", state.parser.parse_json, body, database, time.time_ns()
     )
@@ -104,12 +104,21 @@ async def write_json(request: Request, db: str | None = Query(None)) -> Response
 # --- InfluxDB ------------------------------------------------------------------------------------
 
 
+def checked_database(name: str) -> str:
+    """A database name as given; 400 if it cannot be one (NUL separates names in keys)."""
+    if not name:
+        raise BadRequestError("database name must not be empty")
+    if "\x00" in name:
+        raise BadRequestError("database name must not contain NUL")
+    return name
+
+
 def database_of_bucket(bucket: str) -> str:
     """InfluxDB 1.8's mapping of a v2 bucket: `db/rp` and `db` both name database `db`."""
     database = bucket.split("/", 1)[0]
     if not database:
         raise BadRequestError(f"invalid bucket '{bucket}': use 'database' or 'database/rp'")
-    return database
+    return checked_database(database)
 
 
 def _header_safe(text: str) -> str:
@@ -197,7 +206,7 @@ async def write_v1(
             raise BadRequestError("database is required")
         if precision and precision not in V1_PRECISIONS:
             raise BadRequestError(f'invalid precision "{precision}" (use n, u, ms, s, m or h)')
-        return await _write_lines(request, db, precision or "ns", v2=False)
+        return await _write_lines(request, checked_database(db), precision or "ns", v2=False)
     except PulsarError as exc:
         if isinstance(exc, OverloadedError):
             app_state(request).metrics.write_rejections.labels("overloaded").inc()

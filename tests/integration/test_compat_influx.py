@@ -335,3 +335,19 @@ def test_influxdb_v1_client_writes_and_reports_errors(server: ServerProcess) -> 
         (T0 + 1_000_000, 1.0),
     ]
     assert rows(server.url, "v1db", "cpu3") == []
+
+
+def test_database_names_with_nul_are_refused(server: ServerProcess) -> None:
+    r = httpx.post(f"{server.url}/write", params={"db": "a\x00b"}, content=b"m f=1")
+    assert r.status_code == 400 and "NUL" in r.json()["error"]
+    r = httpx.post(f"{server.url}/api/v2/write", params={"bucket": "a\x00b"}, content=b"m f=1")
+    assert r.status_code == 400 and "NUL" in r.json()["message"]
+    r = httpx.post(
+        f"{server.url}/api/v1/write",
+        params={"db": "a\x00b"},
+        json={"measurement": "m", "fields": {"f": 1}},
+    )
+    assert r.status_code == 400
+    r = httpx.post(f"{server.url}/api/v1/prom/write", params={"db": "a\x00b"}, content=b"")
+    assert r.status_code == 400
+    assert rows(server.url, "a", "m") == []
