@@ -22,7 +22,7 @@ from coordinator.api.write import checked_database, ingest, parse_or_reject
 from coordinator.body import read_raw_body
 from coordinator.state import AppState, app_state
 from pulsar_cluster.batch import FieldType, WriteBatch
-from pulsar_cluster.errors import BadRequestError, UnsupportedMediaTypeError
+from pulsar_cluster.errors import BadRequestError, LimitExceededError, UnsupportedMediaTypeError
 from pulsar_cluster.logs import get_logger
 from pulsar_cluster.nodeapi import SeriesData, TagMatcher
 from pulsar_cluster.prometheus import remote_pb2, types_pb2
@@ -52,6 +52,11 @@ _OPS = {
     types_pb2.LabelMatcher.RE: "=~",
     types_pb2.LabelMatcher.NRE: "!~",
 }
+#: Most samples one remote read answers (all queries together): bounds the coordinator's memory
+#: (~16 bytes a sample as arrays, plus the encoding). Prometheus' own remote-read endpoint has
+#: the same kind of bound (--storage.remote.read-sample-limit, default 5e7); ours is lower
+#: because a coordinator holds the whole answer before sending it.
+MAX_READ_SAMPLES = 5_000_000
 #: Numeric field types Prometheus can read back (as float64, like InfluxDB 1.x's remote read).
 _READABLE = frozenset((FieldType.FLOAT, FieldType.INTEGER, FieldType.UNSIGNED))
 
@@ -144,7 +149,23 @@ def _timeseries(measurement: str, series: SeriesData) -> bytes | None:
     return encode_timeseries(labels, ms[keep], column.values[keep].astype(np.float64))
 
 
-async def _answer(state: AppState, database: str, query: remote_pb2.Query) -> list[bytes]:
+class _Budget:
+    def __init__(self, samples: int) -> None:
+        self.left = samples
+
+    def take(self, found: list[SeriesData]) -> None:
+        self.left -= sum(len(c) for s in found for c in s.columns.values())
+        if self.left < 0:
+            raise LimitExceededError(
+                f"remote read exceeds {MAX_READ_SAMPLES} samples: narrow the time range or "
+                "the matchers",
+                limit=MAX_READ_SAMPLES,
+            )
+
+
+async def _answer(
+    state: AppState, database: str, query: remote_pb2.Query, budget: _Budget
+) -> list[bytes]:
     names, tag_matchers = _split_matchers(query)
     start = query.start_timestamp_ms * _NS_PER_MS
     end = (query.end_timestamp_ms + 1) * _NS_PER_MS  # Prometheus' end is inclusive, in ms
@@ -153,6 +174,7 @@ async def _answer(state: AppState, database: str, query: remote_pb2.Query) -> li
         found = await state.backend.select_series(
             database, measurement, tag_matchers, start, end, [VALUE_FIELD]
         )
+        budget.take(found)
         for series in sorted(found, key=lambda s: s.key):
             encoded = _timeseries(measurement, series)
             if encoded is not None:
@@ -168,7 +190,8 @@ async def prom_read(
     database = checked_database(db or DEFAULT_DATABASE)
     payload = await _payload(request, state, "ReadRequest")
     read = decode_read_request(payload)
-    results = [await _answer(state, database, query) for query in read.queries]
+    budget = _Budget(MAX_READ_SAMPLES)
+    results = [await _answer(state, database, query, budget) for query in read.queries]
     body = await asyncio.to_thread(lambda: snappy_encode(encode_read_response(results)))
     return Response(
         body,
