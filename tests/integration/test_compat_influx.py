@@ -351,3 +351,21 @@ def test_database_names_with_nul_are_refused(server: ServerProcess) -> None:
     r = httpx.post(f"{server.url}/api/v1/prom/write", params={"db": "a\x00b"}, content=b"")
     assert r.status_code == 400
     assert rows(server.url, "a", "m") == []
+
+
+def test_client_libraries_with_gzip(server: ServerProcess) -> None:
+    from influxdb import InfluxDBClient as V1Client
+    from influxdb_client import InfluxDBClient
+    from influxdb_client.client.write_api import SYNCHRONOUS
+
+    with InfluxDBClient(url=server.url, token="t", org="o", enable_gzip=True) as client:
+        client.write_api(write_options=SYNCHRONOUS).write(
+            bucket="gzc", record=[f"zipped,lib=v2 v={i} {T0 + i}" for i in range(200)]
+        )
+    v1 = V1Client(host="127.0.0.1", port=server.port, database="gzc", gzip=True, timeout=10)
+    try:
+        v1.write_points([f"zipped,lib=v1 v={i} {T0 + i}" for i in range(200)], protocol="line")
+    finally:
+        v1.close()
+    got = {s[0]["lib"]: len(s[2]) for s in rows(server.url, "gzc", "zipped")}
+    assert got == {"v1": 200, "v2": 200}
