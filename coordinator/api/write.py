@@ -34,6 +34,7 @@ from pulsar_cluster.errors import (
     LineProtocolError,
     OverloadedError,
     PulsarError,
+    UnsupportedMediaTypeError,
 )
 from pulsar_cluster.lineprotocol import (
     V1_PRECISIONS,
@@ -174,8 +175,24 @@ def v2_error(exc: PulsarError) -> Response:
     return ORJSONResponse(body, status_code=exc.status_code, headers=headers)
 
 
+#: Content-Types that say the body is another protocol. Everything else is accepted on the line
+#: protocol endpoints, as InfluxDB does: clients send text/plain, application/octet-stream,
+#: and curl's default application/x-www-form-urlencoded.
+_NOT_LINE_PROTOCOL = frozenset(("application/json", "application/x-protobuf"))
+
+
+def _check_line_protocol_type(request: Request) -> None:
+    media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media in _NOT_LINE_PROTOCOL:
+        raise UnsupportedMediaTypeError(
+            f"Content-Type '{media}' is not line protocol: send text/plain (JSON points go to "
+            "/api/v1/write, Prometheus remote write to /api/v1/prom/write)"
+        )
+
+
 async def _write_lines(request: Request, database: str, precision: str, v2: bool) -> Response:
     state = app_state(request)
+    _check_line_protocol_type(request)
     body = await read_body(request, state.settings.max_body_bytes)
     if v2 and not body.strip():
         raise BadRequestError("writing requires points")

@@ -178,6 +178,32 @@ def test_unsupported_content_encoding_is_415(server: ServerProcess) -> None:
     assert rows(server.url, "raw", "enc") == []
 
 
+@pytest.mark.parametrize("ctype", ["application/json", "application/x-protobuf"])
+def test_another_protocols_content_type_is_415(server: ServerProcess, ctype: str) -> None:
+    for path, params in (("/write", {"db": "raw"}), ("/api/v2/write", {"bucket": "raw"})):
+        r = httpx.post(
+            f"{server.url}{path}",
+            params=params,
+            content=b"ctype f=1",
+            headers={"Content-Type": ctype},
+        )
+        assert r.status_code == 415, r.text
+    assert rows(server.url, "raw", "ctype") == []
+    # What real clients send is accepted, as by InfluxDB.
+    for ctype_ok in (
+        "text/plain; charset=utf-8",
+        "application/octet-stream",
+        "application/x-www-form-urlencoded",
+    ):
+        r = httpx.post(
+            f"{server.url}/write",
+            params={"db": "raw"},
+            content=b"ctype_ok f=1",
+            headers={"Content-Type": ctype_ok},
+        )
+        assert r.status_code == 204, r.text
+
+
 def test_oversized_body_is_413_v1_and_v2(server: ServerProcess) -> None:
     line = b"big,host=h1 f=1\n"
     body = line * (LIMIT // len(line) + 1)
