@@ -12,9 +12,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 
-from coordinator.api import admin, ops, query, write
+from coordinator.api import admin, ops, prometheus, query, write
 from coordinator.auth import AdminAuthMiddleware
 from coordinator.metrics import CoordinatorMetrics, MetricsMiddleware
+from coordinator.parsepool import ParsePool
 from coordinator.requestlog import RequestLogMiddleware
 from coordinator.state import AppState, CoordinatorSettings, ORJSONResponse
 from pulsar_cluster import __version__
@@ -28,12 +29,14 @@ log = get_logger(__name__)
 
 
 def create_app(backend: StorageBackend, settings: CoordinatorSettings | None = None) -> FastAPI:
-    state = AppState(backend, settings or CoordinatorSettings(), CoordinatorMetrics())
+    settings = settings or CoordinatorSettings()
+    state = AppState(backend, settings, CoordinatorMetrics(), ParsePool(settings.parse_workers))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
         # Graceful stop: uvicorn has finished in-flight requests; flush and close storage.
+        state.parser.close()
         await backend.close()
         log.info("storage_closed")
 
@@ -57,6 +60,6 @@ def create_app(backend: StorageBackend, settings: CoordinatorSettings | None = N
             state.metrics.write_rejections.labels("overloaded").inc()
         return ORJSONResponse(exc.to_dict(), status_code=exc.status_code, headers=headers)
 
-    for module in (write, query, ops, admin):
+    for module in (write, prometheus, query, ops, admin):
         app.include_router(module.router)
     return app

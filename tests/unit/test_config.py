@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pulsar_cluster.config import apply_config_sources
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser()
+    p.add_argument("--config")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--data-dir", default="./data")
+    p.add_argument("--fsync", default="always")
+    return p
+
+
+def test_precedence_flag_env_file_default(tmp_path: Path) -> None:
+    cfg = tmp_path / "p.toml"
+    cfg.write_text('port = 9000\ndata-dir = "/from/file"\nfsync = "never"\n')
+    p = parser()
+    argv = ["--config", str(cfg), "--fsync", "interval"]
+    apply_config_sources(p, argv, environ={"PULSAR_DATA_DIR": "/from/env"})
+    args = p.parse_args(argv)
+    assert args.port == 9000  # file
+    assert args.data_dir == "/from/env"  # env beats file
+    assert args.fsync == "interval"  # flag beats both
+
+
+def test_env_values_are_typed() -> None:
+    p = parser()
+    apply_config_sources(p, [], environ={"PULSAR_PORT": "7"})
+    assert p.parse_args([]).port == 7
