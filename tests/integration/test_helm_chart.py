@@ -235,8 +235,13 @@ def test_servicemonitor_variant(tmp_path: Path) -> None:
     [
         ({"node.replicas": "2"}, "node.replicas (2) must be >= cluster.replicationFactor (3)"),
         ({"cluster.replicationFactor": "4", "node.replicas": "5"}, "must be odd"),
-        ({"node.antiAffinity": "sometimes"}, "antiAffinity must be soft, hard or none"),
-        ({"cluster.shards": "0"}, "cluster.shards must be at least 1"),
+        ({"node.antiAffinity": "sometimes"}, "node.antiAffinity must be one of the following"),
+        # values.schema.json: typos, types and enumerations
+        ({"cluster.shards": "0"}, "cluster.shards: Must be greater than or equal to 1"),
+        ({"nodes.replicas": "5"}, "Additional property nodes is not allowed"),
+        ({"node.replicas": "three"}, "node.replicas: Invalid type. Expected: integer"),
+        ({"cluster.fsync": "sometimes"}, "cluster.fsync must be one of the following"),
+        ({"coordinator.service.type": "Ingress"}, "coordinator.service.type must be one of"),
     ],
 )
 def test_values_that_would_break_the_cluster_are_refused(
