@@ -251,6 +251,22 @@ def test_values_that_would_break_the_cluster_are_refused(
         render(tmp_path, sets=sets)
 
 
+def test_helm_test_pod_asks_the_coordinator_with_the_admin_token(tmp_path: Path) -> None:
+    m = render(tmp_path, [CHART / "ci" / "existing-secret-values.yaml"], namespace="tsdb")
+    (pod,) = [p for p in find(m, "Pod") if p["metadata"]["annotations"]["helm.sh/hook"] == "test"]
+    (container,) = pod["spec"]["containers"]
+    assert container["args"] == [
+        "admin",
+        "status",
+        "--url",
+        "http://pulsardb-coordinator.tsdb.svc.cluster.local:8080",
+    ]
+    (token,) = container["env"]
+    assert token["name"] == "PULSAR_ADMIN_TOKEN"
+    assert token["valueFrom"]["secretKeyRef"] == {"name": "pulsardb-secrets", "key": "admin"}
+    assert pod["spec"]["securityContext"]["runAsNonRoot"]
+
+
 def test_config_change_rolls_the_pods(tmp_path: Path) -> None:
     def checksum(sets: dict[str, str]) -> str:
         (sts,) = find(render(tmp_path, sets=sets), "StatefulSet")
