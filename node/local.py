@@ -12,8 +12,11 @@ from typing import Any
 from node.background import BackgroundWorker
 from node.engine.engine import Engine, EngineOptions
 from node.engine.index import split_storage_key
+from node.query import EngineSource, execute_partial
 from pulsar_cluster.batch import Column, WriteBatch
 from pulsar_cluster.nodeapi import ScanRequest, SeriesData, TagMatcher
+from pulsar_cluster.query.partial import Partial
+from pulsar_cluster.query.plan import Plan
 from pulsar_cluster.series import split_series_key
 
 __all__ = ["LocalNode"]
@@ -88,6 +91,12 @@ class LocalNode:
             if columns:
                 out.append(SeriesData(key, columns))
         return out
+
+    async def query(self, plan: Plan) -> Partial:
+        return await asyncio.to_thread(self._query, plan)
+
+    def _query(self, plan: Plan) -> Partial:
+        return execute_partial(plan, EngineSource(self.engine))
 
     async def databases(self) -> list[str]:
         return self.engine.databases()

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from pulsar_cluster.batch import Column, WriteBatch
+from pulsar_cluster.query.partial import Partial
+from pulsar_cluster.query.plan import Plan
 
 __all__ = ["ScanRequest", "SeriesData", "TagMatcher", "StorageBackend"]
 
@@ -87,6 +89,15 @@ class StorageBackend(Protocol):
     ) -> list[SeriesData]:
         """Raw points in [start, end) of the measurement's series whose tags satisfy every
         matcher (regex selection for Prometheus remote_read). re.error for a bad regex."""
+
+    async def query(self, plan: Plan) -> Partial:
+        """The partial result of `plan` over every shard this backend covers, merged.
+
+        A distributed backend sends `encode_plan(plan)` to one replica of each shard that can
+        hold matching series (pulsar_cluster.query.partial, docs/format/partials.md) and merges
+        the decoded partials with `merge(plan, partials)`. Raises QueryError for a plan that
+        cannot run, LimitExceededError when the plan's limits are exceeded.
+        """
         ...
 
     async def databases(self) -> list[str]: ...

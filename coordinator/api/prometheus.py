@@ -99,7 +99,9 @@ async def prom_write(
         state.metrics.write_rejections.labels("bad_prometheus").inc()
         raise
     database = db or DEFAULT_DATABASE
-    batch = await parse_or_reject(state, "bad_prometheus", _decode_write, payload, database)
+    batch = await parse_or_reject(
+        state, "bad_prometheus", asyncio.to_thread, _decode_write, payload, database
+    )
     return await ingest(state, batch, "prometheus", len(payload))
 
 
