@@ -150,6 +150,9 @@ def test_default_topology(tmp_path: Path) -> None:
     assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
     for key in ("cluster-secret", "admin-token"):
         assert len(base64.b64decode(secret["data"][key])) == 40
+    assert set(secret["data"]) == {"cluster-secret", "admin-token"}, "federation stays closed"
+    assert "--cluster-name" not in coordinator["args"]
+    assert "PULSAR_FEDERATION_TOKEN" not in {e["name"] for e in coordinator["env"]}
     (svc,) = find(m, "Service", "pulsardb-coordinator")
     assert svc["spec"]["type"] == "ClusterIP"
     assert not find(m, "HorizontalPodAutoscaler") and not find(m, "ServiceMonitor")
@@ -209,7 +212,15 @@ def test_existing_secret_variant(tmp_path: Path) -> None:
         for e in _container(m, kind)["env"]
         if "secretKeyRef" in e.get("valueFrom", {})
     }
-    assert refs == {("pulsardb-secrets", "cluster"), ("pulsardb-secrets", "admin")}
+    assert refs == {
+        ("pulsardb-secrets", "cluster"),
+        ("pulsardb-secrets", "admin"),
+        ("pulsardb-secrets", "federation-token"),  # optional: used when the Secret has it
+    }
+    (fed,) = [
+        e for e in _container(m, "Deployment")["env"] if e["name"] == "PULSAR_FEDERATION_TOKEN"
+    ]
+    assert fed["valueFrom"]["secretKeyRef"]["optional"] is True
 
 
 def test_servicemonitor_variant(tmp_path: Path) -> None:
@@ -226,6 +237,11 @@ def test_servicemonitor_variant(tmp_path: Path) -> None:
     coordinator = _container(m, "Deployment")
     assert coordinator["args"][-2:] == ["--remote-cluster", "eu=https://pulsar-eu.example.com"]
     assert any(e["name"] == "PULSAR_REMOTE_TOKEN_EU" for e in coordinator["env"])
+    args = coordinator["args"]
+    assert args[args.index("--cluster-name") + 1] == "us"
+    (secret,) = find(m, "Secret")
+    assert base64.b64decode(secret["data"]["federation-token"]) == b"shared-with-the-eu-cluster"
+    assert any(e["name"] == "PULSAR_FEDERATION_TOKEN" for e in coordinator["env"])
     # one coordinator: a PDB with minAvailable 1 would block every drain, so none is rendered
     assert not find(m, "PodDisruptionBudget", "pulsardb-coordinator")
 

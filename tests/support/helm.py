@@ -116,6 +116,8 @@ def pod_env(
         elif "secretKeyRef" in ref:
             key = ref["secretKeyRef"]
             secret = _one(manifests, "Secret", key["name"])
+            if key["key"] not in secret["data"] and key.get("optional"):
+                continue  # the kubelet leaves an optional variable out
             env[name] = base64.b64decode(secret["data"][key["key"]]).decode()
         elif "configMapKeyRef" in ref:
             key = ref["configMapKeyRef"]
