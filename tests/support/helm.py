@@ -57,8 +57,12 @@ def render(
     sets: dict[str, str] | None = None,
     release: str = "pulsardb",
     namespace: str = "default",
+    kubeconfig: Path | None = None,
 ) -> Manifests:
+    """`helm template`; with a kubeconfig, as an upgrade against that cluster (lookup works)."""
     args = ["template", release, str(CHART), "--namespace", namespace]
+    if kubeconfig is not None:
+        args += ["--dry-run=server", "--kubeconfig", str(kubeconfig), "--is-upgrade"]
     for f in values_files:
         args += ["-f", str(f)]
     for key, value in (sets or {}).items():
