@@ -84,14 +84,13 @@ def encode_int_column(x: np.ndarray, level: int) -> bytes:
     if n == 0:
         return bytes((ColumnEncoding.EMPTY,))
     first = I64.pack(int(x[0]))
-    deltas = np.diff(x)
+    deltas = x[1:] - x[:-1]
     if n < 3:
         return bytes((ColumnEncoding.INT_DELTA,)) + first + encode_planes(zigzag(deltas), level)
-    dod = np.diff(deltas)
+    dod = deltas[1:] - deltas[:-1]
     dod_head = first + I64.pack(int(deltas[0]))
     if not dod.any():
         return bytes((ColumnEncoding.INT_DOD,)) + dod_head + encode_planes(zigzag(dod), level)
-    # min() keeps the first of equal sizes: plain delta, the cheapest to decode, wins ties.
     delta_form = _stream(
         ColumnEncoding.INT_DELTA, ColumnEncoding.INT_DELTA_GCD, first, deltas, level
     )
