@@ -6,9 +6,10 @@ Encodings, chosen per column by trying delta and delta-of-delta and keeping the 
 - INT_DOD: first value, first delta, then zigzag of the deltas' deltas as a plane stream. When
   that stream is all zeros (regular timestamps) nothing can beat it and delta is not tried.
 - INT_DELTA_GCD / INT_DOD_GCD: the same streams divided by their greatest common divisor g > 1
-  (used instead of the plain form whenever there is such a g).
-  Nanosecond timestamps of millisecond precision with jitter (Prometheus scrapes) have deltas
-  that are multiples of 10**6; dividing first turns three-byte numbers into a few bits.
+  (used instead of the plain form whenever there is such a g, except that streams shorter than
+  256 values keep whichever form is smaller). Nanosecond timestamps of millisecond precision
+  with jitter (Prometheus scrapes) have deltas that are multiples of 10**6; dividing first
+  turns three-byte numbers into a few bits.
 
 All arithmetic is modulo 2**64 (numpy integer arrays wrap), so every int64 sequence round-trips,
 including jumps between int64 min and max; unsigned columns are stored as their int64 bit
@@ -31,6 +32,7 @@ _SIGN_SHIFT = np.int64(63)
 # g is stored as u64 but used as an int64 multiplier; larger divisors never help anyway.
 _MAX_DIVISOR = 2**62
 _GCD_SAMPLE = 64
+# Below this many values the 8 bytes that store g can outweigh what dividing saves: try both.
 _SHORT_STREAM = 256
 
 
