@@ -190,6 +190,18 @@ def test_retention_drops_whole_partitions_and_measurement_overrides(tmp_path):
     e.close()
 
 
+def test_set_retention_at_runtime(tmp_path):
+    e = Engine(str(tmp_path), opts(clock=lambda: 1000))
+    e.apply(batch_of([("a", "f", 50, 1.0), ("a", "f", 950, 2.0)]))
+    e.flush()
+    e.set_retention("db", RetentionPolicy(duration_ns=500))
+    assert read_all(e) == {("a", "f", 950): 2.0}
+    assert e.enforce_retention() == 1
+    e.set_retention("db", None)
+    assert read_all(e) == {("a", "f", 950): 2.0}  # the dropped partition is gone for good
+    e.close()
+
+
 def test_cardinality_limit_is_a_clear_error(tmp_path):
     e = Engine(str(tmp_path), opts(max_series_per_database=3))
     e.apply(batch_of([("a", "f", 1, 1.0), ("b", "f", 1, 1.0)]))
