@@ -56,7 +56,29 @@ class Finish:
     always_tags: bool = True
 
 
+def _too_many(plan: Plan, rows: int) -> LimitExceededError:
+    return LimitExceededError(
+        f"query answers {rows} rows, more than the limit of {plan.limits.max_rows}",
+        limit="max_rows",
+    )
+
+
 def finalize(plan: Plan, finish: Finish, partial: Partial) -> list[dict[str, Any]]:
+    # Bound the answer before building it: rows are Python lists, the costly part.
+    if plan.kind == "raw":
+        upper = sum(len(b.t) for blocks in partial.raw.values() for b in blocks)
+    else:
+        per_group = 0
+        if plan.every > 0 and finish.fill != "none":
+            per_group = max(0, (plan.end - 1 - window_origin(plan)) // plan.every + 1)
+        upper = sum(
+            max([per_group, *(len(s.get("w", ())) for s in states)])
+            for states in partial.groups.values()
+        )
+    if finish.limit:
+        upper = min(upper, finish.limit * max(len(partial.raw), len(partial.groups)))
+    if upper > plan.limits.max_rows:
+        raise _too_many(plan, upper)
     if plan.kind == "raw":
         groups = sorted(partial.raw.items())
         series = [_raw_series(plan, finish, key, blocks) for key, blocks in groups]
@@ -71,10 +93,7 @@ def finalize(plan: Plan, finish: Finish, partial: Partial) -> list[dict[str, Any
         series = series[: finish.slimit]
     rows = sum(len(s["values"]) for s in series)
     if rows > plan.limits.max_rows:
-        raise LimitExceededError(
-            f"query answers {rows} rows, more than the limit of {plan.limits.max_rows}",
-            limit="max_rows",
-        )
+        raise _too_many(plan, rows)
     return series
 
 

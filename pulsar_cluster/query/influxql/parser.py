@@ -86,6 +86,12 @@ class _Parser:
             return self.advance().value
         raise self.error(what)
 
+    def parse_duration(self, tok: Token) -> int:
+        try:
+            return parse_duration(tok.value)
+        except ValueError:
+            raise parse_error(self.text, tok.pos, f"invalid duration {tok.value}") from None
+
     def string(self) -> str:
         if self.tok.kind != "STRING":
             raise self.error("string")
@@ -225,7 +231,7 @@ class _Parser:
         if tok.kind != "DURATION":
             raise self.error("duration")
         self.advance()
-        ns = parse_duration(tok.value)
+        ns = self.parse_duration(tok)
         if ns <= 0:
             raise parse_error(self.text, tok.pos, "duration must be positive")
         return ns
@@ -438,7 +444,7 @@ class _Parser:
             return Literal(float(tok.value))
         if tok.kind == "DURATION":
             self.advance()
-            return Duration(parse_duration(tok.value), tok.value)
+            return Duration(self.parse_duration(tok), tok.value)
         if tok.kind == "REGEX":
             self.advance()
             return Regex(tok.value)

@@ -302,3 +302,18 @@ def test_extreme_time_ranges_do_not_overflow() -> None:
             continue
         out = finalize(plan, finish, execute_partial(plan, src))
         assert out[0]["values"][0][1] == 3
+
+
+def test_answer_rows_are_bounded_before_they_are_built() -> None:
+    src = build([("h0", None, [(i, i) for i in range(30)]), ("h1", None, [(1, 1)])])[0]
+    where = Where(0, 100, None, None, True, True)
+    for items, every in (([Item("v")], 0), ([Item("v", "sum")], 1)):
+        plan, finish = compile_select(
+            SelectSpec("db", "cpu", items, where, every=every), 0, Limits(max_rows=20)
+        )
+        with pytest.raises(LimitExceededError, match="more than the limit of 20") as info:
+            finalize(plan, finish, execute_partial(plan, src))
+        assert info.value.details["limit"] == "max_rows"
+    spec = SelectSpec("db", "cpu", [Item("v")], where, limit=5)
+    plan, finish = compile_select(spec, 0, Limits(max_rows=20))
+    assert len(finalize(plan, finish, execute_partial(plan, src))[0]["values"]) == 5
