@@ -255,6 +255,8 @@ class _Parser:
     def sources(self) -> list[Source]:
         out = []
         while True:
+            if self.tok.kind == "OP" and self.tok.value == "(":
+                raise self._unsupported("subqueries (FROM (SELECT ...))")
             if self.tok.kind == "REGEX":
                 out.append(Source(regex=self.advance().value))
             else:
