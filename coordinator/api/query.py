@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -13,7 +14,8 @@ from coordinator.state import ORJSONResponse, app_state
 from pulsar_cluster.errors import BadRequestError
 from pulsar_cluster.query.compile import compile_select
 from pulsar_cluster.query.native import aggregate_items, parse_native_query
-from pulsar_cluster.query.run import Catalog, run_select
+from pulsar_cluster.query.partial import decode_plan, encode_partial
+from pulsar_cluster.query.run import Catalog, run_partial, run_select
 
 __all__ = ["router", "NATIVE_QUERY_SCHEMA"]
 
@@ -82,3 +84,30 @@ async def query_native(request: Request) -> Response:
     plan, finish = compile_select(spec, now)
     series = await run_select(state.backend, plan, finish)
     return ORJSONResponse({"series": series})
+
+
+@router.post(
+    "/api/v1/query/partial",
+    summary="Partial result of an encoded query plan (federation, docs/format/partials.md)",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/x-pulsar-plan": {"schema": {"type": "string"}}},
+        }
+    },
+    response_class=Response,
+)
+async def query_partial(request: Request) -> Response:
+    """Body: an encoded plan (`PQPL`); answer: the merged partial of this cluster (`PQPA`).
+
+    A coordinator federating several clusters sends the same plan to each, merges the
+    partials with its own (`pulsar_cluster.query.partial.merge`) and finalises once.
+    """
+    state = app_state(request)
+    body = await read_body(request, state.settings.max_body_bytes)
+    plan = decode_plan(body)
+    if plan.kind == "delete":
+        raise BadRequestError("a delete plan cannot be sent as a query")
+    partial = await run_partial(state.backend, plan)
+    data = await asyncio.to_thread(encode_partial, partial)
+    return Response(data, media_type="application/x-pulsar-partial")
