@@ -10,7 +10,7 @@ import asyncio
 from typing import Any
 
 from node.background import BackgroundWorker
-from node.engine.engine import Engine, EngineOptions
+from node.engine.engine import DeleteRequest, Engine, EngineOptions
 from node.engine.index import split_storage_key
 from node.lastcache import LastValueCache
 from node.query import EngineSource, execute_delete, execute_partial, is_cheap_meta
@@ -106,13 +106,19 @@ class LocalNode:
     def _query(self, plan: Plan) -> Partial:
         return execute_partial(plan, EngineSource(self.engine), self.last_cache)
 
-    async def delete(self, plan: Plan) -> None:
-        await asyncio.to_thread(self._delete, plan)
+    async def delete(self, what: Plan | DeleteRequest) -> None:
+        """Delete points in [start, end): a `kind="delete"` plan (series by tag predicate) or
+        an engine DeleteRequest (measurement + tag equalities, or explicit series). Durable on
+        return."""
+        await asyncio.to_thread(self._delete, what)
 
-    def _delete(self, plan: Plan) -> None:
+    def _delete(self, what: Plan | DeleteRequest) -> None:
         self.last_cache.clear()  # in-flight reads may not fill it with what is being deleted
         try:
-            execute_delete(plan, self.engine)
+            if isinstance(what, DeleteRequest):
+                self.engine.delete(what)
+            else:
+                execute_delete(what, self.engine)
         finally:
             self.last_cache.clear()
 

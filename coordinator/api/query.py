@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
@@ -14,8 +13,7 @@ from coordinator.state import ORJSONResponse, app_state
 from pulsar_cluster.errors import BadRequestError
 from pulsar_cluster.query.compile import compile_select
 from pulsar_cluster.query.native import aggregate_items, parse_native_query
-from pulsar_cluster.query.partial import decode_plan, encode_partial
-from pulsar_cluster.query.run import Catalog, run_partial, run_select
+from pulsar_cluster.query.run import Catalog, run_select
 
 __all__ = ["router", "NATIVE_QUERY_SCHEMA"]
 
@@ -52,6 +50,16 @@ NATIVE_QUERY_SCHEMA: dict[str, Any] = {
         "slimit": {"type": "integer", "minimum": 1},
         "order": {"enum": ["asc", "desc"]},
         "consistency": {"enum": ["leader", "any"]},
+        "clusters": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "federation: cluster names, this cluster's name, or '*' for all",
+        },
+        "federation": {
+            "enum": ["strict", "partial"],
+            "description": "strict: any failed cluster fails the query; partial: answer "
+            "without it and list it in missing_clusters",
+        },
     },
 }
 
@@ -74,40 +82,32 @@ async def query_native(request: Request) -> Response:
     except orjson.JSONDecodeError as exc:
         raise BadRequestError(f"invalid JSON: {exc}") from None
     now = time.time_ns()
+    clusters, mode = _federation_keys(doc)
+    backend, federated = state.federation.backend(state.backend, clusters, mode)
     query = parse_native_query(doc, now)
     spec = query.spec
+    answer: dict[str, Any] = {"series": []}
     if query.needs_fields:
-        fields = await Catalog(state.backend).field_keys(spec.database, spec.measurement)
-        if not fields:
-            return ORJSONResponse({"series": []})
-        spec.items = aggregate_items(doc, fields, spec.every)
-    plan, finish = compile_select(spec, now)
-    series = await run_select(state.backend, plan, finish)
-    return ORJSONResponse({"series": series})
+        fields = await Catalog(backend).field_keys(spec.database, spec.measurement)
+        spec.items = aggregate_items(doc, fields, spec.every) if fields else []
+    if not query.needs_fields or spec.items:
+        plan, finish = compile_select(spec, now)
+        answer["series"] = await run_select(backend, plan, finish)
+    if federated is not None and federated.missing:
+        answer["missing_clusters"] = federated.missing
+    return ORJSONResponse(answer)
 
 
-@router.post(
-    "/api/v1/query/partial",
-    summary="Partial result of an encoded query plan (federation, docs/format/partials.md)",
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/x-pulsar-plan": {"schema": {"type": "string"}}},
-        }
-    },
-    response_class=Response,
-)
-async def query_partial(request: Request) -> Response:
-    """Body: an encoded plan (`PQPL`); answer: the merged partial of this cluster (`PQPA`).
-
-    A coordinator federating several clusters sends the same plan to each, merges the
-    partials with its own (`pulsar_cluster.query.partial.merge`) and finalises once.
-    """
-    state = app_state(request)
-    body = await read_body(request, state.settings.max_body_bytes)
-    plan = decode_plan(body)
-    if plan.kind == "delete":
-        raise BadRequestError("a delete plan cannot be sent as a query")
-    partial = await run_partial(state.backend, plan)
-    data = await asyncio.to_thread(encode_partial, partial)
-    return Response(data, media_type="application/x-pulsar-partial")
+def _federation_keys(doc: Any) -> tuple[list[str] | None, str | None]:
+    """Take `clusters` and `federation` out of the query document (the planner ignores them)."""
+    if not isinstance(doc, dict):
+        return None, None
+    clusters = doc.pop("clusters", None)
+    mode = doc.pop("federation", None)
+    if clusters is not None and (
+        not isinstance(clusters, list) or not all(isinstance(c, str) and c for c in clusters)
+    ):
+        raise BadRequestError("'clusters' must be a list of cluster names")
+    if mode is not None and not isinstance(mode, str):
+        raise BadRequestError("'federation' must be 'strict' or 'partial'")
+    return clusters, mode

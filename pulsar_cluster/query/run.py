@@ -17,7 +17,7 @@ from pulsar_cluster.query.finish import Finish, finalize
 from pulsar_cluster.query.partial import Partial
 from pulsar_cluster.query.plan import Limits, Plan
 
-__all__ = ["QueryBackend", "Catalog", "run_select", "run_meta", "run_partial"]
+__all__ = ["QueryBackend", "Catalog", "run_select", "run_meta"]
 
 
 class QueryBackend(Protocol):
@@ -31,12 +31,6 @@ async def _with_timeout(plan: Plan, coro: Any) -> Any:
         raise LimitExceededError(
             f"query exceeded its time limit of {plan.limits.timeout_ms} ms", limit="timeout_ms"
         ) from None
-
-
-async def run_partial(backend: QueryBackend, plan: Plan) -> Partial:
-    """The merged partial of every shard of this backend, within the plan's time limit."""
-    partial: Partial = await _with_timeout(plan, backend.query(plan))
-    return partial
 
 
 async def run_select(backend: QueryBackend, plan: Plan, finish: Finish) -> list[dict[str, Any]]:

@@ -262,39 +262,3 @@ def test_influxdb_python_client_reads(server: ServerProcess) -> None:
         assert list(rs.get_points()) == [{"time": "2026-01-01T00:00:00Z", "usage": 300.5}]
     finally:
         client.close()
-
-
-def test_partial_endpoint_for_federation(server: ServerProcess) -> None:
-    from pulsar_cluster.query.compile import Item, SelectSpec, compile_select
-    from pulsar_cluster.query.finish import finalize
-    from pulsar_cluster.query.partial import (
-        Partial,
-        decode_partial,
-        encode_partial,
-        encode_plan,
-        merge,
-    )
-    from pulsar_cluster.query.where import Where
-
-    where = Where(T0, T0 + 60 * S, ["cmp", "host", "=~", "^h[12]$"], None, True, True)
-    spec = SelectSpec("tele", "cpu", [Item("usage", "median")], where, every=30 * S,
-                      group_by=("region",))  # fmt: skip
-    plan, finish = compile_select(spec, now=T0)
-    r = httpx.post(
-        f"{server.url}/api/v1/query/partial",
-        content=encode_plan(plan),
-        headers={"content-type": "application/x-pulsar-plan"},
-        timeout=30,
-    )
-    assert r.status_code == 200 and r.content[:4] == b"PQPA"
-    part = decode_partial(r.content)
-    # two "clusters" answering the same plan merge like one (here: the same data twice is
-    # not disjoint, so merge one answer with an empty one)
-    merged = merge(plan, [part, decode_partial(encode_partial(Partial()))])
-    rows = finalize(plan, finish, merged)
-    assert rows == [
-        {"name": "cpu", "tags": {"region": "eu"}, "columns": ["time", "median"],
-         "values": [[T0, 165.0], [T0 + 30 * S, 195.0]]}
-    ]  # fmt: skip
-    bad = httpx.post(f"{server.url}/api/v1/query/partial", content=b"nope", timeout=30)
-    assert bad.status_code == 400 and "malformed plan" in bad.json()["error"]
