@@ -192,7 +192,10 @@ def _raw_series(
     else:
         names = sorted({n for b in blocks for n in b.values})
         if finish.star_tags:
-            tag_names = sorted({k for b in blocks for k in b.tags} - set(names))
+            # tags the answer is grouped by are in "tags", not columns (InfluxDB's rule)
+            grouped = {k for b in blocks for k in b.tags} if plan.group_by is None else set()
+            grouped |= {k for k, _ in key}
+            tag_names = sorted({k for b in blocks for k in b.tags} - set(names) - grouped)
             outs = sorted(
                 [OutColumn(n, raw_field=n) for n in names]
                 + [OutColumn(k, tag=k) for k in tag_names],
