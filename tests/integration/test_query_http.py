@@ -209,6 +209,11 @@ def test_native_aggregates(server: ServerProcess) -> None:
                start="2026-01-01T00:00:00Z", end=T0 + 10 * S, where="host = 'h1'")  # fmt: skip
     assert r.json()["series"][0]["columns"] == ["time", "n", "usage"]
     assert r.json()["series"][0]["values"] == [[T0, 4.0, 104.5]]
+    r = native(server, db="tele", measurement="cpu", fields=["usage"], aggregate="count",
+               group_by=["*"], start=T0, end=T0 + 60 * S)  # fmt: skip
+    assert [(x["tags"]["host"], x["values"]) for x in r.json()["series"]] == [
+        (h, [[T0, 60]]) for h in HOSTS
+    ]
     r = native(server, db="tele", measurement="cpu", fields=["usage"], aggregate="rate",
                where="host = 'h1' AND region =~ /^e/", start=T0, end=T0 + 60 * S)  # fmt: skip
     assert r.json()["series"][0]["values"] == [[T0, 1.0]]
