@@ -10,7 +10,7 @@ import asyncio
 from typing import Any
 
 from node.background import BackgroundWorker
-from node.engine.engine import DeleteRequest, Engine, EngineOptions
+from node.engine.engine import Engine, EngineOptions
 from node.engine.index import split_storage_key
 from node.lastcache import LastValueCache
 from node.query import EngineSource, execute_delete, execute_partial, is_cheap_meta
