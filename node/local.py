@@ -106,19 +106,13 @@ class LocalNode:
     def _query(self, plan: Plan) -> Partial:
         return execute_partial(plan, EngineSource(self.engine), self.last_cache)
 
-    async def delete(self, what: Plan | DeleteRequest) -> None:
-        """Delete points in [start, end): a `kind="delete"` plan (series by tag predicate) or
-        an engine DeleteRequest (measurement + tag equalities, or explicit series). Durable on
-        return."""
-        await asyncio.to_thread(self._delete, what)
+    async def delete(self, plan: Plan) -> None:
+        await asyncio.to_thread(self._delete, plan)
 
-    def _delete(self, what: Plan | DeleteRequest) -> None:
+    def _delete(self, plan: Plan) -> None:
         self.last_cache.clear()  # in-flight reads may not fill it with what is being deleted
         try:
-            if isinstance(what, DeleteRequest):
-                self.engine.delete(what)
-            else:
-                execute_delete(what, self.engine)
+            execute_delete(plan, self.engine)
         finally:
             self.last_cache.clear()
 
