@@ -68,7 +68,7 @@ def _regex_allowed(prev: Token | None, in_from: bool) -> bool:
         return True
     if prev.is_kw("FROM", "MEASUREMENT", "BY"):
         return True
-    return in_from and prev.kind == "OP" and prev.value == ","
+    return in_from and prev.kind == "OP" and prev.value in (",", ".")
 
 
 def _quoted(text: str, i: int, quote: str) -> tuple[str, int]:

@@ -261,20 +261,24 @@ class _Parser:
                 out.append(Source(regex=self.advance().value))
             else:
                 parts = [self.ident("measurement")]
+                regex: str | None = None
                 while self.accept_op("."):
                     if self.tok.kind == "REGEX":
-                        parts.append("/" + self.advance().value)
-                    else:
-                        parts.append(self.ident("measurement") if self.tok.kind != "OP" else "")
-                if len(parts) > 3:
+                        regex = self.advance().value
+                        break
+                    parts.append(self.ident("measurement") if self.tok.kind != "OP" else "")
+                if len(parts) + (regex is not None) > 3:
                     raise self.error("measurement")
-                name = parts[-1]
-                db = parts[0] if len(parts) == 3 else None
-                rp = parts[-2] if len(parts) >= 2 else None
-                if name.startswith("/"):
-                    out.append(Source(regex=name[1:], database=db, retention_policy=rp))
+                # db.rp.m, rp.m or m; the last part may be a /regex/
+                names: list[str] = parts if regex is None else [*parts, ""]
+                db = names[0] if len(names) == 3 else None
+                rp = names[-2] if len(names) >= 2 else None
+                if regex is not None:
+                    out.append(
+                        Source(regex=regex, database=db or None, retention_policy=rp or None)
+                    )
                 else:
-                    out.append(Source(name, database=db or None, retention_policy=rp or None))
+                    out.append(Source(parts[-1], database=db or None, retention_policy=rp or None))
             if not self.accept_op(","):
                 return out
 

@@ -72,6 +72,17 @@ def test_grafana_select() -> None:
         ),
         ("SELECT v FROM /^cp/, mem", lambda s: s.sources == [Source(regex="^cp"), Source("mem")]),
         (
+            'SELECT v FROM "db"."rp"./^c/, "/", db..m',
+            lambda s: (
+                s.sources
+                == [
+                    Source(regex="^c", database="db", retention_policy="rp"),
+                    Source("/"),
+                    Source("m", database="db"),
+                ]
+            ),
+        ),
+        (
             "SELECT percentile(v, 99.5), top(v, 3) FROM m",
             lambda s: (
                 s.fields[0][0] == Call("percentile", (Ident("v"), Literal(99.5)))
