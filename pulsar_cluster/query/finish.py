@@ -133,7 +133,9 @@ def _agg_series(plan: Plan, finish: Finish, key: GroupKey, states: list[Any]) ->
         else:
             times = w0 + np.asarray(w, dtype=np.int64) * max(every, 0)
         if nwin and not multi:
-            times, values = _fill(finish, w0, every, nwin, np.asarray(w, np.int64), values)
+            times, values = _fill(
+                finish, w0, every, nwin, np.asarray(w, np.int64), values, col.fn == "count"
+            )
         if oc.transform is not None:
             tt, tv = apply_transform(oc.transform, times, values, oc.transform_args)
             times, values = tt, tv.tolist()
@@ -155,9 +157,17 @@ def _agg_series(plan: Plan, finish: Finish, key: GroupKey, states: list[Any]) ->
 
 
 def _fill(
-    finish: Finish, w0: int, every: int, nwin: int, w: np.ndarray, values: list[Any]
+    finish: Finish,
+    w0: int,
+    every: int,
+    nwin: int,
+    w: np.ndarray,
+    values: list[Any],
+    is_count: bool = False,
 ) -> tuple[np.ndarray, list[Any]]:
-    dense: list[Any] = [None] * nwin
+    # count() of an empty window is 0, not null (InfluxDB 1.x, influxdata/influxdb#7352)
+    empty = 0 if is_count and finish.fill == "null" else None
+    dense: list[Any] = [empty] * nwin
     inside = (w >= 0) & (w < nwin)
     for i, v in zip(
         w[inside].tolist(), np.asarray(values, dtype=object)[inside].tolist(), strict=True

@@ -347,3 +347,13 @@ def approx_equal(a: Any, b: Any) -> bool:
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(approx_equal(a[k], b[k]) for k in a)
     return bool(a == b)
+
+
+def test_count_of_an_empty_window_is_zero() -> None:
+    src = MemSource()
+    src.add("db", "m", {}, "v", FieldType.FLOAT, [0, 35], [1.0, 2.0])
+    where = Where(0, 40, None, None, True, True)
+    spec = SelectSpec("db", "m", [Item("v", "count"), Item("v", "mean")], where, every=10)
+    plan, finish = compile_select(spec, 0)
+    out = finalize(plan, finish, execute_partial(plan, src))
+    assert out[0]["values"] == [[0, 1, 1.0], [10, 0, None], [20, 0, None], [30, 1, 2.0]]
