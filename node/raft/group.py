@@ -1,0 +1,120 @@
+"""One shard replica's Raft group: a pysyncobj SyncObj whose state machine is an Engine.
+
+The SyncObj is only the adapter (STYLE: no god object): it turns committed log entries into
+`Engine.apply(batch, index=raft index)` calls and reports results to proposers' callbacks.
+
+Threading: pysyncobj runs apply, callbacks and state changes in this group's own tick thread
+(autoTick). Nothing here may block on another Raft call from that thread (deadlock). `propose`
+is safe from any thread.
+
+Idempotence: inside a replicated method `raftLastApplied + 1` is the index being applied
+(pysyncobj increments it after the call). pysyncobj re-applies the whole journal after every
+restart; the engine skips every index at or below the last one it made durable, so each command
+reaches the engine exactly once.
+
+Determinism: every replica must reach the same decision for a command. Rejections that depend
+only on the command and prior state (malformed bytes, a field type conflict) are returned as a
+result, identical on every replica. Transient local trouble (memtable backpressure) is waited
+out here instead of being turned into a different outcome; a failing disk stops the process
+(`os._exit`), because skipping the entry would silently diverge this replica, and after a
+restart the journal replays it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+from pysyncobj import SyncObj, SyncObjConf, replicated
+
+from node.engine.engine import Engine
+from pulsar_cluster.batchcodec import BatchFormatError, decode_batch
+from pulsar_cluster.errors import (
+    BadRequestError,
+    OverloadedError,
+    PulsarError,
+)
+from pulsar_cluster.logs import get_logger
+from pulsar_cluster.raftcommand import CommandKind, RaftCommandError, decode_command
+
+__all__ = ["ShardGroup", "Rejected", "apply_command"]
+
+log = get_logger(__name__)
+
+#: Result of a command every replica refused: (error message, details); None means applied.
+Rejected = tuple[str, dict[str, Any]]
+_EXIT_STORAGE_FAILURE = 70  # EX_SOFTWARE-like: the supervisor restarts us, the journal replays
+
+
+def apply_command(engine: Engine, data: bytes, index: int) -> Rejected | None:
+    """Apply one committed command at Raft index `index` to `engine` (tick thread)."""
+    try:
+        kind, body = decode_command(data)
+        if kind is not CommandKind.WRITE:  # pragma: no cover - only kind today
+            raise RaftCommandError(f"unexpected command kind {kind}")
+        batch = decode_batch(body)
+    except (RaftCommandError, BatchFormatError) as exc:
+        return (exc.message, exc.details)
+    payload = bytes(body)
+    for attempt in range(1_000_000):
+        try:
+            engine.apply(batch, index=index, encoded=payload)
+            return None
+        except BadRequestError as exc:  # field type conflict: same on every replica
+            return (exc.message, exc.details)
+        except OverloadedError:
+            # The memtables wait for a flush. Flush here (this group's thread, this engine
+            # only) rather than answer differently from the other replicas.
+            if attempt % 100 == 0:
+                log.warning("apply_waits_for_flush", directory=engine.directory)
+            try:
+                engine.flush()
+            except (OSError, PulsarError) as exc:
+                log.error("flush_failed_during_apply", error=str(exc))
+                time.sleep(0.1)
+        except (OSError, PulsarError) as exc:
+            log.critical(
+                "apply_failed_stopping_node",
+                directory=engine.directory,
+                index=index,
+                error=str(exc),
+            )
+            os._exit(_EXIT_STORAGE_FAILURE)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+class ShardGroup(SyncObj):  # type: ignore[misc]
+    def __init__(
+        self,
+        shard: int,
+        engine: Engine,
+        self_address: str,
+        partner_addresses: list[str],
+        conf: SyncObjConf,
+    ) -> None:
+        # Set before SyncObj.__init__: pysyncobj's own snapshots skip attributes that exist
+        # before it (and compaction is off until engine snapshots replace them; settings.py).
+        self.shard = shard
+        self.engine = engine
+        super().__init__(self_address, partner_addresses, conf)
+
+    @replicated
+    def _apply(self, data: bytes) -> Rejected | None:
+        return apply_command(self.engine, data, self.raftLastApplied + 1)
+
+    def propose(self, data: bytes, callback: Callable[[Any, int], None]) -> None:
+        """Queue one command; `callback(result, fail_reason)` runs in the tick thread after the
+        command is committed and applied here (fail_reason 0), or when it failed."""
+        self._apply(data, callback=callback)
+
+    def is_leader(self) -> bool:
+        return bool(self._isLeader())
+
+    def leader_address(self) -> str | None:
+        leader = self._getLeader()
+        return None if leader is None else str(leader.address)
+
+    def term(self) -> int:
+        return int(self._getTerm())
