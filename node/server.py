@@ -96,6 +96,10 @@ def create_node_app(service: NodeService, secret: str) -> Starlette:
         data = await service.scan(shard, req, consistency)
         return Response(data, media_type="application/octet-stream")
 
+    async def checksum(request: Request) -> Response:
+        authorize(request)
+        return _json(await service.checksum(int(request.path_params["shard"])))
+
     async def databases(request: Request) -> Response:
         authorize(request)
         return _json({"databases": service.databases()})
@@ -132,6 +136,7 @@ def create_node_app(service: NodeService, secret: str) -> Starlette:
             Route("/v1/status", status),
             Route("/v1/shards/{shard:int}/write", write, methods=["POST"]),
             Route("/v1/shards/{shard:int}/scan", scan, methods=["POST"]),
+            Route("/v1/shards/{shard:int}/checksum", checksum),
             Route("/v1/databases", databases),
             Route("/v1/measurements", measurements),
             Route("/v1/flush", flush, methods=["POST"]),

@@ -14,9 +14,12 @@ command is committed by a majority and applied (and fsynced, with fsync=always) 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from node.background import BackgroundWorker
 from node.engine.engine import Engine, EngineOptions
@@ -232,7 +235,17 @@ class NodeService:
                 "inflight_bytes": replica.budget.used,
                 "engine": engine,
             }
-        return {"node_id": self.node_id, "map_version": self.map.version, "shards": shards}
+        return {
+            "node_id": self.node_id,
+            "pid": os.getpid(),
+            "map_version": self.map.version,
+            "shards": shards,
+        }
+
+    async def checksum(self, shard: int) -> dict[str, Any]:
+        """A digest of every point of this replica of `shard` (convergence checks)."""
+        replica = self._replica(shard)
+        return await asyncio.to_thread(_checksum, replica.engine)
 
 
 def _resolver(loop: asyncio.AbstractEventLoop, fut: asyncio.Future[tuple[Any, int]]) -> Any:
@@ -245,6 +258,23 @@ def _resolver(loop: asyncio.AbstractEventLoop, fut: asyncio.Future[tuple[Any, in
 def _set(fut: asyncio.Future[tuple[Any, int]], value: tuple[Any, int]) -> None:
     if not fut.done():  # cancelled by a timeout: nobody waits any more
         fut.set_result(value)
+
+
+def _checksum(engine: Engine) -> dict[str, Any]:
+    digest = hashlib.blake2b(digest_size=16)
+    points = 0
+    for database in engine.databases():
+        for measurement in engine.measurements(database):
+            rows = engine.scan(database, measurement, {}, None, -(2**63) + 1, 2**63 - 1)
+            for key, fields in sorted(rows, key=lambda r: r[0]):
+                digest.update(database.encode() + b"\0" + key)
+                for name in sorted(fields):
+                    data = fields[name]
+                    digest.update(name.encode())
+                    digest.update(np.ascontiguousarray(data.timestamps).tobytes())
+                    digest.update(repr(data.values.tolist()).encode())
+                    points += len(data.timestamps)
+    return {"checksum": digest.hexdigest(), "values": points, "last_index": engine.last_index}
 
 
 def _scan_encoded(engine: Engine, request: ScanRequest) -> bytes:

@@ -1,0 +1,107 @@
+"""A 3-node Raft cluster of real processes: writes, queries, status, auth, convergence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.cluster import SECRET, Cluster
+
+T0 = 1_767_225_600_000_000_000
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory):
+    c = Cluster(Path(tmp_path_factory.mktemp("cluster")))
+    try:
+        c.start()
+        yield c
+    finally:
+        c.stop()
+
+
+def test_writes_spread_over_shards_read_back_exactly(cluster: Cluster) -> None:
+    lines = "".join(
+        f"cpu,host=h{h} usage={h + i / 10},n={i}i {T0 + i * 10**9}\n"
+        for h in range(40)
+        for i in range(5)
+    )
+    r = httpx.post(f"{cluster.url}/write", params={"db": "t"}, content=lines, timeout=30)
+    assert r.status_code == 204, r.text
+    r = httpx.post(
+        f"{cluster.url}/api/v1/query", json={"db": "t", "measurement": "cpu"}, timeout=30
+    )
+    assert r.status_code == 200, r.text
+    series = r.json()["series"]
+    assert len(series) == 40
+    by_host = {s["tags"]["host"]: s for s in series}
+    h7 = by_host["h7"]
+    assert h7["columns"] == ["time", "n", "usage"]
+    assert h7["values"] == [[T0 + i * 10**9, i, 7 + i / 10] for i in range(5)]
+    # The 40 series landed on every shard, and every replica of a shard holds the same data.
+    status = httpx.get(f"{cluster.url}/api/v1/admin/status", timeout=10).json()
+    assert status["shards_without_leader"] == []
+    for shard in range(cluster.shards):
+        sums = cluster.checksums(shard)
+        assert len({s["checksum"] for s in sums.values()}) == 1, sums
+        assert next(iter(sums.values()))["values"] > 0
+
+
+def test_type_conflict_is_rejected_and_writes_nothing(cluster: Cluster) -> None:
+    r = httpx.post(f"{cluster.url}/write", params={"db": "c"}, content=f"m,k=a v=1i {T0}\n")
+    assert r.status_code == 204, r.text
+    r = httpx.post(
+        f"{cluster.url}/write", params={"db": "c"}, content=f"m,k=a v=1.5 {T0 + 1}\n", timeout=30
+    )
+    assert r.status_code == 400, r.text
+    assert "field type conflict" in r.json()["error"]
+    out = httpx.post(f"{cluster.url}/api/v1/query", json={"db": "c", "measurement": "m"}).json()
+    assert out["series"][0]["values"] == [[T0, 1]]
+
+
+def test_status_names_leaders_terms_and_lag(cluster: Cluster) -> None:
+    status = httpx.get(f"{cluster.url}/api/v1/admin/status", timeout=10).json()
+    assert status["mode"] == "cluster"
+    assert status["shard_count"] == cluster.shards
+    assert set(status["nodes"]) == {"node-0", "node-1", "node-2"}
+    assert all(n["state"] == "up" for n in status["nodes"].values())
+    for shard in status["shards"]:
+        assert shard["leader"] in status["nodes"]
+        assert shard["term"] >= 1
+        assert len(shard["replicas"]) == 3
+        assert all(r["lag"] is not None for r in shard["replicas"].values())
+
+
+def test_node_api_requires_the_cluster_token(cluster: Cluster) -> None:
+    url = cluster.node_url(0)
+    assert httpx.get(url + "/v1/map").status_code == 401
+    wrong = {"Authorization": "Bearer not-" + SECRET}
+    assert httpx.get(url + "/v1/map", headers=wrong).status_code == 401
+    r = httpx.post(url + "/v1/shards/0/write", headers=wrong, content=b"x")
+    assert r.status_code == 401
+    assert httpx.get(url + "/ready").status_code == 200  # probes need no token
+    doc = cluster.node_get(0, "/v1/map")
+    assert doc["shard_count"] == cluster.shards and doc["version"] == 1
+
+
+def test_follower_answers_not_leader_with_a_hint(cluster: Cluster) -> None:
+    leader = cluster.leader_of(0)
+    follower = (leader + 1) % cluster.n
+    r = httpx.post(
+        cluster.node_url(follower) + "/v1/shards/0/write",
+        headers=cluster.headers,
+        content=b"",
+        timeout=10,
+    )
+    assert r.status_code == 421, r.text
+    body = r.json()
+    assert body["shard"] == 0 and body["leader"] == f"node-{leader}" and body["map_version"] == 1
+    r = httpx.post(
+        cluster.node_url(leader) + "/v1/shards/0/write",
+        headers=cluster.headers,
+        content=b"garbage",
+        timeout=10,
+    )
+    assert r.status_code == 400, r.text
