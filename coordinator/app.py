@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request, Response
 
 from coordinator.api import admin, ops, query, write
 from coordinator.metrics import CoordinatorMetrics, MetricsMiddleware
+from coordinator.parsepool import ParsePool
 from coordinator.state import AppState, CoordinatorSettings, ORJSONResponse
 from pulsar_cluster import __version__
 from pulsar_cluster.errors import OverloadedError, PulsarError
@@ -26,12 +27,14 @@ log = get_logger(__name__)
 
 
 def create_app(backend: StorageBackend, settings: CoordinatorSettings | None = None) -> FastAPI:
-    state = AppState(backend, settings or CoordinatorSettings(), CoordinatorMetrics())
+    settings = settings or CoordinatorSettings()
+    state = AppState(backend, settings, CoordinatorMetrics(), ParsePool(settings.parse_workers))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
         # Graceful stop: uvicorn has finished in-flight requests; flush and close storage.
+        state.parser.close()
         await backend.close()
         log.info("storage_closed")
 

@@ -9,6 +9,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from coordinator.metrics import CoordinatorMetrics
+from coordinator.parsepool import ParsePool
 from pulsar_cluster.nodeapi import StorageBackend
 
 __all__ = ["CoordinatorSettings", "AppState", "app_state", "ORJSONResponse"]
@@ -19,6 +20,8 @@ class CoordinatorSettings:
     #: Largest accepted write body, after gunzip (InfluxDB's default max-body-size is 25 MB).
     max_body_bytes: int = 25 * 1024 * 1024
     default_database: str = "default"
+    #: Worker processes parsing write bodies; 0 parses in threads of the server process.
+    parse_workers: int = 0
 
 
 @dataclass(slots=True)
@@ -26,6 +29,7 @@ class AppState:
     backend: StorageBackend
     settings: CoordinatorSettings
     metrics: CoordinatorMetrics
+    parser: ParsePool
 
 
 def app_state(request: Request) -> AppState:

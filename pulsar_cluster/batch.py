@@ -12,14 +12,22 @@ built; they are not sorted and may hold duplicate timestamps (last one wins).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import IntEnum
 
 import numpy as np
 
 from pulsar_cluster.errors import BadRequestError
 
-__all__ = ["FieldType", "Column", "WriteBatch", "BatchBuilder", "TypeConflictError", "numpy_dtype"]
+__all__ = [
+    "FieldType",
+    "Column",
+    "SeriesTable",
+    "WriteBatch",
+    "BatchBuilder",
+    "TypeConflictError",
+    "numpy_dtype",
+]
 
 
 class FieldType(IntEnum):
@@ -57,30 +65,110 @@ def numpy_dtype(field_type: FieldType) -> np.dtype:
     return _DTYPES[field_type]
 
 
-@dataclass(frozen=True, slots=True)
 class Column:
-    """Values of one field of one series: `timestamps[i]` (int64 ns) goes with `values[i]`."""
+    """Values of one field of one series: `timestamps[i]` (int64 ns) goes with `values[i]`.
 
-    type: FieldType
-    timestamps: np.ndarray
-    values: np.ndarray
+    A plain slotted class rather than a dataclass: parsers create one per series and field of
+    every request, and a frozen dataclass's __init__ costs several times more.
+    """
+
+    __slots__ = ("timestamps", "type", "values")
+
+    def __init__(self, type: FieldType, timestamps: np.ndarray, values: np.ndarray) -> None:
+        self.type = type
+        self.timestamps = timestamps
+        self.values = values
 
     def __len__(self) -> int:
         return len(self.timestamps)
 
+    def __repr__(self) -> str:
+        return f"Column({self.type.name}, {len(self.timestamps)} points)"
+
 
 @dataclass(slots=True)
-class WriteBatch:
-    """Points of one database, grouped by series key, then by field name."""
+class SeriesTable:
+    """A batch as one table: rows grouped by series, one array per field.
 
-    database: str
-    series: dict[bytes, dict[str, Column]] = field(default_factory=dict)
+    Rows of series `keys[i]` are `offsets[i]:offsets[i + 1]` (in arrival order, so the later of
+    two equal timestamps wins). Every row has every field. This is what the vectorised parser
+    produces and what the codec writes; it costs O(fields) Python operations per batch instead
+    of O(series x fields).
+    """
+
+    keys: list[bytes]
+    offsets: np.ndarray  # int64[len(keys) + 1]
+    timestamps: np.ndarray  # int64[rows]
+    fields: list[tuple[str, FieldType, np.ndarray]]  # (name, type, values[rows])
+
+    @property
+    def rows(self) -> int:
+        return len(self.timestamps)
+
+    def to_series(self) -> dict[bytes, dict[str, Column]]:
+        out: dict[bytes, dict[str, Column]] = {}
+        bounds = self.offsets.tolist()
+        for i, key in enumerate(self.keys):
+            lo, hi = bounds[i], bounds[i + 1]
+            ts = self.timestamps[lo:hi]
+            out[key] = {
+                name: Column(ftype, ts, values[lo:hi]) for name, ftype, values in self.fields
+            }
+        return out
+
+
+class WriteBatch:
+    """Points of one database, grouped by series key, then by field name.
+
+    Built either from per-series columns (`series`) or from a `SeriesTable`; in the second case
+    `series` is materialised on first access. Mutating `series` after that is allowed: `table`
+    is then ignored by every consumer (see `table_if_current`).
+    """
+
+    __slots__ = ("_series", "database", "encoded", "table")
+
+    def __init__(
+        self,
+        database: str,
+        series: dict[bytes, dict[str, Column]] | None = None,
+        *,
+        table: SeriesTable | None = None,
+    ) -> None:
+        self.database = database
+        self.table = table
+        self._series = series if series is not None or table is not None else {}
+        #: The batch's wire encoding when it was decoded from one (pulsar_cluster.batchcodec),
+        #: reused by encode_batch while the table is current.
+        self.encoded: bytes | None = None
+
+    @property
+    def series(self) -> dict[bytes, dict[str, Column]]:
+        if self._series is None:
+            assert self.table is not None
+            self._series = self.table.to_series()
+        return self._series
+
+    @series.setter
+    def series(self, value: dict[bytes, dict[str, Column]]) -> None:
+        self._series = value
+        self.table = None
+        self.encoded = None
+
+    def table_if_current(self) -> SeriesTable | None:
+        """The table, if `series` was never materialised (so it cannot have been mutated)."""
+        return self.table if self._series is None else None
 
     def value_count(self) -> int:
+        table = self.table_if_current()
+        if table is not None:
+            return table.rows * len(table.fields)
         return sum(len(col) for fields in self.series.values() for col in fields.values())
 
     def point_count(self) -> int:
-        """Distinct (series, timestamp) pairs: what InfluxDB calls points."""
+        """Distinct (series, timestamp) pairs: what InfluxDB calls points (rows, for a table)."""
+        table = self.table_if_current()
+        if table is not None:
+            return table.rows
         total = 0
         for fields in self.series.values():
             columns = list(fields.values())
@@ -96,7 +184,13 @@ class WriteBatch:
                 yield key, name, col
 
     def __bool__(self) -> bool:
+        table = self.table_if_current()
+        if table is not None:
+            return table.rows > 0
         return bool(self.series)
+
+    def __repr__(self) -> str:
+        return f"WriteBatch({self.database!r}, {self.value_count()} values)"
 
 
 class TypeConflictError(BadRequestError):

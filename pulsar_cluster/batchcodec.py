@@ -11,13 +11,14 @@ import struct
 import numpy as np
 import zstandard
 
-from pulsar_cluster.batch import Column, FieldType, WriteBatch, numpy_dtype
+from pulsar_cluster.batch import Column, FieldType, SeriesTable, WriteBatch, numpy_dtype
 from pulsar_cluster.errors import BadRequestError
 
-__all__ = ["encode_batch", "decode_batch", "BatchFormatError", "MAGIC", "VERSION"]
+__all__ = ["encode_batch", "decode_batch", "BatchFormatError", "MAGIC", "VERSION", "VERSION_TABLE"]
 
 MAGIC = b"PLWB"
-VERSION = 1
+VERSION = 1  # per-series columns
+VERSION_TABLE = 2  # one table, rows grouped by series (batch.SeriesTable)
 _FLAG_ZSTD = 0x01
 _HEADER = struct.Struct("<4sBBHI")  # magic, version, flags, reserved, body length
 _SERIES = struct.Struct("<IH")  # key length, field count
@@ -39,6 +40,46 @@ class BatchFormatError(BadRequestError):
 
 
 def encode_batch(batch: WriteBatch, compress: bool = True) -> bytes:
+    table = batch.table_if_current()
+    if table is not None and batch.encoded is not None:
+        return batch.encoded  # decoded from these bytes and unchanged since
+    if table is not None:
+        body = _encode_table(batch.database, table)
+        version = VERSION_TABLE
+    else:
+        body = _encode_series(batch)
+        version = VERSION
+    flags = 0
+    if compress and len(body) >= _COMPRESS_MIN_BYTES:
+        body_out = zstandard.ZstdCompressor(level=_ZSTD_LEVEL).compress(body)
+        flags |= _FLAG_ZSTD
+    else:
+        body_out = body
+    return _HEADER.pack(MAGIC, version, flags, 0, len(body)) + body_out
+
+
+def _encode_table(database: str, table: SeriesTable) -> bytes:
+    db = database.encode()
+    lengths = np.fromiter(map(len, table.keys), dtype="<u4", count=len(table.keys))
+    parts = [
+        struct.pack("<H", len(db)),
+        db,
+        struct.pack("<II", len(table.keys), table.rows),
+        lengths.tobytes(),
+        b"".join(table.keys),
+        np.ascontiguousarray(np.diff(table.offsets), dtype="<u4").tobytes(),
+        np.ascontiguousarray(table.timestamps, dtype="<i8").tobytes(),
+        struct.pack("<H", len(table.fields)),
+    ]
+    for name, field_type, values in table.fields:
+        name_b = name.encode()
+        parts.append(struct.pack("<HB", len(name_b), int(field_type)))
+        parts.append(name_b)
+        parts.append(_encode_values(Column(field_type, table.timestamps, values)))
+    return b"".join(parts)
+
+
+def _encode_series(batch: WriteBatch) -> bytes:
     parts: list[bytes] = []
     db = batch.database.encode()
     parts.append(struct.pack("<H", len(db)))
@@ -59,14 +100,7 @@ def encode_batch(batch: WriteBatch, compress: bool = True) -> bytes:
                 parts.append(np.ascontiguousarray(col.timestamps, dtype="<i8").tobytes())
                 previous_ts = col.timestamps
             parts.append(_encode_values(col))
-    body = b"".join(parts)
-    flags = 0
-    if compress and len(body) >= _COMPRESS_MIN_BYTES:
-        body_out = zstandard.ZstdCompressor(level=_ZSTD_LEVEL).compress(body)
-        flags |= _FLAG_ZSTD
-    else:
-        body_out = body
-    return _HEADER.pack(MAGIC, VERSION, flags, 0, len(body)) + body_out
+    return b"".join(parts)
 
 
 def _encode_values(col: Column) -> bytes:
@@ -91,7 +125,7 @@ def _decode(view: memoryview) -> WriteBatch:
     magic, version, flags, _, body_len = _HEADER.unpack_from(view, 0)
     if magic != MAGIC:
         raise ValueError(f"bad magic {bytes(magic)!r}")
-    if version != VERSION:
+    if version not in (VERSION, VERSION_TABLE):
         raise ValueError(f"unsupported version {version}")
     body = view[_HEADER.size :]
     if flags & _FLAG_ZSTD:
@@ -100,6 +134,10 @@ def _decode(view: memoryview) -> WriteBatch:
         )
     if len(body) != body_len:
         raise ValueError(f"body is {len(body)} bytes, header says {body_len}")
+    if version == VERSION_TABLE:
+        batch = _decode_table(body)
+        batch.encoded = bytes(view)
+        return batch
     pos = 0
     (db_len,) = struct.unpack_from("<H", body, pos)
     pos += 2
@@ -132,6 +170,47 @@ def _decode(view: memoryview) -> WriteBatch:
     if pos != len(body):
         raise ValueError(f"{len(body) - pos} trailing bytes")
     return batch
+
+
+def _decode_table(body: memoryview) -> WriteBatch:
+    pos = 0
+    (db_len,) = struct.unpack_from("<H", body, pos)
+    pos += 2
+    database = bytes(body[pos : pos + db_len]).decode()
+    pos += db_len
+    series_count, rows = struct.unpack_from("<II", body, pos)
+    pos += 8
+    lengths = _take(body, pos, "<u4", series_count)
+    pos += 4 * series_count
+    key_bytes_total = int(lengths.sum())
+    if pos + key_bytes_total > len(body):
+        raise ValueError("truncated series keys")
+    key_ends = np.cumsum(lengths).tolist()
+    blob = bytes(body[pos : pos + key_bytes_total])
+    pos += key_bytes_total
+    keys = [blob[start:end] for start, end in zip([0, *key_ends[:-1]], key_ends, strict=True)]
+    counts = _take(body, pos, "<u4", series_count).astype(np.int64)
+    pos += 4 * series_count
+    offsets = np.zeros(series_count + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    if int(offsets[-1]) != rows:
+        raise ValueError("series row counts do not add up to the row count")
+    timestamps = _take(body, pos, "<i8", rows).astype(np.int64, copy=False)
+    pos += 8 * rows
+    (field_count,) = struct.unpack_from("<H", body, pos)
+    pos += 2
+    fields: list[tuple[str, FieldType, np.ndarray]] = []
+    for _ in range(field_count):
+        name_len, type_code = struct.unpack_from("<HB", body, pos)
+        pos += 3
+        name = bytes(body[pos : pos + name_len]).decode()
+        pos += name_len
+        field_type = FieldType(type_code)
+        values, pos = _decode_values(body, pos, field_type, rows)
+        fields.append((name, field_type, values))
+    if pos != len(body):
+        raise ValueError(f"{len(body) - pos} trailing bytes")
+    return WriteBatch(database, table=SeriesTable(keys, offsets, timestamps, fields))
 
 
 def _take(body: memoryview, pos: int, dtype: str, count: int) -> np.ndarray:

@@ -57,6 +57,12 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help="HTTP port (default 8080)")
     p.add_argument("--max-body-mb", type=int, default=25, help="largest write body (MB)")
+    p.add_argument(
+        "--parse-workers",
+        type=int,
+        default=-1,
+        help="processes parsing write bodies (default: one per core; 0: none)",
+    )
     _add_engine_flags(p)
     commands["standalone"] = p
 
@@ -153,7 +159,12 @@ def _cmd_standalone(args: argparse.Namespace) -> int:
     )
     node = _role("node.local").LocalNode(args.data_dir, options)
     app_mod = _role("coordinator.app")
-    settings = app_mod.CoordinatorSettings(max_body_bytes=args.max_body_mb * 1024 * 1024)
+    parse_workers = args.parse_workers
+    if parse_workers < 0:
+        parse_workers = _role("coordinator.parsepool").default_parse_workers()
+    settings = app_mod.CoordinatorSettings(
+        max_body_bytes=args.max_body_mb * 1024 * 1024, parse_workers=parse_workers
+    )
     app = app_mod.create_app(node, settings)
     _role("coordinator.server").serve(app, args.host, args.port)
     return 0

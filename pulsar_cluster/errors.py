@@ -50,6 +50,20 @@ class PulsarError(Exception):
         """The JSON error body: `{"error": message, ...details}`."""
         return {"error": self.message, **self.details}
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Errors cross process boundaries (parse workers); subclasses have their own __init__
+        # signatures, so rebuild generically from what the API needs: class, text, details.
+        return (_restore_error, (type(self), self.message, self.details, self.status_code))
+
+
+def _restore_error(
+    cls: type[PulsarError], message: str, details: dict[str, Any], status_code: int
+) -> PulsarError:
+    exc = cls.__new__(cls)
+    PulsarError.__init__(exc, message, **details)
+    exc.status_code = status_code
+    return exc
+
 
 class BadRequestError(PulsarError):
     status_code = 400

@@ -23,6 +23,7 @@ import time
 
 from pulsar_cluster.batch import BatchBuilder, FieldType, TypeConflictError, WriteBatch
 from pulsar_cluster.errors import BadRequestError, LineProtocolError
+from pulsar_cluster.lpfast import parse_uniform
 from pulsar_cluster.series import SEP
 
 __all__ = ["PRECISIONS", "parse_line_protocol", "format_line", "escape_key", "escape_measurement"]
@@ -50,15 +51,27 @@ _RESERVED_NAMES = frozenset(("time",))
 
 
 def parse_line_protocol(
-    body: bytes, database: str, precision: str = "ns", now_ns: int | None = None
+    body: bytes,
+    database: str,
+    precision: str = "ns",
+    now_ns: int | None = None,
+    vectorised: bool = True,
 ) -> WriteBatch:
-    """Parse a whole body. Lines without a timestamp get `now_ns` (default: the time now)."""
+    """Parse a whole body. Lines without a timestamp get `now_ns` (default: the time now).
+
+    `vectorised=False` skips the fast path (pulsar_cluster/lpfast.py); tests use it to check
+    that both paths agree.
+    """
     try:
         multiplier = PRECISIONS[precision]
     except KeyError:
         raise BadRequestError(
             f"invalid precision '{precision}': use one of {', '.join(sorted(PRECISIONS))}"
         ) from None
+    if vectorised:
+        fast = parse_uniform(body, database, multiplier, _canonical_head_fast, _field_name)
+        if fast is not None:
+            return fast
     default_ts = time.time_ns() if now_ns is None else now_ns
     builder = BatchBuilder(database)
     add = builder.add
@@ -171,8 +184,26 @@ def _parse_value(v: bytes) -> tuple[FieldType, object]:
     return FieldType.FLOAT, f
 
 
+#: Canonical keys of recently seen heads, shared by all requests of the process: a server sees
+#: the same series over and over. Bounded: cleared whole when full (cheap, and the working set
+#: refills it at once).
+_HEAD_CACHE: dict[bytes, bytes] = {}
+_HEAD_CACHE_MAX = 200_000
+
+
 def _canonical_head_fast(head: bytes) -> bytes:
     """measurement[,k=v...] without escapes -> series key (tags sorted)."""
+    key = _HEAD_CACHE.get(head)
+    if key is not None:
+        return key
+    key = _canonical_head_uncached(head)
+    if len(_HEAD_CACHE) >= _HEAD_CACHE_MAX:
+        _HEAD_CACHE.clear()
+    _HEAD_CACHE[head] = key
+    return key
+
+
+def _canonical_head_uncached(head: bytes) -> bytes:
     parts = head.split(b",")
     measurement = parts[0]
     if not measurement:
