@@ -120,6 +120,25 @@ class Cluster:
                 return False
 
         wait_until(ready, timeout_s, 0.1, "cluster readiness")
+        for i in range(self.n):
+            if self.procs[f"node-{i}"].poll() is None:
+                self.wait_node_ready(i, timeout_s)
+
+    def wait_node_ready(self, i: int, timeout_s: float = 30.0) -> None:
+        """Node i serves its API and every shard it holds knows a leader."""
+
+        def ready() -> bool:
+            proc = self.procs[f"node-{i}"]
+            if proc.poll() is not None:
+                raise RuntimeError(
+                    f"node-{i} exited with {proc.returncode}: {self.log(f'node-{i}')}"
+                )
+            try:
+                return httpx.get(self.node_url(i) + "/ready", timeout=3).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(ready, timeout_s, 0.1, f"node-{i} readiness")
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         proc = self.procs[name]
