@@ -201,7 +201,15 @@ class NodeService:
 
     async def scan(self, shard: int, request: ScanRequest, consistency: str) -> bytes:
         """Matching series of one shard, encoded as a WriteBatch (docs/format/node-api.md)."""
-        replica = self._require_leader(shard) if consistency == "leader" else self._replica(shard)
+        if consistency == "leader":
+            replica = self._require_leader(shard)
+            if not replica.group.leader_caught_up():
+                raise UnavailableError(
+                    f"shard {shard}: new leader still applying earlier entries; retry",
+                    shard=shard,
+                )
+        else:
+            replica = self._replica(shard)
         return await asyncio.to_thread(_scan_encoded, replica.engine, request)
 
     def databases(self) -> list[str]:

@@ -116,5 +116,12 @@ class ShardGroup(SyncObj):  # type: ignore[misc]
         leader = self._getLeader()
         return None if leader is None else str(leader.address)
 
+    def leader_caught_up(self) -> bool:
+        """This leader has applied its own term's no-op entry, hence every entry committed by
+        earlier leaders (acknowledged writes included). Before that, a read here could miss
+        acknowledged data. Reads pysyncobj's private `__noopIDx` (version pinned: 0.3.17)."""
+        noop = getattr(self, "_SyncObj__noopIDx", None)
+        return self.is_leader() and noop is not None and self.raftLastApplied >= noop
+
     def term(self) -> int:
         return int(self._getTerm())

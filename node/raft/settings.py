@@ -29,6 +29,11 @@ class RaftSettings:
     connection_timeout_s: float = 60.0
     #: A leader that has not heard from a majority for this long steps down.
     leader_fallback_s: float = 5.0
+    #: pysyncobj's batch mode sends new entries only on the next heartbeat: every write waits
+    #: up to a heartbeat period for replication and another for the commit to propagate
+    #: (measured here: ~150 ms per sequential 4-shard write at 100 ms heartbeats, versus a few
+    #: ms without). Off: each proposal is sent at once (coalesced with whatever else is pending).
+    append_entries_batch: bool = False
     #: 4 MB socket buffers (measured best in the notes; 64 KB default stalls large batches).
     socket_buffer_bytes: int = 4 * 1024 * 1024
 
@@ -66,6 +71,7 @@ def make_conf(
         connectionTimeout=settings.connection_timeout_s,
         connectionRetryTime=min(1.0, settings.election_min_s),
         leaderFallbackTimeout=settings.leader_fallback_s,
+        appendEntriesUseBatch=settings.append_entries_batch,
         sendBufferSize=settings.socket_buffer_bytes,
         recvBufferSize=settings.socket_buffer_bytes,
         logCompactionMinEntries=_NEVER,
