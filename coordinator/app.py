@@ -12,9 +12,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 
-from coordinator.api import admin, ops, query, write
+from coordinator.api import admin, influxql, ops, prometheus, query, write
+from coordinator.auth import AdminAuthMiddleware
 from coordinator.metrics import CoordinatorMetrics, MetricsMiddleware
 from coordinator.parsepool import ParsePool
+from coordinator.requestlog import RequestLogMiddleware
 from coordinator.state import AppState, CoordinatorSettings, ORJSONResponse
 from pulsar_cluster import __version__
 from pulsar_cluster.errors import OverloadedError, PulsarError
@@ -46,7 +48,9 @@ def create_app(backend: StorageBackend, settings: CoordinatorSettings | None = N
         default_response_class=ORJSONResponse,
     )
     app.state.pulsar = state
+    app.add_middleware(AdminAuthMiddleware, token=state.settings.admin_token)
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
+    app.add_middleware(RequestLogMiddleware)  # outermost: logs every answer, with its request id
 
     @app.exception_handler(PulsarError)
     async def pulsar_error(_: Request, exc: PulsarError) -> Response:
@@ -56,6 +60,6 @@ def create_app(backend: StorageBackend, settings: CoordinatorSettings | None = N
             state.metrics.write_rejections.labels("overloaded").inc()
         return ORJSONResponse(exc.to_dict(), status_code=exc.status_code, headers=headers)
 
-    for module in (write, query, ops, admin):
+    for module in (write, prometheus, query, influxql, ops, admin):
         app.include_router(module.router)
     return app

@@ -22,6 +22,8 @@ class CoordinatorSettings:
     default_database: str = "default"
     #: Worker processes parsing write bodies; 0 parses in threads of the server process.
     parse_workers: int = 0
+    #: Bearer token for /api/v1/admin/*; None: loopback clients only (coordinator/auth.py)
+    admin_token: str | None = None
 
 
 @dataclass(slots=True)

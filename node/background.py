@@ -1,6 +1,9 @@
-"""The engine's background work: flushing full memtables and interval WAL syncs.
+"""The engine's background work: flushes, interval WAL syncs, compaction and retention.
 
-The engine itself is synchronous; this thread is the edge that calls it. One worker per engine.
+The engine itself is synchronous; these threads are the edge that calls it. Flushing and
+compaction run on separate threads so a long compaction never delays a flush (writes would
+otherwise hit backpressure). Errors are logged and retried: writes get 429/503 through the
+engine's backpressure while background work fails, and the WAL keeps the data.
 """
 
 from __future__ import annotations
@@ -18,21 +21,29 @@ log = get_logger(__name__)
 
 
 class BackgroundWorker:
-    def __init__(self, engine: Engine, poll_s: float = 1.0) -> None:
+    def __init__(
+        self, engine: Engine, poll_s: float = 1.0, retention_every_s: float = 60.0
+    ) -> None:
         self._engine = engine
         self._poll_s = min(poll_s, engine.options.sync_interval_s)
+        self._retention_every_s = retention_every_s
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="pulsar-engine-bg", daemon=True)
+        self._threads = [
+            threading.Thread(target=self._flush_loop, name="pulsar-engine-flush", daemon=True),
+            threading.Thread(target=self._compact_loop, name="pulsar-engine-compact", daemon=True),
+        ]
 
     def start(self) -> None:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
 
     def stop(self) -> None:
         self._stop.set()
-        self._engine.flush_wanted.set()  # wake the loop
-        self._thread.join(timeout=30)
+        self._engine.flush_wanted.set()  # wake the flush loop
+        for thread in self._threads:
+            thread.join(timeout=30)
 
-    def _run(self) -> None:
+    def _flush_loop(self) -> None:
         engine = self._engine
         while not self._stop.is_set():
             engine.flush_wanted.wait(self._poll_s)
@@ -44,7 +55,20 @@ class BackgroundWorker:
                 if engine.needs_flush():
                     engine.flush()
             except (OSError, PulsarError) as exc:
-                # Keep running: writes get 503 via backpressure while flushes fail, and the
-                # WAL keeps the data. The error is reported on every attempt.
                 log.error("background_flush_failed", directory=engine.directory, error=str(exc))
                 self._stop.wait(self._poll_s)
+
+    def _compact_loop(self) -> None:
+        engine = self._engine
+        since_retention = self._retention_every_s  # enforce once at start
+        while not self._stop.wait(self._poll_s):
+            try:
+                while engine.needs_compaction() and not self._stop.is_set():
+                    if not engine.compact():
+                        break
+                since_retention += self._poll_s
+                if engine.options.retention and since_retention >= self._retention_every_s:
+                    since_retention = 0.0
+                    engine.enforce_retention()
+            except (OSError, PulsarError) as exc:
+                log.error("background_compact_failed", directory=engine.directory, error=str(exc))

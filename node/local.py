@@ -11,8 +11,13 @@ from typing import Any
 
 from node.background import BackgroundWorker
 from node.engine.engine import Engine, EngineOptions
+from node.engine.index import split_storage_key
+from node.query import EngineSource, execute_partial
 from pulsar_cluster.batch import Column, WriteBatch
-from pulsar_cluster.nodeapi import ScanRequest, SeriesData
+from pulsar_cluster.nodeapi import ScanRequest, SeriesData, TagMatcher
+from pulsar_cluster.query.partial import Partial
+from pulsar_cluster.query.plan import Plan
+from pulsar_cluster.series import split_series_key
 
 __all__ = ["LocalNode"]
 
@@ -43,6 +48,56 @@ class LocalNode:
             out.append(SeriesData(key, columns))
         return out
 
+    async def select_series(
+        self,
+        database: str,
+        measurement: str,
+        matchers: list[TagMatcher],
+        start: int,
+        end: int,
+        fields: list[str] | None = None,
+    ) -> list[SeriesData]:
+        patterns = [m.compiled() for m in matchers]  # re.error here, before any work
+        return await asyncio.to_thread(
+            self._select, database, measurement, matchers, patterns, start, end, fields
+        )
+
+    def _select(
+        self,
+        database: str,
+        measurement: str,
+        matchers: list[TagMatcher],
+        patterns: list,
+        start: int,
+        end: int,
+        fields: list[str] | None,
+    ) -> list[SeriesData]:
+        # Equality on a non-empty value narrows through the tag postings; every matcher is then
+        # checked per series (one regex match per series and matcher, never per point).
+        exact = {m.name: m.value for m in matchers if m.op == "=" and m.value}
+        engine = self.engine
+        out = []
+        for skey in engine.match_series(database, measurement, exact):
+            key = split_storage_key(skey)[1]
+            tags = split_series_key(key)[1]
+            if not all(m.matches(tags, p) for m, p in zip(matchers, patterns, strict=True)):
+                continue
+            names = fields if fields is not None else sorted(engine.series_fields(skey))
+            columns = {}
+            for name in names:
+                data = engine.read_field(skey, name, start, end)
+                if data is not None and len(data.timestamps):
+                    columns[name] = Column(data.type, data.timestamps, data.values)
+            if columns:
+                out.append(SeriesData(key, columns))
+        return out
+
+    async def query(self, plan: Plan) -> Partial:
+        return await asyncio.to_thread(self._query, plan)
+
+    def _query(self, plan: Plan) -> Partial:
+        return execute_partial(plan, EngineSource(self.engine))
+
     async def databases(self) -> list[str]:
         return self.engine.databases()
 
@@ -51,6 +106,14 @@ class LocalNode:
 
     async def flush(self) -> None:
         await asyncio.to_thread(self.engine.flush)
+
+    async def compact(self) -> None:
+        """Flush, then merge every partition into one table (drops overwritten/deleted)."""
+        await asyncio.to_thread(self._compact)
+
+    def _compact(self) -> None:
+        self.engine.flush()
+        self.engine.compact(full=True)
 
     async def status(self) -> dict[str, Any]:
         return await asyncio.to_thread(self.engine.status)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from typing import Any
 
@@ -46,6 +47,14 @@ def _add_engine_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-level", default="info", help="debug, info, warning, error")
 
 
+def _add_admin_token_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--admin-token",
+        help="bearer token for /api/v1/admin/* (prefer env PULSAR_ADMIN_TOKEN); "
+        "unset: admin API for loopback clients only",
+    )
+
+
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     parser = argparse.ArgumentParser(prog="pulsar", description="PulsarDB time-series database")
     parser.add_argument("--version", action="version", version=f"pulsar {__version__}")
@@ -63,6 +72,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         default=-1,
         help="processes parsing write bodies (default: one per core; 0: none)",
     )
+    _add_admin_token_flag(p)
     _add_engine_flags(p)
     commands["standalone"] = p
 
@@ -131,6 +141,11 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     p = sub.add_parser("admin", help="operate a running server")
     p.add_argument("--url", default="http://127.0.0.1:8080")
     p.add_argument("action", choices=["status", "flush"])
+    p.add_argument(
+        "--admin-token",
+        default=os.environ.get("PULSAR_ADMIN_TOKEN"),
+        help="admin bearer token (default: env PULSAR_ADMIN_TOKEN)",
+    )
     commands["admin"] = p
     return parser, commands
 
@@ -163,7 +178,9 @@ def _cmd_standalone(args: argparse.Namespace) -> int:
     if parse_workers < 0:
         parse_workers = _role("coordinator.parsepool").default_parse_workers()
     settings = app_mod.CoordinatorSettings(
-        max_body_bytes=args.max_body_mb * 1024 * 1024, parse_workers=parse_workers
+        max_body_bytes=args.max_body_mb * 1024 * 1024,
+        parse_workers=parse_workers,
+        admin_token=args.admin_token,
     )
     app = app_mod.create_app(node, settings)
     _role("coordinator.server").serve(app, args.host, args.port)
@@ -271,10 +288,10 @@ def _cmd_local(args: argparse.Namespace) -> int:
     return LocalCluster(options).run()
 
 
-def _client(url: str) -> Any:
+def _client(url: str, token: str | None = None) -> Any:
     from pulsar_cluster.client import PulsarClient
 
-    return PulsarClient(url)
+    return PulsarClient(url, token=token)
 
 
 def _run_client(func: Any) -> int:
@@ -314,7 +331,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
 
 
 def _cmd_admin(args: argparse.Namespace) -> int:
-    with _client(args.url) as client:
+    with _client(args.url, args.admin_token) as client:
         if args.action == "status":
             return _run_client(lambda: client.admin("GET", "status"))
         return _run_client(lambda: client.admin("POST", "flush", wait="true"))

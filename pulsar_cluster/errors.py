@@ -4,7 +4,8 @@
     ├── BadRequestError            400  input that can never succeed as sent
     │   ├── LineProtocolError      400  carries the 1-based line number
     │   ├── FieldTypeConflictError 400  names series and field
-    │   └── QueryError             400  a query that cannot be parsed or planned
+    │   ├── QueryError             400  a query that cannot be parsed or planned
+    │   └── UnsupportedMediaTypeError 415  a Content-Type or Content-Encoding we do not speak
     ├── LimitExceededError         413/422  a configured bound (body size, cardinality, scan)
     ├── NotFoundError              404
     ├── OverloadedError            429/503 with Retry-After: back off and retry
@@ -26,6 +27,7 @@ __all__ = [
     "LineProtocolError",
     "FieldTypeConflictError",
     "QueryError",
+    "UnsupportedMediaTypeError",
     "LimitExceededError",
     "NotFoundError",
     "OverloadedError",
@@ -53,7 +55,9 @@ class PulsarError(Exception):
     def __reduce__(self) -> tuple[Any, ...]:
         # Errors cross process boundaries (parse workers); subclasses have their own __init__
         # signatures, so rebuild generically from what the API needs: class, text, details.
-        return (_restore_error, (type(self), self.message, self.details, self.status_code))
+        # The instance dict travels too (e.g. LineProtocolError's line number and text).
+        state = {k: v for k, v in self.__dict__.items() if k not in ("message", "details")}
+        return (_restore_error, (type(self), self.message, self.details, self.status_code), state)
 
 
 def _restore_error(
@@ -80,6 +84,7 @@ class LineProtocolError(BadRequestError):
         super().__init__(text, line=line_number)
         self.line_number = line_number
         self.reason = reason
+        self.line_text = line  # the offending line, for InfluxDB-shaped error messages
 
 
 class FieldTypeConflictError(BadRequestError):
@@ -96,6 +101,10 @@ class FieldTypeConflictError(BadRequestError):
 
 class QueryError(BadRequestError):
     pass
+
+
+class UnsupportedMediaTypeError(BadRequestError):
+    status_code = 415
 
 
 class LimitExceededError(PulsarError):

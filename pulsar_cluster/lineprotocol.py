@@ -26,7 +26,16 @@ from pulsar_cluster.errors import BadRequestError, LineProtocolError
 from pulsar_cluster.lpfast import parse_uniform
 from pulsar_cluster.series import SEP
 
-__all__ = ["PRECISIONS", "parse_line_protocol", "format_line", "escape_key", "escape_measurement"]
+__all__ = [
+    "PRECISIONS",
+    "V1_PRECISIONS",
+    "V2_PRECISIONS",
+    "check_precision",
+    "parse_line_protocol",
+    "format_line",
+    "escape_key",
+    "escape_measurement",
+]
 
 #: Nanoseconds per unit of each `precision` query parameter value (v1 and v2 spellings).
 PRECISIONS: dict[str, int] = {
@@ -41,6 +50,11 @@ PRECISIONS: dict[str, int] = {
     "h": 3_600_000_000_000,
 }
 
+#: What InfluxDB 1.x `/write` accepts (n, u, ms, s, m, h; plus the v2 spellings).
+V1_PRECISIONS = frozenset(PRECISIONS)
+#: What InfluxDB 2.x `/api/v2/write` accepts.
+V2_PRECISIONS = frozenset(("ns", "us", "u", "ms", "s"))
+
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _UINT64_MAX = 2**64 - 1
 _TRUE = frozenset((b"t", b"T", b"true", b"True", b"TRUE"))
@@ -48,6 +62,20 @@ _FALSE = frozenset((b"f", b"F", b"false", b"False", b"FALSE"))
 _FLOAT_CHARS = b"0123456789.eE+-"
 _INT_CHARS = b"0123456789+-"
 _RESERVED_NAMES = frozenset(("time",))
+
+
+def check_precision(precision: str, allowed: frozenset[str] | None = None) -> int:
+    """Nanoseconds per unit of `precision`; BadRequestError if it is not one of `allowed`."""
+    allowed = allowed if allowed is not None else frozenset(PRECISIONS)
+    if precision not in allowed:
+        raise BadRequestError(
+            f"invalid precision '{precision}': use one of {', '.join(sorted(allowed))}"
+        )
+    return PRECISIONS[precision]
+
+
+class _OpenQuoteError(ValueError):
+    """The line ends inside a quoted string value: the record continues on the next line."""
 
 
 def parse_line_protocol(
@@ -62,12 +90,7 @@ def parse_line_protocol(
     `vectorised=False` skips the fast path (pulsar_cluster/lpfast.py); tests use it to check
     that both paths agree.
     """
-    try:
-        multiplier = PRECISIONS[precision]
-    except KeyError:
-        raise BadRequestError(
-            f"invalid precision '{precision}': use one of {', '.join(sorted(PRECISIONS))}"
-        ) from None
+    multiplier = check_precision(precision)
     if vectorised:
         fast = parse_uniform(body, database, multiplier, _canonical_head_fast, _field_name)
         if fast is not None:
@@ -78,14 +101,31 @@ def parse_line_protocol(
     head_cache: dict[bytes, bytes] = {}
     name_cache: dict[bytes, str] = {}
 
-    for lineno, raw in enumerate(body.split(b"\n"), 1):
+    raw_lines = body.split(b"\n")
+    count = len(raw_lines)
+    index = 0
+    while index < count:
+        raw = raw_lines[index]
+        index += 1
+        lineno = index
         line = raw[:-1] if raw.endswith(b"\r") else raw
         line = line.lstrip(b" \t")
         if not line or line[0] == 0x23:  # '#': comment
             continue
         try:
             if b"\\" in line or b'"' in line:
-                key, fields, ts = _parse_line_slow(line, multiplier, default_ts)
+                # A quoted string value may hold newlines: join raw lines until it closes.
+                record = raw.lstrip(b" \t")
+                while True:
+                    try:
+                        key, fields, ts = _parse_line_slow(line, multiplier, default_ts)
+                        break
+                    except _OpenQuoteError:
+                        if index >= count:
+                            raise ValueError("unbalanced quotes") from None
+                        record += b"\n" + raw_lines[index]
+                        index += 1
+                        line = record[:-1] if record.endswith(b"\r") else record
                 for name, (ftype, value) in fields.items():
                     add(key, name, ftype, ts, value)
                 continue
@@ -94,30 +134,34 @@ def parse_line_protocol(
                 head, field_part = parts
                 ts = default_ts
             else:
-                while len(parts) > 3 and parts[-1] == b"":
+                while len(parts) > 2 and parts[-1] == b"":
                     parts.pop()  # trailing spaces
                 if len(parts) == 2:
                     head, field_part = parts
                     ts = default_ts
                 elif len(parts) == 3:
                     head, field_part, ts_part = parts
-                    ts = _parse_timestamp(ts_part, multiplier) if ts_part else default_ts
+                    ts = _parse_timestamp(ts_part, multiplier)
                 elif len(parts) < 2:
                     raise ValueError("missing fields")
                 else:
                     raise ValueError("too many space-separated parts (unescaped space?)")
-            key = head_cache.get(head)
-            if key is None:
-                key = head_cache[head] = _canonical_head_fast(head)
+            cached_key = head_cache.get(head)
+            if cached_key is None:
+                cached_key = head_cache[head] = _canonical_head_fast(head)
+            key = cached_key
             if not field_part:
                 raise ValueError("missing fields")
             for item in field_part.split(b","):
                 name_b, eq, value_b = item.partition(b"=")
-                if not eq or not name_b:
-                    raise ValueError(f"invalid field '{item.decode(errors='replace')}'")
-                name = name_cache.get(name_b)
-                if name is None:
-                    name = name_cache[name_b] = _field_name(name_b)
+                if not name_b:
+                    raise ValueError("missing field key")
+                if not eq:
+                    raise ValueError(f"missing field value for '{name_b.decode(errors='replace')}'")
+                cached_name = name_cache.get(name_b)
+                if cached_name is None:
+                    cached_name = name_cache[name_b] = _field_name(name_b)
+                name = cached_name
                 ftype, value = _parse_value(value_b)
                 add(key, name, ftype, ts, value)
         except TypeConflictError as exc:
@@ -128,11 +172,12 @@ def parse_line_protocol(
 
 
 def _parse_timestamp(text: bytes, multiplier: int) -> int:
-    if not text.lstrip(b"-").isdigit():
-        raise ValueError(f"invalid timestamp '{text.decode(errors='replace')}'")
+    digits = text[1:] if text[:1] == b"-" else text
+    if not digits.isdigit():  # bytes.isdigit is ASCII-only
+        raise ValueError(f"bad timestamp '{text.decode(errors='replace')}'")
     ts = int(text) * multiplier
     if not _INT64_MIN < ts <= _INT64_MAX:
-        raise ValueError("timestamp out of range")
+        raise ValueError("bad timestamp: out of range of int64 nanoseconds")
     return ts
 
 
@@ -153,9 +198,12 @@ def _parse_value(v: bytes) -> tuple[FieldType, object]:
         digits = v[:-1]
         if not digits or digits.translate(None, _INT_CHARS):
             raise ValueError(f"invalid integer '{v.decode(errors='replace')}'")
-        n = int(digits)
+        try:
+            n = int(digits)
+        except ValueError:
+            raise ValueError(f"invalid integer '{v.decode()}'") from None
         if not _INT64_MIN <= n <= _INT64_MAX:
-            raise ValueError(f"integer out of range '{v.decode()}'")
+            raise ValueError(f"value out of range: integer '{v.decode()}'")
         return FieldType.INTEGER, n
     if last == 0x75:  # 'u'
         digits = v[:-1]
@@ -163,7 +211,7 @@ def _parse_value(v: bytes) -> tuple[FieldType, object]:
             raise ValueError(f"invalid unsigned integer '{v.decode(errors='replace')}'")
         n = int(digits)
         if n > _UINT64_MAX:
-            raise ValueError(f"unsigned integer out of range '{v.decode()}'")
+            raise ValueError(f"value out of range: unsigned integer '{v.decode()}'")
         return FieldType.UNSIGNED, n
     if v in _TRUE:
         return FieldType.BOOLEAN, True
@@ -171,7 +219,7 @@ def _parse_value(v: bytes) -> tuple[FieldType, object]:
         return FieldType.BOOLEAN, False
     if v[0] == 0x22:  # '"'
         if len(v) < 2 or v[-1] != 0x22:
-            raise ValueError("unterminated string field value")
+            raise ValueError("unbalanced quotes")
         return FieldType.STRING, _unescape_string(v[1:-1])
     if v.translate(None, _FLOAT_CHARS):
         raise ValueError(f"invalid field value '{v.decode(errors='replace')}'")
@@ -180,7 +228,7 @@ def _parse_value(v: bytes) -> tuple[FieldType, object]:
     except ValueError:
         raise ValueError(f"invalid number '{v.decode(errors='replace')}'") from None
     if not math.isfinite(f):
-        raise ValueError(f"number out of range '{v.decode()}'")
+        raise ValueError(f"invalid number '{v.decode()}': out of range")
     return FieldType.FLOAT, f
 
 
@@ -212,17 +260,21 @@ def _canonical_head_uncached(head: bytes) -> bytes:
     for item in parts[1:]:
         k, eq, v = item.partition(b"=")
         _check_tag(k, eq, v, pairs)
+        if b"=" in v:
+            raise ValueError(f"invalid tag format '{item.decode(errors='replace')}'")
         pairs[k] = v
     return _checked_key([measurement, *_sorted_pairs(pairs)])
 
 
 def _check_tag(k: bytes, eq: bytes, v: bytes, seen: dict[bytes, bytes]) -> None:
-    if not eq or not k:
-        raise ValueError(f"invalid tag '{k.decode(errors='replace')}'")
+    if not k:
+        raise ValueError("missing tag key")
+    if not eq:
+        raise ValueError(f"invalid tag format '{k.decode(errors='replace')}'")
     if not v:
         raise ValueError(f"missing tag value for '{k.decode(errors='replace')}'")
     if k in seen:
-        raise ValueError(f"duplicate tag '{k.decode(errors='replace')}'")
+        raise ValueError(f"duplicate tags: '{k.decode(errors='replace')}'")
     if k == b"time":
         raise ValueError("invalid tag key 'time'")
 
@@ -246,6 +298,9 @@ def _checked_key(parts: list[bytes]) -> bytes:
 
 
 # --- slow path: escapes and quoted strings -------------------------------------------------------
+# Only lines holding a backslash or a double quote come here, so plain Python scanning is fine.
+
+_NAME_ESCAPES = b",= \\"
 
 
 def _split_unescaped(text: bytes, sep: int) -> list[bytes]:
@@ -255,7 +310,7 @@ def _split_unescaped(text: bytes, sep: int) -> list[bytes]:
     n = len(text)
     while i < n:
         c = text[i]
-        if c == 0x5C:  # backslash
+        if c == 0x5C:  # backslash: the next byte is taken literally
             i += 2
             continue
         if c == sep:
@@ -267,13 +322,14 @@ def _split_unescaped(text: bytes, sep: int) -> list[bytes]:
 
 
 def _unescape(text: bytes) -> bytes:
+    """Undo `\\,` `\\=` `\\ ` and `\\\\`; any other backslash is literal (as in InfluxDB)."""
     if b"\\" not in text:
         return text
     out = bytearray()
     i, n = 0, len(text)
     while i < n:
         c = text[i]
-        if c == 0x5C and i + 1 < n and text[i + 1] in b",= \\":
+        if c == 0x5C and i + 1 < n and text[i + 1] in _NAME_ESCAPES:
             out.append(text[i + 1])
             i += 2
             continue
@@ -283,6 +339,7 @@ def _unescape(text: bytes) -> bytes:
 
 
 def _unescape_string(text: bytes) -> str:
+    """Undo `\\"` and `\\\\` inside a quoted string value; other backslashes are literal."""
     if b"\\" not in text:
         return text.decode()
     out = bytearray()
@@ -298,61 +355,38 @@ def _unescape_string(text: bytes) -> str:
     return out.decode()
 
 
-def _scan_fields(line: bytes, start: int) -> tuple[list[bytes], int]:
-    """Split the field section starting at `start` into `key=value` items.
-
-    Returns the items and the index of the space that ends the section (or len(line)). A double
-    quote opens a string only as the first byte of a value; inside it, a backslash escapes the
-    next byte. Outside strings a backslash escapes the next byte too.
-    """
-    items: list[bytes] = []
+def _end_of_name(line: bytes, i: int, stops: bytes) -> int:
+    """Index of the first unescaped byte of `stops` at or after i (len(line) if none)."""
     n = len(line)
-    i = item_start = start
-    value_start = -1  # index just after the item's '=' once seen
     while i < n:
         c = line[i]
-        if c == 0x5C:  # backslash
+        if c == 0x5C:
             i += 2
             continue
-        if c == 0x3D and value_start < 0:  # '=': the value begins
-            value_start = i + 1
-        elif c == 0x22 and i == value_start:  # '"' opening a string value
-            i += 1
-            while i < n and line[i] != 0x22:
-                i += 2 if line[i] == 0x5C else 1
-            if i >= n:
-                raise ValueError("unterminated string field value")
-        elif c == 0x2C:  # ',' between fields
-            items.append(line[item_start:i])
-            item_start = i + 1
-            value_start = -1
-        elif c == 0x20:  # ' ' ends the section
-            break
+        if c in stops:
+            return i
         i += 1
-    items.append(line[item_start:i])
-    return items, i
+    return n
 
 
-def _split_sections(line: bytes) -> tuple[bytes, list[bytes], bytes]:
-    """Cut a line into head, field items and timestamp, honouring escapes and quotes."""
-    n = len(line)
-    i = 0
-    while i < n and line[i] != 0x20:
-        i += 2 if line[i] == 0x5C else 1
-    head = line[:i]
-    if i >= n:
-        raise ValueError("missing fields")
-    items, end = _scan_fields(line, i + 1)
-    rest = line[end + 1 :].strip(b" ") if end < n else b""
-    if b" " in rest:
-        raise ValueError("too many space-separated parts (unescaped space?)")
-    return head, items, rest
+def _end_of_string(line: bytes, i: int) -> int:
+    """Index of the closing quote of a string value whose opening quote is at i - 1."""
+    while True:
+        q = line.find(b'"', i)
+        if q < 0:
+            raise _OpenQuoteError("unbalanced quotes")
+        b = line.find(b"\\", i, q)
+        if b < 0:
+            return q
+        i = b + 2  # the escaped byte is never a closing quote
 
 
 def _parse_line_slow(
     line: bytes, multiplier: int, default_ts: int
 ) -> tuple[bytes, dict[str, tuple[FieldType, object]], int]:
-    head, field_items, ts_part = _split_sections(line)
+    n = len(line)
+    head_end = _end_of_name(line, 0, b" ")
+    head = line[:head_end]
     head_parts = _split_unescaped(head, 0x2C)
     measurement = _unescape(head_parts[0])
     if not measurement:
@@ -360,27 +394,57 @@ def _parse_line_slow(
     pairs: dict[bytes, bytes] = {}
     for item in head_parts[1:]:
         kv = _split_unescaped(item, 0x3D)
-        if len(kv) != 2:
-            raise ValueError(f"invalid tag '{item.decode(errors='replace')}'")
-        k, v = _unescape(kv[0]), _unescape(kv[1])
-        _check_tag(k, b"=", v, pairs)
+        if len(kv) > 2:
+            raise ValueError(f"invalid tag format '{item.decode(errors='replace')}'")
+        k = _unescape(kv[0])
+        v = _unescape(kv[1]) if len(kv) == 2 else b""
+        _check_tag(k, b"=" if len(kv) == 2 else b"", v, pairs)
         pairs[k] = v
     key = _checked_key([measurement, *_sorted_pairs(pairs)])
-    if field_items == [b""]:
+
+    i = head_end + 1
+    if i >= n:
         raise ValueError("missing fields")
     fields: dict[str, tuple[FieldType, object]] = {}
-    for item in field_items:
-        kv = _split_unescaped(item, 0x3D)
-        if len(kv) < 2 or not kv[0]:
-            raise ValueError(f"invalid field '{item.decode(errors='replace')}'")
-        name = _field_name(_unescape(kv[0]))
-        value = item[len(kv[0]) + 1 :]
-        fields[name] = _parse_value(value)
-    ts = _parse_timestamp(ts_part, multiplier) if ts_part else default_ts
+    while True:
+        key_end = _end_of_name(line, i, b"=, ")
+        if key_end == i:
+            raise ValueError("missing field key" if fields or key_end < n else "missing fields")
+        if key_end >= n or line[key_end] != 0x3D:
+            raise ValueError(
+                f"missing field value for '{line[i:key_end].decode(errors='replace')}'"
+            )
+        name = _field_name(_unescape(line[i:key_end]))
+        j = key_end + 1
+        if j < n and line[j] == 0x22:  # '"': a string value, up to its unescaped closing quote
+            end = _end_of_string(line, j + 1) + 1
+            if end < n and line[end] not in b", ":
+                raise ValueError("invalid field format: text after a closing quote")
+        else:
+            sp, cm = line.find(b" ", j), line.find(b",", j)
+            end = min(x for x in (sp, cm, n) if x >= 0)
+        fields[name] = _parse_value(line[j:end])
+        if end >= n:
+            rest = b""
+            break
+        if line[end] == 0x20:
+            rest = line[end + 1 :].strip(b" ")
+            break
+        i = end + 1
+    if b" " in rest:
+        raise ValueError("too many space-separated parts (unescaped space?)")
+    ts = _parse_timestamp(rest, multiplier) if rest else default_ts
     return key, fields, ts
 
 
 # --- writing -------------------------------------------------------------------------------------
+
+
+def _check_name(kind: str, name: str) -> None:
+    if not name:
+        raise ValueError(f"{kind} must not be empty")
+    if "\n" in name or "\x00" in name:
+        raise ValueError(f"{kind} {name!r} contains a newline or NUL: not representable")
 
 
 def escape_measurement(name: str) -> str:
@@ -398,6 +462,8 @@ def _format_value(value: object) -> str:
     if isinstance(value, int):
         return f"{value}i"
     if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"line protocol has no non-finite floats: {value!r}")
         return repr(value)
     if isinstance(value, str):
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
@@ -407,9 +473,22 @@ def _format_value(value: object) -> str:
 def format_line(
     measurement: str, tags: dict[str, str], fields: dict[str, object], timestamp: int | None
 ) -> str:
-    """One line of line protocol; the inverse of the parser (tags sorted for stability)."""
+    """One line of line protocol; the inverse of the parser (tags sorted for stability).
+
+    ValueError for what line protocol cannot carry: empty names, newlines or NUL in names, a
+    measurement starting with `#` (a comment) or a tab (skipped as indentation), no fields.
+    """
+    _check_name("measurement", measurement)
+    if measurement[0] in "#\t":
+        raise ValueError(f"measurement {measurement!r} starts with '#' or a tab")
+    if not fields:
+        raise ValueError("a point needs at least one field")
     head = escape_measurement(measurement)
     for k in sorted(tags):
+        _check_name("tag key", k)
+        _check_name("tag value", tags[k])
         head += f",{escape_key(k)}={escape_key(tags[k])}"
+    for k in fields:
+        _check_name("field key", k)
     body = ",".join(f"{escape_key(k)}={_format_value(v)}" for k, v in fields.items())
     return f"{head} {body}" + ("" if timestamp is None else f" {timestamp}")

@@ -46,6 +46,18 @@ def _fromstring(text: bytes, dtype: type, count: int) -> np.ndarray | None:
     return arr if len(arr) == count else None
 
 
+def _signs_ok(text: bytes) -> bool:
+    """Every '+'/'-' in space-separated numbers starts a token and is followed by a digit."""
+    for sign in (b"-", b"+"):
+        total = text.count(sign)
+        if not total:
+            continue
+        leading = text.count(b" " + sign) + (1 if text.startswith(sign) else 0)
+        if total != leading or sign + b" " in text or text.endswith(sign):
+            return False
+    return True
+
+
 def _parse_ints(
     values: list[bytes], suffix: bytes, count: int, unsigned: bool
 ) -> np.ndarray | None:
@@ -56,6 +68,8 @@ def _parse_ints(
     if joined.translate(None, allowed):
         return None
     digits = joined.replace(suffix, b"")
+    if not _signs_ok(digits):
+        return None
     dtype = np.uint64 if unsigned else np.int64
     arr = _fromstring(digits, dtype, count)
     if arr is None:
@@ -122,6 +136,8 @@ def parse_uniform(
 
     ts_text = b" ".join(ts_parts)
     if ts_text.translate(None, b"0123456789- ") or min(map(len, ts_parts)) < 1:
+        return None
+    if not _signs_ok(ts_text):
         return None
     timestamps = _fromstring(ts_text, np.int64, n)
     if timestamps is None:

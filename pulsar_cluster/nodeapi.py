@@ -8,12 +8,15 @@ when storage becomes distributed.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from pulsar_cluster.batch import Column, WriteBatch
+from pulsar_cluster.query.partial import Partial
+from pulsar_cluster.query.plan import Plan
 
-__all__ = ["ScanRequest", "SeriesData", "StorageBackend"]
+__all__ = ["ScanRequest", "SeriesData", "TagMatcher", "StorageBackend"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +37,36 @@ class SeriesData:
     columns: dict[str, Column]
 
 
+@dataclass(frozen=True, slots=True)
+class TagMatcher:
+    """A Prometheus label matcher on one tag: `=`, `!=`, `=~`, `!~`.
+
+    Prometheus semantics: a missing tag reads as the empty string, and a regex must match the
+    whole value (anchored, as Prometheus's `^(?s:re)$`: `.` matches a newline too). `name`
+    "__name__" is not special here: the measurement is chosen by the caller.
+    """
+
+    name: str
+    op: Literal["=", "!=", "=~", "!~"]
+    value: str
+
+    def compiled(self) -> re.Pattern[str] | None:
+        """The regex (for =~ and !~), used with fullmatch; re.error if it does not compile."""
+        if self.op in ("=~", "!~"):
+            return re.compile(f"(?:{self.value})", re.DOTALL)
+        return None
+
+    def matches(self, tags: dict[str, str], pattern: re.Pattern[str] | None = None) -> bool:
+        got = tags.get(self.name, "")
+        if self.op == "=":
+            return got == self.value
+        if self.op == "!=":
+            return got != self.value
+        rx = pattern if pattern is not None else self.compiled()
+        found = rx is not None and rx.fullmatch(got) is not None
+        return found if self.op == "=~" else not found
+
+
 class StorageBackend(Protocol):
     """What a coordinator needs from storage. All methods are safe to call concurrently.
 
@@ -45,11 +78,37 @@ class StorageBackend(Protocol):
 
     async def scan(self, request: ScanRequest) -> list[SeriesData]: ...
 
+    async def select_series(
+        self,
+        database: str,
+        measurement: str,
+        matchers: list[TagMatcher],
+        start: int,
+        end: int,
+        fields: list[str] | None = None,
+    ) -> list[SeriesData]:
+        """Raw points in [start, end) of the measurement's series whose tags satisfy every
+        matcher (regex selection for Prometheus remote_read). re.error for a bad regex."""
+
+    async def query(self, plan: Plan) -> Partial:
+        """The partial result of `plan` over every shard this backend covers, merged.
+
+        A distributed backend sends `encode_plan(plan)` to one replica of each shard that can
+        hold matching series (pulsar_cluster.query.partial, docs/format/partials.md) and merges
+        the decoded partials with `merge(plan, partials)`. Raises QueryError for a plan that
+        cannot run, LimitExceededError when the plan's limits are exceeded.
+        """
+        ...
+
     async def databases(self) -> list[str]: ...
 
     async def measurements(self, database: str) -> list[str]: ...
 
     async def flush(self) -> None: ...
+
+    async def compact(self) -> None:
+        """Full compaction of every shard this backend reaches; returns when done."""
+        ...
 
     async def status(self) -> dict[str, Any]: ...
 

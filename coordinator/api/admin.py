@@ -24,6 +24,21 @@ async def admin_flush(request: Request, wait: bool = Query(True)) -> Response:
     return ORJSONResponse({"status": "done"})
 
 
+@router.post("/compact", summary="Full compaction of every shard")
+async def admin_compact(request: Request, wait: bool = Query(True)) -> Response:
+    """Merge each partition's tables into one, dropping overwritten and deleted points.
+
+    With wait=true (the default) it returns when every shard is done; with wait=false it
+    starts the compaction and returns at once.
+    """
+    backend = app_state(request).backend
+    if not wait:
+        request.app.state.pending_compact = asyncio.create_task(backend.compact())
+        return ORJSONResponse({"status": "started"})
+    await backend.compact()
+    return ORJSONResponse({"status": "done"})
+
+
 @router.get("/status", summary="Storage status")
 async def admin_status(request: Request) -> Response:
     return ORJSONResponse(await app_state(request).backend.status())

@@ -23,6 +23,7 @@ class FileSystem(Protocol):
 
     def open_append(self, path: str) -> BinaryIO: ...
     def open_read(self, path: str) -> BinaryIO: ...
+    def open_write(self, path: str) -> BinaryIO: ...
     def fsync(self, f: BinaryIO) -> None: ...
     def fsync_dir(self, path: str) -> None: ...
     def write_atomic(self, path: str, chunks: list[bytes]) -> None: ...
@@ -32,6 +33,8 @@ class FileSystem(Protocol):
     def truncate(self, path: str, size: int) -> None: ...
     def makedirs(self, path: str) -> None: ...
     def size(self, path: str) -> int: ...
+    def link(self, src: str, dst: str) -> None: ...
+    def exists(self, path: str) -> bool: ...
 
 
 class OsFileSystem:
@@ -43,7 +46,12 @@ class OsFileSystem:
     def open_read(self, path: str) -> BinaryIO:
         return open(path, "rb", buffering=0)
 
+    def open_write(self, path: str) -> BinaryIO:
+        """A new file (truncated if it exists), buffered: used for temporary table files."""
+        return open(path, "wb")
+
     def fsync(self, f: BinaryIO) -> None:
+        f.flush()
         os.fsync(f.fileno())
 
     def fsync_dir(self, path: str) -> None:
@@ -83,3 +91,10 @@ class OsFileSystem:
 
     def size(self, path: str) -> int:
         return os.path.getsize(path)
+
+    def link(self, src: str, dst: str) -> None:
+        """Hard link (snapshots): immutable files are shared, never copied."""
+        os.link(src, dst)
+
+    def exists(self, path: str) -> bool:
+        return os.path.exists(path)

@@ -1,15 +1,18 @@
 """The series and tag index: which series exist, their field types, and tag postings.
 
-In memory, rebuilt at open from SSTable indexes and the WAL (the persisted index file is a later
-format; nothing here is authoritative on disk, so it can always be recovered from the data).
+In memory. At open it is rebuilt from the SSTable indexes (every table lists its series keys and
+field types) and the WAL replay, so it can always be recovered from the data itself: no index
+file can disagree with the tables.
+
+Layout: database -> measurement -> {tag key -> {tag value -> set of storage keys}}, plus the set
+of series of each measurement. `tag_keys` and `tag_values` read one dict level: they never scan
+the postings of other measurements or keys.
 
 Storage keys: inside the engine a series is named by `database NUL series_key`
 (pulsar_cluster/series.py); `storage_key` and `split_storage_key` convert.
 """
 
 from __future__ import annotations
-
-from collections import defaultdict
 
 from pulsar_cluster.batch import FieldType
 from pulsar_cluster.series import SEP
@@ -26,14 +29,24 @@ def split_storage_key(skey: bytes) -> tuple[str, bytes]:
     return db.decode(), key
 
 
-class SeriesIndex:
-    """Not thread-safe by itself: mutated under the engine's write lock; readers copy sets."""
+def storage_key_database(skey: bytes) -> str:
+    return skey[: skey.index(SEP)].decode()
+
+
+class _Measurement:
+    __slots__ = ("series", "tags")
 
     def __init__(self) -> None:
-        # (db, measurement) -> series storage keys
-        self._by_measurement: dict[tuple[str, bytes], set[bytes]] = defaultdict(set)
-        # (db, measurement, tag key, tag value) -> series storage keys
-        self._postings: dict[tuple[str, bytes, bytes, bytes], set[bytes]] = defaultdict(set)
+        self.series: set[bytes] = set()
+        self.tags: dict[bytes, dict[bytes, set[bytes]]] = {}
+
+
+class SeriesIndex:
+    """Not thread-safe by itself: mutated under the engine's write lock; readers get copies."""
+
+    def __init__(self) -> None:
+        self._dbs: dict[str, dict[bytes, _Measurement]] = {}
+        self._series_count: dict[str, int] = {}
         self._field_types: dict[bytes, dict[str, FieldType]] = {}
 
     def __len__(self) -> int:
@@ -41,6 +54,9 @@ class SeriesIndex:
 
     def __contains__(self, skey: bytes) -> bool:
         return skey in self._field_types
+
+    def series_count(self, database: str) -> int:
+        return self._series_count.get(database, 0)
 
     def add_series(self, skey: bytes) -> dict[str, FieldType]:
         """Register a series (idempotent); returns its field-type map for updating."""
@@ -50,53 +66,95 @@ class SeriesIndex:
         types = self._field_types[skey] = {}
         parts = skey.split(SEP)
         db, measurement = parts[0].decode(), parts[1]
-        self._by_measurement[(db, measurement)].add(skey)
+        ms = self._dbs.setdefault(db, {})
+        m = ms.get(measurement)
+        if m is None:
+            m = ms[measurement] = _Measurement()
+        m.series.add(skey)
         for i in range(2, len(parts) - 1, 2):
-            self._postings[(db, measurement, parts[i], parts[i + 1])].add(skey)
+            m.tags.setdefault(parts[i], {}).setdefault(parts[i + 1], set()).add(skey)
+        self._series_count[db] = self._series_count.get(db, 0) + 1
         return types
+
+    def remove_database_series(self, skeys: list[bytes]) -> None:
+        """Forget series (retention dropped every point of them)."""
+        for skey in skeys:
+            if self._field_types.pop(skey, None) is None:
+                continue
+            parts = skey.split(SEP)
+            db, measurement = parts[0].decode(), parts[1]
+            self._series_count[db] -= 1
+            m = self._dbs[db][measurement]
+            m.series.discard(skey)
+            for i in range(2, len(parts) - 1, 2):
+                values = m.tags[parts[i]]
+                values[parts[i + 1]].discard(skey)
+                if not values[parts[i + 1]]:
+                    del values[parts[i + 1]]
+                if not values:
+                    del m.tags[parts[i]]
+            if not m.series:
+                del self._dbs[db][measurement]
+            if not self._dbs[db]:
+                del self._dbs[db]
+                del self._series_count[db]
 
     def field_types(self, skey: bytes) -> dict[str, FieldType]:
         return self._field_types.get(skey, {})
 
+    def all_series(self, database: str) -> list[bytes]:
+        return [s for m in self._dbs.get(database, {}).values() for s in m.series]
+
+    def _measurement(self, database: str, measurement: str) -> _Measurement | None:
+        return self._dbs.get(database, {}).get(measurement.encode())
+
     def match(self, database: str, measurement: str, tags: dict[str, str]) -> list[bytes]:
         """Series of the measurement whose tags include every `tags` pair, sorted."""
-        m = measurement.encode()
-        found = set(self._by_measurement.get((database, m), ()))
+        m = self._measurement(database, measurement)
+        if m is None:
+            return []
+        found: set[bytes] | None = None
+        # Intersect the smallest postings first.
+        postings = []
         for k, v in tags.items():
+            posting = m.tags.get(k.encode(), {}).get(v.encode())
+            if not posting:
+                return []
+            postings.append(posting)
+        postings.sort(key=len)
+        for posting in postings:
+            found = set(posting) if found is None else found & posting
             if not found:
-                break
-            found &= self._postings.get((database, m, k.encode(), v.encode()), set())
-        return sorted(found)
+                return []
+        return sorted(m.series if found is None else found)
 
     # --- the view a tag predicate is resolved against (see pulsar_cluster.query) ---------------
 
     def series_of_measurement(self, database: str, measurement: str) -> set[bytes]:
         """Storage keys of every series of the measurement (a copy)."""
-        return set(self._by_measurement.get((database, measurement.encode()), ()))
+        m = self._measurement(database, measurement)
+        return set() if m is None else set(m.series)
 
     def series_with_tag(self, database: str, measurement: str, key: str, value: str) -> set[bytes]:
         """Storage keys of the measurement's series with tag key=value (a copy)."""
-        return set(
-            self._postings.get((database, measurement.encode(), key.encode(), value.encode()), ())
-        )
+        m = self._measurement(database, measurement)
+        if m is None:
+            return set()
+        return set(m.tags.get(key.encode(), {}).get(value.encode(), ()))
 
     def tag_values(self, database: str, measurement: str, key: str) -> list[str]:
         """Distinct values of one tag key in the measurement, sorted."""
-        m, k = measurement.encode(), key.encode()
-        return sorted(
-            v.decode()
-            for (db, mm, kk, v), keys in self._postings.items()
-            if db == database and mm == m and kk == k and keys
-        )
+        m = self._measurement(database, measurement)
+        if m is None:
+            return []
+        return sorted(v.decode() for v in m.tags.get(key.encode(), {}))
 
     def tag_keys(self, database: str, measurement: str) -> list[str]:
-        m = measurement.encode()
-        return sorted(
-            {k.decode() for (db, mm, k, _) in self._postings if db == database and mm == m}
-        )
+        m = self._measurement(database, measurement)
+        return [] if m is None else sorted(k.decode() for k in m.tags)
 
     def databases(self) -> list[str]:
-        return sorted({db for db, _ in self._by_measurement})
+        return sorted(self._dbs)
 
     def measurements(self, database: str) -> list[str]:
-        return sorted(m.decode() for db, m in self._by_measurement if db == database)
+        return sorted(m.decode() for m in self._dbs.get(database, {}))

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from node.engine.columns import merge_last_wins
-from pulsar_cluster.batch import Column, FieldType
+from pulsar_cluster.batch import Column, FieldType, numpy_dtype
 
 __all__ = ["Memtable"]
 
@@ -31,7 +31,9 @@ class _FieldBuffer:
 
 
 class Memtable:
-    def __init__(self) -> None:
+    def __init__(self, seq: int = 0) -> None:
+        #: Order of this memtable among flushes: its tables get this seq (docs/format/sstable.md).
+        self.seq = seq
         self._series: dict[bytes, dict[str, _FieldBuffer]] = {}
         self.bytes = 0
         self.points = 0
@@ -59,6 +61,31 @@ class Memtable:
             self.min_index = index
         self.max_index = max(self.max_index, index)
 
+    def delete(self, skeys: frozenset[bytes], start: int, end: int) -> int:
+        """Drop the points of `skeys` in [start, end) (a delete); returns points removed.
+
+        Only the active memtable is edited (under the write lock). Chunks are replaced, never
+        mutated, so a reader holding the old chunk list still sees a consistent old state.
+        """
+        removed = 0
+        for skey in skeys:
+            fields = self._series.get(skey)
+            if fields is None:
+                continue
+            for buf in fields.values():
+                new_chunks = []
+                for ts, values in buf.chunks:
+                    keep = (ts < start) | (ts >= end)
+                    dropped = len(ts) - int(np.count_nonzero(keep))
+                    removed += dropped
+                    if not dropped:
+                        new_chunks.append((ts, values))
+                    elif dropped < len(ts):
+                        new_chunks.append((ts[keep], values[keep]))
+                buf.chunks = new_chunks
+        self.points -= removed
+        return removed
+
     def field_types(self, skey: bytes) -> dict[str, FieldType]:
         fields = self._series.get(skey)
         return {} if fields is None else {n: b.type for n, b in fields.items()}
@@ -72,6 +99,8 @@ class Memtable:
         if buf is None:
             return None
         chunks = list(buf.chunks)
+        if not chunks:  # every point deleted
+            return buf.type, np.empty(0, np.int64), np.empty(0, numpy_dtype(buf.type))
         ts, values = merge_last_wins(chunks)
         return buf.type, ts, values
 
@@ -88,5 +117,7 @@ class Memtable:
             fields = self._series[skey]
             for name in sorted(fields):
                 buf = fields[name]
+                if not buf.chunks:
+                    continue
                 ts, values = merge_last_wins(list(buf.chunks))
                 yield skey, name, buf.type, ts, values

@@ -1,46 +1,70 @@
-"""SSTables: immutable files of compressed column blocks with an index and a checksummed footer.
+"""SSTables: immutable files of compressed column blocks of ONE database and ONE time partition.
 
-Byte layout: docs/format/sstable.md.
+Byte layout (every field, endianness, checksum coverage): docs/format/sstable.md.
 
-    header  : magic "PULSRSST" | u32 version | u32 reserved
-    blocks  : block bytes (node/engine/encoding.py), one series field, at most `block_points`
-    index   : zstd( entries ), each entry
+    header  : magic "PULSRSST" | u32 version (2) | u32 flags (0)
+    blocks  : block payloads (node/engine/encoding.py, docs/format/encoding.md)
+    index   : zstd( entries ), entries sorted by (series key, field), each
               u32 key len | key | u16 field len | field | u8 type | u32 block count |
               per block: i64 min t | i64 max t | u32 points | u64 offset | u32 length | u32 crc32
-    footer  : u64 index offset | u64 index length | u32 index crc32 | u64 last write index |
-              u32 entry count | u32 footer crc32 (of the preceding 32 bytes) | magic "PULSRSST"
+    meta    : table identity and provenance (TableMeta, see _META)
+    footer  : u64 index off | u64 index len | u32 index crc | u64 meta off | u32 meta len |
+              u32 meta crc | u32 entry count | u32 footer crc32 | magic "PULSRSST"
 
-Entries are sorted by (series key, field). A table is written whole through
-`FileSystem.write_atomic` (temporary name, fsync, rename, directory fsync), so a table that is
-visible under its final name is complete. Every read of a block checks its crc32 and raises
-CorruptionError naming the file and offset.
+A table is streamed to `NAME.tmp`, fsynced, renamed to its final name and the directory is
+fsynced (`SSTableWriter.finish`), so a table visible under its final name is complete. Every
+read of a block checks its crc32 and raises CorruptionError naming the file and offset; wrong
+data is never returned.
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
 import struct
 import zlib
-from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import BinaryIO
 
 import numpy as np
+import xxhash
 import zstandard
 
+from node.engine.cache import BlockCache
 from node.engine.encoding import BlockFormatError, decode_block, encode_block
-from node.engine.fs import FileSystem
+from node.engine.fs import TMP_SUFFIX, FileSystem
 from pulsar_cluster.batch import FieldType
 from pulsar_cluster.errors import CorruptionError
 
-__all__ = ["BlockRef", "SSTable", "write_sstable", "MAGIC", "VERSION"]
+__all__ = [
+    "BlockRef",
+    "TableMeta",
+    "TableId",
+    "SSTable",
+    "SSTableWriter",
+    "table_file_name",
+    "parse_table_file_name",
+    "database_tag",
+    "MAGIC",
+    "VERSION",
+    "SST_SUFFIX",
+]
 
 MAGIC = b"PULSRSST"
-VERSION = 1
+#: Version 1 (the walking skeleton: no meta section, one table per flush) is retired.
+VERSION = 2
+SST_SUFFIX = ".sst"
 _HEADER = struct.Struct("<8sII")
-_FOOTER_BODY = struct.Struct("<QQIQI")
-_FOOTER = struct.Struct("<QQIQII8s")
+_FOOTER_BODY = struct.Struct("<QQIQIII")
+_FOOTER = struct.Struct("<QQIQIIII8s")
 _ENTRY_HEAD = struct.Struct("<BI")  # type, block count
 _BLOCK_REF = struct.Struct("<qqIQII")
+# seq, gen, group count, partition start, partition end, last index, deletes applied,
+# min time, max time, points
+_META = struct.Struct("<QIIqqQQqqQ")
+_REPLACED = struct.Struct("<QI")
+_instance_ids = itertools.count(1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,58 +77,218 @@ class BlockRef:
     crc: int
 
 
-def write_sstable(
-    fs: FileSystem,
-    path: str,
-    items: Iterable[tuple[bytes, str, FieldType, np.ndarray, np.ndarray]],
-    last_index: int,
-    block_points: int = 4096,
-    zstd_level: int = 3,
-) -> int:
-    """Write sorted (series key, field, type, ts, values) items as one table; returns its size."""
-    chunks: list[bytes] = [_HEADER.pack(MAGIC, VERSION, 0)]
-    offset = _HEADER.size
-    index_parts: list[bytes] = []
-    entries = 0
-    for skey, name, field_type, ts, values in items:
+#: (seq, gen): the order of tables inside one partition; later tables win on equal timestamps.
+TableId = tuple[int, int]
+
+
+@dataclass(slots=True)
+class TableMeta:
+    """Identity and provenance of a table (the meta section, docs/format/sstable.md)."""
+
+    database: str
+    partition_start: int
+    partition_end: int
+    seq: int  # the memtable (flush) this data came from; compaction keeps the newest input's
+    gen: int = 0  # 0 = written by a flush; compaction output = newest input's gen + 1
+    group_count: int = 1  # tables written by the same flush (gen 0): detects a torn flush
+    last_index: int = 0  # highest Raft index whose effects are in this table
+    deletes_applied: int = 0  # tombstones with id <= this are already applied to the data
+    min_time: int = 0
+    max_time: int = 0
+    points: int = 0
+    replaced: list[TableId] = field(default_factory=list)  # compaction inputs (same partition)
+
+    @property
+    def table_id(self) -> TableId:
+        return (self.seq, self.gen)
+
+
+def database_tag(database: str) -> str:
+    """16 hex digits naming a database in file names (names may hold any character)."""
+    return xxhash.xxh64_hexdigest(database.encode())
+
+
+def table_file_name(meta: TableMeta) -> str:
+    return (
+        f"{meta.seq:016d}-{meta.gen:04d}-{database_tag(meta.database)}"
+        f"-{meta.partition_start}{SST_SUFFIX}"
+    )
+
+
+def parse_table_file_name(name: str) -> tuple[int, int, str, int] | None:
+    """(seq, gen, database tag, partition start) of a table file name, or None."""
+    if not name.endswith(SST_SUFFIX):
+        return None
+    parts = name[: -len(SST_SUFFIX)].split("-", 3)
+    try:
+        return int(parts[0]), int(parts[1]), parts[2], int(parts[3])
+    except (IndexError, ValueError):
+        return None
+
+
+class SSTableWriter:
+    """Streams one table to a temporary file; `finish` makes it durable under its final name.
+
+    Entries must be added in (series key, field) order. Memory: one block at a time plus the
+    (small) index, so compaction of any size stays bounded.
+    """
+
+    def __init__(
+        self,
+        fs: FileSystem,
+        directory: str,
+        meta: TableMeta,
+        block_points: int = 4096,
+        zstd_level: int = 3,
+    ) -> None:
+        self.meta = meta
+        self.path = os.path.join(directory, table_file_name(meta))
+        self._fs = fs
+        self._directory = directory
+        self._block_points = block_points
+        self._zstd_level = zstd_level
+        self._tmp = self.path + TMP_SUFFIX
+        self._file: BinaryIO | None = fs.open_write(self._tmp)
+        self._file.write(_HEADER.pack(MAGIC, VERSION, 0))
+        self._offset = _HEADER.size
+        self._index: list[bytes] = []
+        self._entries = 0
+        self._last_key: tuple[bytes, str] | None = None
+        meta.min_time = np.iinfo(np.int64).max
+        meta.max_time = np.iinfo(np.int64).min
+        meta.points = 0
+
+    def add(
+        self, skey: bytes, name: str, field_type: FieldType, ts: np.ndarray, values: np.ndarray
+    ) -> None:
+        """Add the sorted, unique points of one field of one series."""
         if len(ts) == 0:
-            continue
+            return
+        assert self._file is not None, "writer already finished"
+        key = (skey, name)
+        if self._last_key is not None and key <= self._last_key:
+            raise ValueError("table entries must be added in strictly increasing key order")
+        self._last_key = key
         refs: list[bytes] = []
-        for lo in range(0, len(ts), block_points):
-            block_ts = ts[lo : lo + block_points]
-            block = encode_block(field_type, block_ts, values[lo : lo + block_points], zstd_level)
+        step = self._block_points
+        for lo in range(0, len(ts), step):
+            block_ts = ts[lo : lo + step]
+            block = encode_block(field_type, block_ts, values[lo : lo + step], self._zstd_level)
             refs.append(
                 _BLOCK_REF.pack(
                     int(block_ts[0]),
                     int(block_ts[-1]),
                     len(block_ts),
-                    offset,
+                    self._offset,
                     len(block),
                     zlib.crc32(block),
                 )
             )
-            chunks.append(block)
-            offset += len(block)
+            self._file.write(block)
+            self._offset += len(block)
         name_b = name.encode()
-        index_parts.append(struct.pack("<I", len(skey)) + skey)
-        index_parts.append(struct.pack("<H", len(name_b)) + name_b)
-        index_parts.append(_ENTRY_HEAD.pack(int(field_type), len(refs)))
-        index_parts.extend(refs)
-        entries += 1
-    index = zstandard.ZstdCompressor(level=zstd_level).compress(b"".join(index_parts))
-    body = _FOOTER_BODY.pack(offset, len(index), zlib.crc32(index), last_index, entries)
-    footer = body + struct.pack("<I", zlib.crc32(body)) + MAGIC
-    chunks.append(index)
-    chunks.append(footer)
-    fs.write_atomic(path, chunks)
-    return offset + len(index) + len(footer)
+        self._index.append(struct.pack("<I", len(skey)) + skey)
+        self._index.append(struct.pack("<H", len(name_b)) + name_b)
+        self._index.append(_ENTRY_HEAD.pack(int(field_type), len(refs)))
+        self._index.extend(refs)
+        self._entries += 1
+        meta = self.meta
+        meta.min_time = min(meta.min_time, int(ts[0]))
+        meta.max_time = max(meta.max_time, int(ts[-1]))
+        meta.points += len(ts)
+
+    @property
+    def empty(self) -> bool:
+        return self._entries == 0
+
+    def finish(self) -> str:
+        """Write index, meta and footer; fsync; rename; fsync the directory. Returns the path."""
+        f = self._file
+        assert f is not None, "writer already finished"
+        index = zstandard.ZstdCompressor(level=self._zstd_level).compress(b"".join(self._index))
+        meta_bytes = encode_meta(self.meta)
+        index_off = self._offset
+        meta_off = index_off + len(index)
+        body = _FOOTER_BODY.pack(
+            index_off,
+            len(index),
+            zlib.crc32(index),
+            meta_off,
+            len(meta_bytes),
+            zlib.crc32(meta_bytes),
+            self._entries,
+        )
+        f.write(index)
+        f.write(meta_bytes)
+        f.write(body + struct.pack("<I", zlib.crc32(body)) + MAGIC)
+        self._fs.fsync(f)
+        f.close()
+        self._file = None
+        self._fs.rename(self._tmp, self.path)
+        self._fs.fsync_dir(self._directory)
+        return self.path
+
+    def abort(self) -> None:
+        """Drop the temporary file (after an error); idempotent."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+            with contextlib.suppress(FileNotFoundError):
+                self._fs.remove(self._tmp)
+
+
+def encode_meta(meta: TableMeta) -> bytes:
+    db = meta.database.encode()
+    out = [
+        _META.pack(
+            meta.seq,
+            meta.gen,
+            meta.group_count,
+            meta.partition_start,
+            meta.partition_end,
+            meta.last_index,
+            meta.deletes_applied,
+            meta.min_time,
+            meta.max_time,
+            meta.points,
+        ),
+        struct.pack("<I", len(db)),
+        db,
+        struct.pack("<I", len(meta.replaced)),
+    ]
+    out.extend(_REPLACED.pack(seq, gen) for seq, gen in meta.replaced)
+    return b"".join(out)
+
+
+def decode_meta(data: bytes) -> TableMeta:
+    """Inverse of encode_meta; raises ValueError (struct.error) on a malformed section."""
+    values = _META.unpack_from(data, 0)
+    pos = _META.size
+    (dblen,) = struct.unpack_from("<I", data, pos)
+    pos += 4
+    database = data[pos : pos + dblen].decode()
+    pos += dblen
+    (count,) = struct.unpack_from("<I", data, pos)
+    pos += 4
+    replaced = []
+    for _ in range(count):
+        replaced.append(_REPLACED.unpack_from(data, pos))
+        pos += _REPLACED.size
+    if pos != len(data):
+        raise ValueError("meta section has trailing bytes")
+    seq, gen, group, pstart, pend, last, applied, tmin, tmax, points = values
+    return TableMeta(
+        database, pstart, pend, seq, gen, group, last, applied, tmin, tmax, points, replaced
+    )
 
 
 class SSTable:
-    """An open table: its index in memory, blocks read on demand with pread."""
+    """An open table: its index in memory, blocks read on demand with pread (thread-safe)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, cache: BlockCache | None = None) -> None:
         self.path = path
+        self.uid = next(_instance_ids)  # cache key: never reused, unlike paths
+        self._cache = cache
         self._fd = os.open(path, os.O_RDONLY)
         try:
             self.size = os.fstat(self._fd).st_size
@@ -126,20 +310,32 @@ class SSTable:
             raise self._corrupt(8, f"unsupported version {version}")
         footer_at = self.size - _FOOTER.size
         raw = os.pread(self._fd, _FOOTER.size, footer_at)
-        index_off, index_len, index_crc, last_index, entries, footer_crc, tail = _FOOTER.unpack(raw)
+        index_off, index_len, index_crc, meta_off, meta_len, meta_crc, entries, footer_crc, tail = (
+            _FOOTER.unpack(raw)
+        )
         if tail != MAGIC:
             raise self._corrupt(footer_at, "bad footer magic (truncated file?)")
         if zlib.crc32(raw[: _FOOTER_BODY.size]) != footer_crc:
             raise self._corrupt(footer_at, "footer checksum mismatch")
-        if index_off + index_len != footer_at:
-            raise self._corrupt(footer_at, "index position does not match the file size")
+        if index_off + index_len != meta_off or meta_off + meta_len != footer_at:
+            raise self._corrupt(footer_at, "section positions do not match the file size")
+        meta_raw = os.pread(self._fd, meta_len, meta_off)
+        if zlib.crc32(meta_raw) != meta_crc:
+            raise self._corrupt(meta_off, "meta checksum mismatch")
+        try:
+            self.meta = decode_meta(meta_raw)
+        except (ValueError, struct.error, UnicodeDecodeError) as exc:
+            raise self._corrupt(meta_off, f"malformed meta section: {exc}") from exc
         index = os.pread(self._fd, index_len, index_off)
         if zlib.crc32(index) != index_crc:
             raise self._corrupt(index_off, "index checksum mismatch")
-        self.last_index = last_index
+        try:
+            self._parse_index(index, entries)
+        except (ValueError, struct.error, UnicodeDecodeError, zstandard.ZstdError) as exc:
+            raise self._corrupt(index_off, f"malformed index: {exc}") from exc
+
+    def _parse_index(self, index: bytes, entries: int) -> None:
         self.entries: dict[bytes, dict[str, tuple[FieldType, list[BlockRef]]]] = {}
-        self.min_time = np.iinfo(np.int64).max
-        self.max_time = np.iinfo(np.int64).min
         data = memoryview(zstandard.ZstdDecompressor().decompress(index))
         pos = 0
         for _ in range(entries):
@@ -153,14 +349,43 @@ class SSTable:
             pos += nlen
             type_code, nblocks = _ENTRY_HEAD.unpack_from(data, pos)
             pos += _ENTRY_HEAD.size
-            refs = []
-            for _ in range(nblocks):
-                refs.append(BlockRef(*_BLOCK_REF.unpack_from(data, pos)))
-                pos += _BLOCK_REF.size
+            refs = [
+                BlockRef(*_BLOCK_REF.unpack_from(data, pos + i * _BLOCK_REF.size))
+                for i in range(nblocks)
+            ]
+            pos += nblocks * _BLOCK_REF.size
             self.entries.setdefault(skey, {})[name] = (FieldType(type_code), refs)
-            if refs:
-                self.min_time = min(self.min_time, refs[0].min_time)
-                self.max_time = max(self.max_time, refs[-1].max_time)
+        if pos != len(data):
+            raise ValueError("index has trailing bytes")
+
+    # --- identity ------------------------------------------------------------------------------
+
+    @property
+    def table_id(self) -> TableId:
+        return self.meta.table_id
+
+    @property
+    def database(self) -> str:
+        return self.meta.database
+
+    @property
+    def partition(self) -> tuple[str, int, int]:
+        m = self.meta
+        return (m.database, m.partition_start, m.partition_end)
+
+    @property
+    def last_index(self) -> int:
+        return self.meta.last_index
+
+    @property
+    def min_time(self) -> int:
+        return self.meta.min_time
+
+    @property
+    def max_time(self) -> int:
+        return self.meta.max_time
+
+    # --- reads ---------------------------------------------------------------------------------
 
     def series_keys(self) -> list[bytes]:
         return list(self.entries)
@@ -168,6 +393,10 @@ class SSTable:
     def field_types(self, skey: bytes) -> dict[str, FieldType]:
         fields = self.entries.get(skey)
         return {} if fields is None else {n: t for n, (t, _) in fields.items()}
+
+    def keys(self) -> list[tuple[bytes, str]]:
+        """Every (series key, field) of the table, sorted."""
+        return sorted((s, n) for s, fields in self.entries.items() for n in fields)
 
     def read(
         self, skey: bytes, name: str, start: int, end: int
@@ -185,6 +414,12 @@ class SSTable:
         return field_type, parts
 
     def _read_block(self, ref: BlockRef, field_type: FieldType) -> tuple[np.ndarray, np.ndarray]:
+        cache = self._cache
+        key = (self.uid, ref.offset)
+        if cache is not None:
+            hit = cache.get(key)
+            if hit is not None:
+                return hit
         data = os.pread(self._fd, ref.length, ref.offset)
         if len(data) != ref.length:
             raise self._corrupt(ref.offset, "block truncated")
@@ -192,13 +427,34 @@ class SSTable:
             raise self._corrupt(ref.offset, "block checksum mismatch")
         try:
             stored_type, ts, values = decode_block(data)
-        except BlockFormatError as exc:
+        except (BlockFormatError, ValueError) as exc:
             raise self._corrupt(ref.offset, str(exc)) from exc
         if stored_type is not field_type or len(ts) != ref.points:
             raise self._corrupt(ref.offset, "block does not match its index entry")
+        if cache is not None:
+            cache.put(key, ts, values)
         return ts, values
 
+    def verify(self) -> None:
+        """Read and check every block (raises CorruptionError); used by tests and `verify`."""
+        for fields in self.entries.values():
+            for field_type, refs in fields.values():
+                for ref in refs:
+                    data = os.pread(self._fd, ref.length, ref.offset)
+                    if len(data) != ref.length or zlib.crc32(data) != ref.crc:
+                        raise self._corrupt(ref.offset, "block checksum mismatch")
+                    del field_type
+
     def close(self) -> None:
+        """Close the file. Only when no reader can still hold the table (engine close):
+        tables retired by compaction are left to `__del__`, so a concurrent read never sees
+        a closed (or reused) descriptor."""
         if self._fd >= 0:
             os.close(self._fd)
+            self._fd = -1
+
+    def __del__(self) -> None:
+        fd = getattr(self, "_fd", -1)
+        if fd >= 0:
+            os.close(fd)
             self._fd = -1

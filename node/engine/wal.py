@@ -224,6 +224,11 @@ class WriteAheadLog:
             return target
         try:
             self._fs.fsync(f)
+        except ValueError:
+            # The segment was closed by a rotation while we were about to sync it. Rotation
+            # fsyncs a segment before closing it, so every byte up to `target` is durable.
+            if not f.closed:
+                raise
         except OSError as exc:
             # After a failed fsync the kernel may have dropped the dirty pages: nothing written
             # since the last good fsync can be trusted, so the log refuses all further writes.
@@ -278,8 +283,12 @@ class WriteAheadLog:
                 yield WalRecord(RecordType(rtype), index, payload, seq)
                 pos = body_start + length
                 continue
-            # A bad record. Skip it if its length field leads to a record that verifies.
+            # A bad record. Skip it if its length field leads to a record that verifies, else
+            # search forward for the next record that verifies (corruption inside a segment
+            # must not cost the intact records after it).
             skip_to = _next_record_after(view, pos)
+            if skip_to is None:
+                skip_to = _resync(view, pos + 1)
             if skip_to is not None and skip_to < end:
                 report.problems.append(
                     f"{path}: corrupt record at offset {pos} ({skip_to - pos} bytes) dropped"
@@ -324,3 +333,20 @@ def _next_record_after(view: memoryview, pos: int) -> int | None:
     if length > MAX_RECORD_BYTES or nxt >= len(view):
         return None
     return nxt if _check_record(view, nxt) is not None else None
+
+
+def _resync(view: memoryview, start: int) -> int | None:
+    """The first offset >= start where a whole record verifies, or None.
+
+    Only run after a checksum failure. A false match needs a plausible length, a known type and
+    a matching crc32 at once (about 1 in 2**32 per position), so intact records are found and
+    garbage is not taken for one.
+    """
+    end = len(view) - RECORD_HEADER.size
+    for pos in range(start, end + 1):
+        (length,) = struct.unpack_from("<I", view, pos)
+        if length > MAX_RECORD_BYTES or pos + RECORD_HEADER.size + length > len(view):
+            continue
+        if _check_record(view, pos) is not None:
+            return pos
+    return None

@@ -45,7 +45,27 @@ bool_value = st.sampled_from(
     ["t", "T", "true", "True", "TRUE", "f", "F", "false", "False", "FALSE"]
 )
 # Occasionally broken values, to check that both paths reject the same lines.
-odd_value = st.sampled_from(["", "i", "-i", "1x", "1_0", "9223372036854775808i", "u", "-1u"])
+odd_value = st.sampled_from(
+    [
+        "",
+        "i",
+        "-i",
+        "1x",
+        "1_0",
+        "9223372036854775808i",
+        "u",
+        "-1u",
+        "-",
+        "+",
+        ".",
+        "e",
+        "1e",
+        "-.",
+        "1-2",
+        "+-1i",
+        "1+i",
+    ]
+)
 
 
 @st.composite
@@ -110,3 +130,29 @@ def test_fallbacks_still_parse_exactly() -> None:
     ):
         fast, slow = both(body)
         assert fast == slow
+
+
+@settings(max_examples=200, deadline=None)
+@given(body=uniform_bodies(), groups=st.integers(1, 5))
+def test_partition_keeps_every_point_in_its_group(body: bytes, groups: int) -> None:
+    from pulsar_cluster.batch import partition_batch
+
+    try:
+        batch = parse_line_protocol(body, "db")
+    except LineProtocolError:
+        return
+    whole = canonical(WriteBatch(batch.database, table=batch.table)) if batch.table else None
+    parts = partition_batch(batch, lambda key: len(key) % groups)
+    merged: dict = {}
+    for group, part in parts.items():
+        got = canonical(part)
+        assert all(len(key) % groups == group for key, _ in got)
+        merged.update(got)
+    assert merged == (whole or canonical(batch))
+    if batch.table is not None and len(batch.table.keys) > 1:
+        half = len(batch.table.keys) // 2
+        left = canonical(WriteBatch("db", table=batch.table.slice_series(0, half)))
+        right = canonical(
+            WriteBatch("db", table=batch.table.slice_series(half, len(batch.table.keys)))
+        )
+        assert {**left, **right} == whole

@@ -1,0 +1,108 @@
+"""The InfluxDB 1.x query endpoint: `GET|POST /query?db=&q=&epoch=` (InfluxQL subset).
+
+Answers in InfluxDB's JSON shape: `{"results": [{"statement_id": i, "series": [...]}]}`, a
+failed statement as `{"statement_id": i, "error": "..."}` (later statements still run, as in
+InfluxDB). A query that does not parse is a 400 `{"error": "error parsing query: ..."}`. A
+statement that exceeds a query limit makes the response status that limit's 4xx, with the same
+body shape. Times are RFC 3339 strings, or integers in the `epoch` unit (ns, u, µ, ms, s, m, h).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Query, Request, Response
+
+from coordinator.api.ops import VERSION_HEADERS
+from coordinator.body import read_body
+from coordinator.state import ORJSONResponse, app_state
+from pulsar_cluster.errors import BadRequestError, LimitExceededError, PulsarError, QueryError
+from pulsar_cluster.query.influxql.parser import parse_query
+from pulsar_cluster.query.influxql.planner import execute_statement
+from pulsar_cluster.timeutil import format_rfc3339
+
+__all__ = ["router", "format_times", "EPOCH_UNITS"]
+
+router = APIRouter(tags=["query"])
+
+EPOCH_UNITS = {
+    "ns": 1,
+    "n": 1,
+    "u": 1_000,
+    "µ": 1_000,
+    "us": 1_000,
+    "ms": 1_000_000,
+    "s": 1_000_000_000,
+    "m": 60_000_000_000,
+    "h": 3_600_000_000_000,
+}
+
+
+def format_times(series: list[dict[str, Any]], epoch: str | None) -> None:
+    """Rewrite the time column in place: epoch integers or RFC 3339 strings."""
+    divisor = EPOCH_UNITS[epoch] if epoch else 0
+    for s in series:
+        if not s.get("columns") or s["columns"][0] != "time":
+            continue
+        for row in s["values"]:
+            t = row[0]
+            row[0] = t // divisor if divisor else format_rfc3339(t)
+
+
+async def _params(request: Request) -> dict[str, str]:
+    params = dict(request.query_params)
+    if request.method == "POST":
+        ctype = request.headers.get("content-type", "")
+        if ctype.startswith("application/x-www-form-urlencoded"):
+            state = app_state(request)
+            body = await read_body(request, state.settings.max_body_bytes)
+            for key, values in parse_qs(body.decode("utf-8", "replace")).items():
+                params.setdefault(key, values[-1])
+    return params
+
+
+@router.api_route(
+    "/query",
+    methods=["GET", "POST"],
+    summary="InfluxQL query (InfluxDB 1.x compatible)",
+)
+async def query_influxql(
+    request: Request,
+    q: str | None = Query(None, description="InfluxQL statements separated by ;"),
+    db: str | None = Query(None, description="database"),
+    epoch: str | None = Query(None, description="ns, u, ms, s, m, h; omit for RFC 3339"),
+    rp: str | None = Query(None, description="retention policy (accepted, ignored)"),
+) -> Response:
+    state = app_state(request)
+    params = await _params(request)
+    text = params.get("q")
+    database = params.get("db") or None
+    epoch = params.get("epoch") or None
+    headers = dict(VERSION_HEADERS)
+    if epoch is not None and epoch not in EPOCH_UNITS:
+        raise BadRequestError(f"invalid epoch '{epoch}': use ns, u, ms, s, m or h")
+    if not text or not text.strip():
+        return ORJSONResponse(
+            {"error": 'missing required parameter "q"'}, status_code=400, headers=headers
+        )
+    try:
+        statements = parse_query(text)
+    except QueryError as exc:
+        return ORJSONResponse({"error": exc.message}, status_code=400, headers=headers)
+    now = time.time_ns()
+    results: list[dict[str, Any]] = []
+    status = 200
+    for i, stmt in enumerate(statements):
+        try:
+            answer = await execute_statement(stmt, database, state.backend, now)
+            format_times(answer.get("series", []), epoch)
+            results.append({"statement_id": i, **answer})
+        except PulsarError as exc:
+            if isinstance(exc, LimitExceededError):
+                status = exc.status_code
+            elif not isinstance(exc, BadRequestError):
+                raise
+            results.append({"statement_id": i, "error": exc.message})
+    return ORJSONResponse({"results": results}, status_code=status, headers=headers)

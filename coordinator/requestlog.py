@@ -1,0 +1,106 @@
+"""Structured request logging with request ids: a pure ASGI middleware.
+
+Every HTTP request gets an id: the client's `X-Request-ID` when it is a safe token (1-128 of
+[A-Za-z0-9._:-], so a header cannot forge log lines), else a new random one. The id is
+- returned in the response's `X-Request-ID` header,
+- bound in structlog's context variables while the request runs, so every log event of the
+  request (and of tasks it starts) carries `request_id`,
+- logged with one `http_request` event per request: method, path (never the query string: it
+  may hold credentials, e.g. InfluxDB's `u=`/`p=`), status, duration_ms, bytes_out, client.
+Probe and scrape traffic (/health, /ready, /metrics, /ping) is logged at debug level unless it
+fails; 5xx answers at warning level.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from typing import Any
+
+import structlog
+
+from pulsar_cluster.logs import get_logger
+
+__all__ = ["REQUEST_ID_HEADER", "request_id_from", "RequestLogMiddleware"]
+
+REQUEST_ID_HEADER = b"x-request-id"
+_SAFE_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+_QUIET_PATHS = frozenset({"/health", "/ready", "/metrics", "/ping"})
+
+log = get_logger("pulsar.http")
+
+
+def request_id_from(header: bytes | None) -> str:
+    """The client's id when it is safe to log and echo, else a new random one."""
+    if header is not None:
+        try:
+            text = header.decode("ascii")
+        except UnicodeDecodeError:
+            text = ""
+        if _SAFE_ID.fullmatch(text):
+            return text
+    return uuid.uuid4().hex
+
+
+class RequestLogMiddleware:
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = None
+        for name, value in scope.get("headers", []):
+            if name == REQUEST_ID_HEADER:
+                incoming = value
+                break
+        request_id = request_id_from(incoming)
+        outcome = {"status": 500, "bytes_out": 0}
+
+        async def send_with_id(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                outcome["status"] = message["status"]
+                headers = [h for h in message.get("headers", []) if h[0] != REQUEST_ID_HEADER]
+                headers.append((REQUEST_ID_HEADER, request_id.encode()))
+                message = {**message, "headers": headers}
+            elif message["type"] == "http.response.body":
+                outcome["bytes_out"] += len(message.get("body", b""))
+            await send(message)
+
+        started = time.perf_counter()
+        error: str | None = None
+        with structlog.contextvars.bound_contextvars(request_id=request_id):
+            try:
+                await self.app(scope, receive, send_with_id)
+            except BaseException as exc:
+                error = repr(exc)
+                raise
+            finally:
+                self._log(scope, request_id, outcome, time.perf_counter() - started, error)
+
+    @staticmethod
+    def _log(
+        scope: Any, request_id: str, outcome: dict[str, int], elapsed_s: float, error: str | None
+    ) -> None:
+        status = outcome["status"]
+        path = scope.get("path", "")
+        client = scope.get("client")
+        fields = {
+            "request_id": request_id,
+            "method": scope.get("method"),
+            "path": path,
+            "status": status,
+            "duration_ms": round(elapsed_s * 1000, 3),
+            "bytes_out": outcome["bytes_out"],
+            "client": f"{client[0]}:{client[1]}" if client else None,
+        }
+        if error is not None:
+            log.error("http_request", error=error, **fields)
+        elif status >= 500:
+            log.warning("http_request", **fields)
+        elif path in _QUIET_PATHS and status < 400:
+            log.debug("http_request", **fields)
+        else:
+            log.info("http_request", **fields)

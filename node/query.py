@@ -1,0 +1,256 @@
+"""The node-side query executor: run a plan against local storage and return its partial.
+
+`execute_partial(plan, source)` resolves the tag predicate to series through the index view
+(no data read yet), then reads each series' fields in the plan's time range (the engine prunes
+blocks by their min/max time), filters points by the field predicate, assigns each point its
+window with one vectorised division, and lifts and reduces the points into the partial states
+of pulsar_cluster.query.states, one series at a time, so memory holds one series' points plus
+the reduced states. Limits (points read, series matched) and the time budget are checked as it
+goes and end the query with LimitExceededError.
+
+`EngineSource` adapts node.engine.Engine to pulsar_cluster.query.source.QuerySource.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+import numpy as np
+
+from node.engine.engine import Engine
+from pulsar_cluster.batch import FieldType
+from pulsar_cluster.errors import LimitExceededError, QueryError
+from pulsar_cluster.query.conditions import TRUE, compile_regex, field_mask, resolve_series
+from pulsar_cluster.query.partial import GroupKey, Partial, RawBlock
+from pulsar_cluster.query.plan import Plan, window_origin
+from pulsar_cluster.query.source import QuerySource
+from pulsar_cluster.query.states import State, concat_states, kind_for
+from pulsar_cluster.series import SEP, format_series_key, split_series_key
+
+__all__ = ["execute_partial", "EngineSource"]
+
+
+class EngineSource:
+    """QuerySource over a local engine: index view under the engine's lock, reads lock-free."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._sources = engine._sources()  # one consistent set of tables for the whole query
+
+    def _index(self) -> Any:
+        # The engine's index view methods (node/engine/index.py) copy their results; they must
+        # run under the engine's lock, which the engine does not wrap for us yet.
+        return self._engine._index
+
+    def series_of_measurement(self, database: str, measurement: str) -> set[bytes]:
+        with self._engine._lock:
+            return self._index().series_of_measurement(database, measurement)  # type: ignore[no-any-return]
+
+    def series_with_tag(self, database: str, measurement: str, key: str, value: str) -> set[bytes]:
+        with self._engine._lock:
+            return self._index().series_with_tag(database, measurement, key, value)  # type: ignore[no-any-return]
+
+    def tag_values(self, database: str, measurement: str, key: str) -> list[str]:
+        with self._engine._lock:
+            return self._index().tag_values(database, measurement, key)  # type: ignore[no-any-return]
+
+    def tag_keys(self, database: str, measurement: str) -> list[str]:
+        with self._engine._lock:
+            return self._index().tag_keys(database, measurement)  # type: ignore[no-any-return]
+
+    def databases(self) -> list[str]:
+        return self._engine.databases()
+
+    def measurements(self, database: str) -> list[str]:
+        return self._engine.measurements(database)
+
+    def series_fields(self, skey: bytes) -> dict[str, FieldType]:
+        return self._engine.series_fields(skey)
+
+    def read_field(
+        self, skey: bytes, name: str, start: int, end: int
+    ) -> tuple[FieldType, np.ndarray, np.ndarray] | None:
+        data = self._engine.read_field(skey, name, start, end, self._sources)
+        if data is None:
+            return None
+        return data.type, data.timestamps, data.values
+
+
+class _Budget:
+    def __init__(self, plan: Plan) -> None:
+        self.limits = plan.limits
+        self.deadline = time.monotonic() + plan.limits.timeout_ms / 1000.0
+        self.points = 0
+
+    def read(self, n: int) -> None:
+        self.points += n
+        if self.points > self.limits.max_points:
+            raise LimitExceededError(
+                f"query reads more than {self.limits.max_points} points; narrow the time range "
+                "or the series",
+                limit="max_points",
+            )
+
+    def tick(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise LimitExceededError(
+                f"query exceeded its time limit of {self.limits.timeout_ms} ms",
+                limit="timeout_ms",
+            )
+
+
+def _group_key(tags: dict[str, str], group_by: tuple[str, ...] | None) -> GroupKey:
+    if group_by is None:
+        return tuple(sorted(tags.items()))
+    return tuple((k, tags.get(k, "")) for k in group_by)
+
+
+def execute_partial(plan: Plan, source: QuerySource) -> Partial:
+    """The partial result of `plan` over the series in `source`."""
+    if plan.kind == "meta":
+        return _meta(plan, source)
+    budget = _Budget(plan)
+    skeys = sorted(resolve_series(plan.tags, source, plan.database, plan.measurement))
+    if len(skeys) > plan.limits.max_series:
+        raise LimitExceededError(
+            f"query matches {len(skeys)} series, more than the limit of {plan.limits.max_series}",
+            limit="max_series",
+        )
+    out = Partial(series_touched=len(skeys))
+    pending: dict[GroupKey, list[list[State]]] = {}
+    w0 = window_origin(plan)
+    for skey in skeys:
+        budget.tick()
+        tags = split_series_key(skey.partition(SEP)[2])[1]
+        cache: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}
+
+        def get(name: str, skey: bytes = skey, cache: dict[str, Any] = cache) -> Any:
+            if name not in cache:
+                found = source.read_field(skey, name, plan.start, plan.end)
+                cache[name] = None if found is None else (found[1], found[2])
+                if found is not None:
+                    budget.read(len(found[1]))
+            return cache[name]
+
+        key = _group_key(tags, plan.group_by)
+        if plan.kind == "raw":
+            block = _raw_block(plan, source, skey, tags, get)
+            if block is not None:
+                out.raw.setdefault(key, []).append(block)
+            continue
+        states = []
+        for col in plan.columns:
+            kind = kind_for(col.fn)
+            data = get(col.field)
+            if data is None or not len(data[0]):
+                states.append({})
+                continue
+            ts, x = data
+            if plan.fields_where is not None:
+                keep = field_mask(plan.fields_where, ts, get)
+                ts, x = ts[keep], x[keep]
+            w = (ts - w0) // plan.every if plan.every > 0 else np.zeros(len(ts), dtype=np.int64)
+            states.append(kind.reduce(kind.lift(w, ts, x, col.fn), col.args))
+        if any(len(s.get("w", ())) for s in states):
+            pending.setdefault(key, []).append(states)
+    out.points_scanned = budget.points
+    for key, per_series in pending.items():
+        budget.tick()
+        reduced = []
+        for i, col in enumerate(plan.columns):
+            kind = kind_for(col.fn)
+            parts = [s[i] for s in per_series if s[i]]
+            merged = parts[0] if len(parts) == 1 else kind.reduce(concat_states(parts), col.args)
+            reduced.append(merged if merged else {k: np.empty(0, np.int64) for k in kind.keys})
+        out.groups[key] = reduced
+    return out
+
+
+def _raw_block(
+    plan: Plan, source: QuerySource, skey: bytes, tags: dict[str, str], get: Any
+) -> RawBlock | None:
+    names = plan.raw_fields if plan.raw_fields is not None else sorted(source.series_fields(skey))
+    columns = {n: get(n) for n in names}
+    columns = {n: c for n, c in columns.items() if c is not None and len(c[0])}
+    if not columns:
+        return None
+    t = np.unique(np.concatenate([c[0] for c in columns.values()]))
+    if plan.fields_where is not None:
+        t = t[field_mask(plan.fields_where, t, get)]
+    if plan.raw_limit:
+        t = t[-plan.raw_limit :] if plan.descending else t[: plan.raw_limit]
+    if not len(t):
+        return None
+    values: dict[str, np.ndarray] = {}
+    present: dict[str, np.ndarray] = {}
+    for n, (fts, fx) in columns.items():
+        pos = np.searchsorted(fts, t)
+        inside = pos < len(fts)
+        inside[inside] = fts[pos[inside]] == t[inside]
+        out = (
+            np.zeros(len(t), dtype=fx.dtype) if fx.dtype != object else np.full(len(t), "", object)
+        )
+        out[inside] = fx[pos[inside]]
+        values[n] = out
+        present[n] = inside
+    return RawBlock(tags, t, values, present)
+
+
+def _measurements(plan: Plan, source: QuerySource) -> list[str]:
+    if plan.measurement:
+        return [plan.measurement] if plan.measurement in source.measurements(plan.database) else []
+    names = source.measurements(plan.database)
+    if plan.measurement_regex:
+        rx = compile_regex(plan.measurement_regex)
+        names = [m for m in names if rx.search(m)]
+    return names
+
+
+def _meta(plan: Plan, source: QuerySource) -> Partial:
+    out = Partial()
+    if plan.meta == "databases":
+        out.meta[""] = {(db,) for db in source.databases()}
+        return out
+    filtered = plan.tags != TRUE
+    budget = _Budget(plan)
+    for m in _measurements(plan, source):
+        budget.tick()
+        skeys = resolve_series(plan.tags, source, plan.database, m)
+        if not skeys:
+            continue
+        if plan.meta == "measurements":
+            out.meta.setdefault("", set()).add((m,))
+        elif plan.meta == "series":
+            out.meta.setdefault("", set()).update(
+                (format_series_key(k.partition(SEP)[2]),) for k in skeys
+            )
+        elif plan.meta == "field_keys":
+            rows = set()
+            for k in skeys:
+                rows.update((n, t.label) for n, t in source.series_fields(k).items())
+            out.meta[m] = rows
+        elif plan.meta in ("tag_keys", "tag_values"):
+            pairs: set[tuple[str, str]] = set()
+            if filtered or plan.meta == "tag_values":
+                for k in skeys:
+                    pairs.update(split_series_key(k.partition(SEP)[2])[1].items())
+            else:
+                pairs = {(k, "") for k in source.tag_keys(plan.database, m)}
+            if plan.meta == "tag_keys":
+                out.meta[m] = {(k,) for k, _ in pairs}
+                continue
+            if plan.tag_keys is not None:
+                wanted = set(plan.tag_keys)
+                rows = {p for p in pairs if p[0] in wanted}
+            elif plan.tag_key_regex is not None:
+                rx: re.Pattern[str] = compile_regex(plan.tag_key_regex)
+                rows = {p for p in pairs if rx.search(p[0])}
+            else:
+                raise QueryError("SHOW TAG VALUES needs WITH KEY")
+            if rows:
+                out.meta[m] = rows
+        else:
+            raise QueryError(f"malformed query plan: unknown meta kind {plan.meta!r}")
+    return out

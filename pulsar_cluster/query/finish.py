@@ -1,0 +1,207 @@
+"""Finalising a merged partial into answer series: the coordinator's last step.
+
+`finalize(plan, finish, partial)` turns reduced states into values per window, fills missing
+windows, applies transformations, orders, offsets and limits rows and series, and returns
+`[{"name", "tags", "columns", "values"}]` with times as int ns. Formatting of times (epoch or
+RFC 3339) is the front end's job.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from pulsar_cluster.errors import LimitExceededError
+from pulsar_cluster.query.partial import GroupKey, Partial, RawBlock
+from pulsar_cluster.query.plan import Plan, window_origin
+from pulsar_cluster.query.states import kind_for
+from pulsar_cluster.query.transforms import apply_transform
+
+__all__ = ["OutColumn", "Finish", "finalize", "SELECTORS", "MULTI_ROW"]
+
+#: Aggregates whose answer is one of the points: without GROUP BY time they report its time.
+SELECTORS = {"min", "max", "first", "last"}
+#: Aggregates that answer several rows per window.
+MULTI_ROW = {"top", "bottom", "distinct"}
+
+
+@dataclass(frozen=True, slots=True)
+class OutColumn:
+    """An answer column: plan column `source` (optionally transformed), or a raw field / tag."""
+
+    name: str
+    source: int = -1
+    transform: str | None = None
+    transform_args: tuple[Any, ...] = ()
+    raw_field: str | None = None
+    tag: str | None = None
+
+
+@dataclass(slots=True)
+class Finish:
+    columns: list[OutColumn] = field(default_factory=list)
+    #: raw plans: also add every tag key as a column (InfluxQL `SELECT *`)
+    star_tags: bool = False
+    fill: str = "null"  # null | none | previous | linear | value
+    fill_value: Any = None
+    descending: bool = False
+    limit: int = 0
+    offset: int = 0
+    slimit: int = 0
+    soffset: int = 0
+    #: include `"tags": {}` on series without group tags (native API) or omit it (InfluxQL)
+    always_tags: bool = True
+
+
+def finalize(plan: Plan, finish: Finish, partial: Partial) -> list[dict[str, Any]]:
+    if plan.kind == "raw":
+        groups = sorted(partial.raw.items())
+        series = [_raw_series(plan, finish, key, blocks) for key, blocks in groups]
+    else:
+        series = [
+            _agg_series(plan, finish, key, states) for key, states in sorted(partial.groups.items())
+        ]
+    series = [s for s in series if s["values"]]
+    if finish.soffset:
+        series = series[finish.soffset :]
+    if finish.slimit:
+        series = series[: finish.slimit]
+    rows = sum(len(s["values"]) for s in series)
+    if rows > plan.limits.max_rows:
+        raise LimitExceededError(
+            f"query answers {rows} rows, more than the limit of {plan.limits.max_rows}",
+            limit="max_rows",
+        )
+    return series
+
+
+def _series(plan: Plan, finish: Finish, key: GroupKey, columns: list[str], rows: list[Any]):  # type: ignore[no-untyped-def]
+    if finish.descending:
+        rows.reverse()
+    if finish.offset:
+        rows = rows[finish.offset :]
+    if finish.limit:
+        rows = rows[: finish.limit]
+    out: dict[str, Any] = {"name": plan.measurement}
+    if key or finish.always_tags:
+        out["tags"] = dict(key)
+    out["columns"] = columns
+    out["values"] = rows
+    return out
+
+
+def _agg_series(plan: Plan, finish: Finish, key: GroupKey, states: list[Any]) -> dict[str, Any]:
+    w0 = window_origin(plan)
+    every = plan.every
+    per_plan_col = []
+    for col, state in zip(plan.columns, states, strict=True):
+        w, t, values = kind_for(col.fn).finalize(state, col.fn, col.args)
+        per_plan_col.append((col, w, t, values))
+    single = len(finish.columns) == 1
+    # Dense window grid for fill(): every window of [start, end) when the range is bounded.
+    nwin = 0
+    if every > 0 and finish.fill != "none":
+        nwin = max(0, (plan.end - 1 - w0) // every + 1)
+    out_cols: list[tuple[np.ndarray, list[Any]]] = []
+    for oc in finish.columns:
+        col, w, t, values = per_plan_col[oc.source]
+        multi = col.fn in MULTI_ROW or col.fn == "points"
+        if t is not None and (multi or (every == 0 and single and col.fn in SELECTORS)):
+            times = np.asarray(t, dtype=np.int64)
+        else:
+            times = w0 + np.asarray(w, dtype=np.int64) * max(every, 0)
+        if nwin and not multi:
+            times, values = _fill(finish, w0, every, nwin, np.asarray(w, np.int64), values)
+        if oc.transform is not None:
+            tt, tv = apply_transform(oc.transform, times, values, oc.transform_args)
+            times, values = tt, tv.tolist()
+        out_cols.append((times, values))
+    columns = ["time", *[c.name for c in finish.columns]]
+    if len(out_cols) == 1:
+        times, values = out_cols[0]
+        rows = [[t, v] for t, v in zip(times.tolist(), values, strict=True)]
+        return _series(plan, finish, key, columns, rows)
+    all_times = np.unique(np.concatenate([c[0] for c in out_cols]))
+    table: list[list[Any]] = [[t] + [None] * len(out_cols) for t in all_times.tolist()]
+    for j, (times, values) in enumerate(out_cols):
+        pos = np.searchsorted(all_times, times).tolist()
+        for p, v in zip(pos, values, strict=True):
+            table[p][j + 1] = v
+    if finish.fill == "none":
+        table = [r for r in table if any(v is not None for v in r[1:])]
+    return _series(plan, finish, key, columns, table)
+
+
+def _fill(
+    finish: Finish, w0: int, every: int, nwin: int, w: np.ndarray, values: list[Any]
+) -> tuple[np.ndarray, list[Any]]:
+    dense: list[Any] = [None] * nwin
+    inside = (w >= 0) & (w < nwin)
+    for i, v in zip(
+        w[inside].tolist(), np.asarray(values, dtype=object)[inside].tolist(), strict=True
+    ):
+        dense[i] = v
+    if finish.fill == "value":
+        dense = [finish.fill_value if v is None else v for v in dense]
+    elif finish.fill == "previous":
+        last = None
+        for i, v in enumerate(dense):
+            if v is None:
+                dense[i] = last
+            else:
+                last = v
+    elif finish.fill == "linear":
+        known = [i for i, v in enumerate(dense) if v is not None]
+        for a, b in itertools.pairwise(known):
+            if b - a > 1 and not isinstance(dense[a], str | bool):
+                step = (dense[b] - dense[a]) / (b - a)
+                for i in range(a + 1, b):
+                    dense[i] = dense[a] + step * (i - a)
+    times = w0 + np.arange(nwin, dtype=np.int64) * every
+    return times, dense
+
+
+def _raw_series(
+    plan: Plan, finish: Finish, key: GroupKey, blocks: list[RawBlock]
+) -> dict[str, Any]:
+    blocks = sorted(blocks, key=lambda b: sorted(b.tags.items()))
+    if finish.columns:
+        outs = finish.columns
+    else:
+        names = sorted({n for b in blocks for n in b.values})
+        if finish.star_tags:
+            tag_names = sorted({k for b in blocks for k in b.tags} - set(names))
+            outs = sorted(
+                [OutColumn(n, raw_field=n) for n in names]
+                + [OutColumn(k, tag=k) for k in tag_names],
+                key=lambda c: c.name,
+            )
+        else:
+            outs = [OutColumn(n, raw_field=n) for n in names]
+    t = np.concatenate([b.t for b in blocks])
+    cols: list[list[Any]] = []
+    for oc in outs:
+        parts: list[Any] = []
+        for b in blocks:
+            if oc.tag is not None:
+                parts.extend([b.tags.get(oc.tag)] * len(b.t))
+                continue
+            vals = b.values.get(oc.raw_field or "")
+            if vals is None:
+                parts.extend([None] * len(b.t))
+                continue
+            listed = vals.tolist()
+            mask = b.present[oc.raw_field or ""].tolist()
+            parts.extend(v if m else None for v, m in zip(listed, mask, strict=True))
+        cols.append(parts)
+    order = np.argsort(t, kind="stable").tolist()
+    times = t.tolist()
+    rows = [[times[i], *[c[i] for c in cols]] for i in order]
+    # a row with no selected field value is not a point of this selection (InfluxDB drops it)
+    field_idx = [j + 1 for j, oc in enumerate(outs) if oc.raw_field is not None]
+    if field_idx:
+        rows = [r for r in rows if any(r[j] is not None for j in field_idx)]
+    return _series(plan, finish, key, ["time", *[c.name for c in outs]], rows)

@@ -1,0 +1,1 @@
+"""InfluxQL: lexer, parser and planner of the `/query` endpoint."""

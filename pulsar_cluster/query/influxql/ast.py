@@ -1,0 +1,122 @@
+"""InfluxQL syntax tree: expressions and statements, as the parser builds them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "Expr",
+    "Ident",
+    "Literal",
+    "Duration",
+    "Regex",
+    "Wildcard",
+    "Call",
+    "BinOp",
+    "Source",
+    "Select",
+    "Show",
+    "DatabaseStatement",
+    "DeleteStatement",
+    "Statement",
+]
+
+
+class Expr:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Ident(Expr):
+    name: str
+    cast: str | None = None  # "tag" or "field" from `name::tag`
+
+
+@dataclass(frozen=True, slots=True)
+class Literal(Expr):
+    value: Any  # str, int, float, bool
+
+
+@dataclass(frozen=True, slots=True)
+class Duration(Expr):
+    ns: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Regex(Expr):
+    pattern: str
+
+
+@dataclass(frozen=True, slots=True)
+class Wildcard(Expr):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Call(Expr):
+    name: str  # lower case
+    args: tuple[Expr, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BinOp(Expr):
+    op: str  # AND, OR, =, !=, <, <=, >, >=, =~, !~, +, -, *, /, %
+    left: Expr
+    right: Expr
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    measurement: str | None = None
+    regex: str | None = None
+    database: str | None = None
+    retention_policy: str | None = None
+
+
+@dataclass(slots=True)
+class Select:
+    fields: list[tuple[Expr, str | None]]
+    sources: list[Source]
+    condition: Expr | None = None
+    every: int = 0
+    offset: int = 0
+    group_tags: list[str] | None = field(default_factory=list)  # None: GROUP BY *
+    fill: str = "null"
+    fill_value: Any = None
+    descending: bool = False
+    limit: int = 0
+    offset_rows: int = 0
+    slimit: int = 0
+    soffset: int = 0
+
+
+@dataclass(slots=True)
+class Show:
+    what: str  # databases, measurements, tag_keys, tag_values, field_keys, series, retention
+    database: str | None = None
+    sources: list[Source] = field(default_factory=list)
+    condition: Expr | None = None
+    measurement_op: str | None = None  # WITH MEASUREMENT op (=, =~)
+    measurement_value: str | None = None
+    key_op: str | None = None  # WITH KEY op (=, !=, =~, !~, IN)
+    key_values: list[str] = field(default_factory=list)
+    limit: int = 0
+    offset: int = 0
+
+
+@dataclass(slots=True)
+class DatabaseStatement:
+    action: str  # CREATE DATABASE / DROP DATABASE
+    name: str
+
+
+@dataclass(slots=True)
+class DeleteStatement:
+    action: str  # DROP SERIES / DELETE
+    sources: list[Source]
+    condition: Expr | None
+
+
+Statement = Select | Show | DatabaseStatement | DeleteStatement

@@ -1,0 +1,81 @@
+"""Running plans against a storage backend: fan out, merge, finalise.
+
+`QueryBackend.query(plan)` answers one plan with the merged partial of every shard it covers
+(node.local.LocalNode runs the node executor in a thread; a cluster router sends the encoded plan
+to one replica per shard and merges the partials with pulsar_cluster.query.partial.merge).
+`Catalog` answers the schema questions planning needs (which measurements match a regex, which
+names are tags) with meta plans, so it works the same on one node and on a cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Protocol
+
+from pulsar_cluster.errors import LimitExceededError
+from pulsar_cluster.query.finish import Finish, finalize
+from pulsar_cluster.query.partial import Partial
+from pulsar_cluster.query.plan import Limits, Plan
+
+__all__ = ["QueryBackend", "Catalog", "run_select", "run_meta"]
+
+
+class QueryBackend(Protocol):
+    async def query(self, plan: Plan) -> Partial: ...
+
+
+async def _with_timeout(plan: Plan, coro: Any) -> Any:
+    try:
+        return await asyncio.wait_for(coro, plan.limits.timeout_ms / 1000.0)
+    except TimeoutError:
+        raise LimitExceededError(
+            f"query exceeded its time limit of {plan.limits.timeout_ms} ms", limit="timeout_ms"
+        ) from None
+
+
+async def run_select(backend: QueryBackend, plan: Plan, finish: Finish) -> list[dict[str, Any]]:
+    partial = await _with_timeout(plan, backend.query(plan))
+    return await asyncio.to_thread(finalize, plan, finish, partial)
+
+
+async def run_meta(backend: QueryBackend, plan: Plan) -> dict[str, set[tuple[str, ...]]]:
+    partial: Partial = await _with_timeout(plan, backend.query(plan))
+    return partial.meta
+
+
+class Catalog:
+    """Schema look-ups for planning, cached for the life of one request."""
+
+    def __init__(self, backend: QueryBackend, limits: Limits | None = None) -> None:
+        self._backend = backend
+        self._limits = limits or Limits()
+        self._cache: dict[tuple[str, ...], Any] = {}
+
+    async def _meta(self, database: str, meta: str, measurement: str = "") -> Any:
+        key = (database, meta, measurement)
+        if key not in self._cache:
+            plan = Plan(
+                kind="meta",
+                database=database,
+                measurement=measurement,
+                meta=meta,
+                limits=self._limits,
+            )
+            self._cache[key] = await run_meta(self._backend, plan)
+        return self._cache[key]
+
+    async def databases(self) -> list[str]:
+        rows = await self._meta("", "databases")
+        return sorted(r[0] for r in rows.get("", ()))
+
+    async def measurements(self, database: str) -> list[str]:
+        rows = await self._meta(database, "measurements")
+        return sorted(r[0] for r in rows.get("", ()))
+
+    async def tag_keys(self, database: str, measurement: str) -> set[str]:
+        rows = await self._meta(database, "tag_keys", measurement)
+        return {r[0] for r in rows.get(measurement, ())}
+
+    async def field_keys(self, database: str, measurement: str) -> list[str]:
+        rows = await self._meta(database, "field_keys", measurement)
+        return sorted({r[0] for r in rows.get(measurement, ())})

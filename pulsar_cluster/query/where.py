@@ -1,0 +1,184 @@
+"""Splitting a WHERE expression into a time range, a tag predicate and a field predicate.
+
+Conjuncts (terms joined by AND) are classified one by one: a comparison of `time` narrows the
+range; a comparison of a tag key goes to the tag predicate (resolved through the index); one of a
+field goes to the field predicate (evaluated on points). An identifier is a tag when written
+`name::tag`, when it is a known tag key of the measurement, or - with no schema at hand - when it
+is compared with a string or a regex; otherwise it is a field. OR may join terms of one class
+only; anything else is refused with a QueryError naming the problem.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pulsar_cluster.errors import QueryError
+from pulsar_cluster.query.conditions import TRUE
+from pulsar_cluster.query.influxql.ast import BinOp, Call, Duration, Expr, Ident, Literal, Regex
+from pulsar_cluster.query.plan import MAX_TIME, MIN_TIME
+from pulsar_cluster.timeutil import parse_rfc3339
+
+__all__ = ["Where", "split_where", "time_value"]
+
+_FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "=": "=", "!=": "!="}
+
+
+@dataclass(slots=True)
+class Where:
+    start: int = MIN_TIME
+    end: int = MAX_TIME  # exclusive
+    tags: list[Any] | None = None
+    fields: list[Any] | None = None
+    has_lower: bool = False
+    has_upper: bool = False
+
+    def tag_expr(self) -> list[Any]:
+        return self.tags if self.tags is not None else list(TRUE)
+
+
+def time_value(e: Expr, now: int) -> int:
+    """A time expression: now(), RFC 3339 string, int ns, durations, + and -."""
+    if isinstance(e, Call) and e.name == "now" and not e.args:
+        return now
+    if isinstance(e, Literal) and isinstance(e.value, str):
+        try:
+            return parse_rfc3339(e.value)
+        except ValueError as exc:
+            raise QueryError(f"invalid time literal: {exc}") from None
+    if isinstance(e, Literal) and isinstance(e.value, int) and not isinstance(e.value, bool):
+        return e.value
+    if isinstance(e, Literal) and isinstance(e.value, float):
+        return int(e.value)
+    if isinstance(e, Duration):
+        return e.ns
+    if isinstance(e, BinOp) and e.op in ("+", "-"):
+        left, right = time_value(e.left, now), time_value(e.right, now)
+        return left + right if e.op == "+" else left - right
+    raise QueryError("invalid time expression: use now(), durations, RFC 3339 or epoch ns")
+
+
+def _is_time(e: Expr) -> bool:
+    return isinstance(e, Ident) and e.name.lower() == "time" and e.cast is None
+
+
+def split_where(expr: Expr | None, now: int, is_tag: Callable[[str], bool] | None = None) -> Where:
+    out = Where()
+    if expr is None:
+        return out
+
+    def classify(e: Expr) -> str:
+        if isinstance(e, BinOp) and e.op in ("AND", "OR"):
+            kinds = {classify(e.left), classify(e.right)}
+            if len(kinds) == 1:
+                return kinds.pop()
+            if e.op == "OR":
+                if "time" in kinds:
+                    raise QueryError("time conditions cannot be combined with OR")
+                raise QueryError("OR between tag and field conditions is not supported")
+            return "mixed"
+        if not isinstance(e, BinOp):
+            raise QueryError("invalid condition: expected a comparison")
+        left, right = e.left, e.right
+        if _is_time(left) or _is_time(right):
+            return "time"
+        ident, other = (left, right) if isinstance(left, Ident) else (right, left)
+        if not isinstance(ident, Ident):
+            raise QueryError("invalid condition: a comparison needs a tag or field name")
+        if ident.cast == "tag":
+            return "tag"
+        if ident.cast is not None:
+            return "field"
+        if is_tag is not None:
+            return "tag" if is_tag(ident.name) else "field"
+        if isinstance(other, Regex) or e.op == "IN":
+            return "tag"
+        if isinstance(other, Literal) and isinstance(other.value, str):
+            return "tag"
+        return "field"
+
+    def add_time(e: BinOp) -> None:
+        op = e.op
+        if _is_time(e.left):
+            value = time_value(e.right, now)
+        else:
+            value = time_value(e.left, now)
+            op = _FLIP.get(op, op)
+        if op in (">", ">="):
+            out.start = max(out.start, value + (op == ">"))
+            out.has_lower = True
+        elif op in ("<", "<="):
+            out.end = min(out.end, value + (op == "<="))
+            out.has_upper = True
+        elif op == "=":
+            out.start, out.end = max(out.start, value), min(out.end, value + 1)
+            out.has_lower = out.has_upper = True
+        else:
+            raise QueryError(f"unsupported time comparison '{op}': use <, <=, >, >=, =")
+
+    def conj(a: list[Any] | None, b: list[Any]) -> list[Any]:
+        return b if a is None else ["and", a, b]
+
+    def walk(e: Expr) -> None:
+        kind = classify(e)
+        if kind == "mixed":
+            assert isinstance(e, BinOp)
+            walk(e.left)
+            walk(e.right)
+        elif kind == "time":
+            if not isinstance(e, BinOp) or e.op in ("AND", "OR"):
+                assert isinstance(e, BinOp)
+                walk(e.left)
+                walk(e.right)
+            else:
+                add_time(e)
+        elif kind == "tag":
+            out.tags = conj(out.tags, _tag_expr(e))
+        else:
+            out.fields = conj(out.fields, _field_expr(e))
+
+    walk(expr)
+    return out
+
+
+def _tag_expr(e: Expr) -> list[Any]:
+    assert isinstance(e, BinOp)
+    if e.op in ("AND", "OR"):
+        return [e.op.lower(), _tag_expr(e.left), _tag_expr(e.right)]
+    ident, other = (e.left, e.right) if isinstance(e.left, Ident) else (e.right, e.left)
+    assert isinstance(ident, Ident)
+    if e.op == "IN":
+        assert isinstance(other, Literal)
+        return ["in", ident.name, list(other.value)]
+    if e.op in ("=~", "!~"):
+        if not isinstance(other, Regex):
+            raise QueryError(f"{e.op} needs a /regex/")
+        return ["cmp", ident.name, e.op, other.pattern]
+    if e.op not in ("=", "!="):
+        raise QueryError(f"tag '{ident.name}' can only be compared with =, !=, =~, !~")
+    if not isinstance(other, Literal):
+        raise QueryError(f"tag '{ident.name}' must be compared with a 'string'")
+    value = other.value
+    if isinstance(value, bool):
+        value = "true" if value else "false"
+    return ["cmp", ident.name, e.op, str(value)]
+
+
+def _field_expr(e: Expr) -> list[Any]:
+    assert isinstance(e, BinOp)
+    if e.op in ("AND", "OR"):
+        return [e.op.lower(), _field_expr(e.left), _field_expr(e.right)]
+    op = e.op
+    if isinstance(e.left, Ident):
+        ident, other = e.left, e.right
+    else:
+        ident, other = e.right, e.left
+        op = _FLIP.get(op, op)
+    if not isinstance(ident, Ident):
+        raise QueryError("invalid condition: a comparison needs a field name")
+    if isinstance(other, Regex):
+        return ["fcmp", ident.name, op, other.pattern]
+    if not isinstance(other, Literal) or e.op == "IN":
+        raise QueryError(f"field '{ident.name}' must be compared with a number, string or bool")
+    return ["fcmp", ident.name, op, other.value]

@@ -1,0 +1,60 @@
+"""coordinator/requestlog.py: request ids (echoed, generated, sanitised) and their log binding."""
+
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+
+import structlog
+from hypothesis import given
+from hypothesis import strategies as st
+
+from coordinator.app import create_app
+from coordinator.requestlog import request_id_from
+from node.local import LocalNode
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
+
+SAFE = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+
+
+@given(st.binary(max_size=200) | st.none())
+def test_request_id_is_always_safe_to_log_and_echo(header: bytes | None) -> None:
+    rid = request_id_from(header)
+    assert SAFE.fullmatch(rid)
+    if header is not None and SAFE.fullmatch(header.decode("latin-1")):
+        assert rid == header.decode()
+    else:
+        assert re.fullmatch(r"[0-9a-f]{32}", rid)
+
+
+@given(st.from_regex(SAFE, fullmatch=True))
+def test_safe_client_ids_are_kept(rid: str) -> None:
+    assert request_id_from(rid.encode()) == rid
+
+
+def test_ids_are_echoed_generated_and_logged(tmp_path: Path) -> None:
+    app = create_app(LocalNode(str(tmp_path)))
+    with TestClient(app) as client, structlog.testing.capture_logs() as logs:
+        r = client.get("/api/v1/admin/status", headers={"X-Request-ID": "trace-42:a.b"})
+        assert r.headers["x-request-id"] == "trace-42:a.b"
+        bad = client.get("/ping", headers={"X-Request-ID": "two words"})
+        generated = bad.headers["x-request-id"]
+        assert re.fullmatch(r"[0-9a-f]{32}", generated)
+        other = client.get("/ping").headers["x-request-id"]
+        assert other != generated, "every request gets its own id"
+        failed = client.post("/api/v1/query?secret=x", content=b"not json")
+        assert failed.status_code == 400
+    events = [e for e in logs if e["event"] == "http_request"]
+    first = next(e for e in events if e["request_id"] == "trace-42:a.b")
+    assert first["method"] == "GET" and first["path"] == "/api/v1/admin/status"
+    # TestClient's peer "testclient" is not loopback: the denied admin call is logged too
+    assert first["status"] == 403 and first["duration_ms"] >= 0 and first["bytes_out"] > 0
+    assert first["log_level"] == "info"
+    probe = next(e for e in events if e["request_id"] == generated)
+    assert probe["log_level"] == "debug", "probe traffic stays out of info logs"
+    query = next(e for e in events if e["path"] == "/api/v1/query")
+    assert query["status"] == 400 and "secret" not in str(query), "no query strings in logs"
