@@ -28,8 +28,10 @@ from pulsar_cluster.errors import (
     UnavailableError,
 )
 from pulsar_cluster.logs import get_logger
-from pulsar_cluster.nodeapi import ScanRequest, SeriesData
+from pulsar_cluster.nodeapi import ScanRequest, SeriesData, TagMatcher
 from pulsar_cluster.nodeclient import NodeAuthError, NodeClient
+from pulsar_cluster.query.partial import Partial, decode_partial, encode_plan, merge
+from pulsar_cluster.query.plan import Plan
 from pulsar_cluster.series import shard_for
 from pulsar_cluster.shardmap import ShardMap
 
@@ -192,20 +194,63 @@ class ClusterBackend:
     # --- reads -----------------------------------------------------------------------------------
 
     async def scan(self, request: ScanRequest, consistency: str = "leader") -> list[SeriesData]:
-        shard_map = await self.shard_map()
-        leader_only = consistency == "leader"
-
-        async def one(shard: int) -> list[SeriesData]:
-            async def attempt(node_id: str, remaining: float) -> list[SeriesData]:
-                return await self._client(node_id).scan(shard, request, consistency)
-
-            return await self._with_leader(shard, attempt, leader_only)  # type: ignore[no-any-return]
-
-        parts = await asyncio.gather(*(one(s) for s in range(shard_map.shard_count)))
+        parts = await self._fan_out(
+            lambda client, shard: client.scan(shard, request, consistency), consistency
+        )
         # A series lives in exactly one shard: the parts are disjoint.
         out = [series for part in parts for series in part]
         out.sort(key=lambda s: s.key)
         return out
+
+    async def _fan_out(self, call: Any, consistency: str) -> list[Any]:
+        """`call(client, shard)` on one replica of every shard, concurrently."""
+        shard_map = await self.shard_map()
+        leader_only = consistency == "leader"
+
+        async def one(shard: int) -> Any:
+            async def attempt(node_id: str, remaining: float) -> Any:
+                return await call(self._client(node_id), shard)
+
+            return await self._with_leader(shard, attempt, leader_only)
+
+        return list(await asyncio.gather(*(one(s) for s in range(shard_map.shard_count))))
+
+    async def query(self, plan: Plan, consistency: str = "leader") -> Partial:
+        """Send the plan to one replica of every shard; merge their partials."""
+        encoded = encode_plan(plan)
+        answers = await self._fan_out(
+            lambda client, shard: client.query(shard, encoded, consistency), consistency
+        )
+
+        def combine() -> Partial:
+            return merge(plan, [decode_partial(a) for a in answers])
+
+        return await asyncio.to_thread(combine)
+
+    async def select_series(
+        self,
+        database: str,
+        measurement: str,
+        matchers: list[TagMatcher],
+        start: int,
+        end: int,
+        fields: list[str] | None = None,
+        consistency: str = "leader",
+    ) -> list[SeriesData]:
+        for m in matchers:
+            m.compiled()  # re.error here, before any network call
+        parts = await self._fan_out(
+            lambda client, shard: client.select(
+                shard, consistency, database, measurement, matchers, start, end, fields
+            ),
+            consistency,
+        )
+        out = [series for part in parts for series in part]
+        out.sort(key=lambda s: s.key)
+        return out
+
+    async def compact(self) -> None:
+        await self._all_nodes("compact", lambda c: c.compact(), tolerate=False)
 
     async def _all_nodes(self, what: str, call: Any, tolerate: bool) -> list[Any]:
         shard_map = await self.shard_map()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -24,7 +25,7 @@ from starlette.routing import Route
 from node.service import NodeService
 from pulsar_cluster.errors import BadRequestError, OverloadedError, PulsarError
 from pulsar_cluster.logs import get_logger
-from pulsar_cluster.nodeapi import ScanRequest
+from pulsar_cluster.nodeapi import ScanRequest, TagMatcher
 
 __all__ = ["create_node_app", "serve_node", "TOKEN_HEADER"]
 
@@ -96,6 +97,25 @@ def create_node_app(service: NodeService, secret: str) -> Starlette:
         data = await service.scan(shard, req, consistency)
         return Response(data, media_type="application/octet-stream")
 
+    async def query(request: Request) -> Response:
+        authorize(request)
+        shard = int(request.path_params["shard"])
+        consistency = _consistency(request.query_params.get("consistency", "leader"))
+        data = await service.query(shard, await request.body(), consistency)
+        return Response(data, media_type="application/octet-stream")
+
+    async def select(request: Request) -> Response:
+        authorize(request)
+        shard = int(request.path_params["shard"])
+        args = _parse_select(await request.body())
+        data = await service.select(shard, *args)
+        return Response(data, media_type="application/octet-stream")
+
+    async def compact(request: Request) -> Response:
+        authorize(request)
+        await service.compact()
+        return _json({"status": "done"})
+
     async def checksum(request: Request) -> Response:
         authorize(request)
         return _json(await service.checksum(int(request.path_params["shard"])))
@@ -136,7 +156,10 @@ def create_node_app(service: NodeService, secret: str) -> Starlette:
             Route("/v1/status", status),
             Route("/v1/shards/{shard:int}/write", write, methods=["POST"]),
             Route("/v1/shards/{shard:int}/scan", scan, methods=["POST"]),
+            Route("/v1/shards/{shard:int}/query", query, methods=["POST"]),
+            Route("/v1/shards/{shard:int}/select", select, methods=["POST"]),
             Route("/v1/shards/{shard:int}/checksum", checksum),
+            Route("/v1/compact", compact, methods=["POST"]),
             Route("/v1/databases", databases),
             Route("/v1/measurements", measurements),
             Route("/v1/flush", flush, methods=["POST"]),
@@ -161,9 +184,38 @@ def _parse_scan(body: bytes) -> tuple[ScanRequest, str]:
         consistency = str(doc.get("consistency", "leader"))
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise BadRequestError(f"malformed scan request: {exc}") from None
-    if consistency not in ("leader", "any"):
+    return req, _consistency(consistency)
+
+
+def _consistency(value: str) -> str:
+    if value not in ("leader", "any"):
         raise BadRequestError("consistency must be 'leader' or 'any'")
-    return req, consistency
+    return value
+
+
+def _parse_select(body: bytes) -> tuple[Any, ...]:
+    """(consistency, database, measurement, matchers, start, end, fields) of a select body."""
+    try:
+        doc = orjson.loads(body)
+        matchers = []
+        for name, op, value in doc["matchers"]:
+            if op not in ("=", "!=", "=~", "!~"):
+                raise ValueError(f"unknown matcher operator {op!r}")
+            matchers.append(TagMatcher(str(name), op, str(value)))
+        for m in matchers:
+            m.compiled()
+        fields = doc.get("fields")
+        return (
+            _consistency(str(doc.get("consistency", "leader"))),
+            str(doc["database"]),
+            str(doc["measurement"]),
+            matchers,
+            int(doc["start"]),
+            int(doc["end"]),
+            None if fields is None else [str(f) for f in fields],
+        )
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, re.error) as exc:
+        raise BadRequestError(f"malformed select request: {exc}") from None
 
 
 def serve_node(app: Starlette, host: str, port: int, graceful_timeout_s: float = 30.0) -> None:

@@ -21,16 +21,16 @@ from typing import Any
 
 import numpy as np
 
+from node import reads
 from node.background import BackgroundWorker
 from node.engine.engine import Engine, EngineOptions
 from node.raft.budget import ByteBudget
 from node.raft.group import ShardGroup
 from node.raft.settings import RaftSettings, make_conf
-from pulsar_cluster.batch import Column, WriteBatch
-from pulsar_cluster.batchcodec import decode_batch, encode_batch
+from pulsar_cluster.batchcodec import decode_batch
 from pulsar_cluster.errors import BadRequestError, NotLeaderError, UnavailableError
 from pulsar_cluster.logs import get_logger
-from pulsar_cluster.nodeapi import ScanRequest
+from pulsar_cluster.nodeapi import ScanRequest, TagMatcher
 from pulsar_cluster.raftcommand import split_write
 from pulsar_cluster.shardmap import ShardMap
 
@@ -199,8 +199,8 @@ class NodeService:
 
     # --- reads -----------------------------------------------------------------------------------
 
-    async def scan(self, shard: int, request: ScanRequest, consistency: str) -> bytes:
-        """Matching series of one shard, encoded as a WriteBatch (docs/format/node-api.md)."""
+    def _reader(self, shard: int, consistency: str) -> _Replica:
+        """The replica to read `shard` from, per the consistency level (node-api.md)."""
         if consistency == "leader":
             replica = self._require_leader(shard)
             if not replica.group.leader_caught_up():
@@ -210,7 +210,42 @@ class NodeService:
                 )
         else:
             replica = self._replica(shard)
-        return await asyncio.to_thread(_scan_encoded, replica.engine, request)
+        return replica
+
+    async def scan(self, shard: int, request: ScanRequest, consistency: str) -> bytes:
+        """Matching series of one shard, encoded as a WriteBatch (docs/format/node-api.md)."""
+        engine = self._reader(shard, consistency).engine
+        return await asyncio.to_thread(reads.scan_encoded, engine, request)
+
+    async def query(self, shard: int, encoded_plan: bytes, consistency: str) -> bytes:
+        """The encoded partial of a query plan over one shard."""
+        engine = self._reader(shard, consistency).engine
+        return await asyncio.to_thread(reads.run_plan, engine, encoded_plan)
+
+    async def select(
+        self,
+        shard: int,
+        consistency: str,
+        database: str,
+        measurement: str,
+        matchers: list[TagMatcher],
+        start: int,
+        end: int,
+        fields: list[str] | None,
+    ) -> bytes:
+        engine = self._reader(shard, consistency).engine
+        return await asyncio.to_thread(
+            reads.select_encoded, engine, database, measurement, matchers, start, end, fields
+        )
+
+    async def compact(self) -> None:
+        """Flush, then fully compact every local replica (local work: not replicated)."""
+
+        def one(engine: Engine) -> None:
+            engine.flush()
+            engine.compact(full=True)
+
+        await asyncio.gather(*(asyncio.to_thread(one, r.engine) for r in self._replicas.values()))
 
     def databases(self) -> list[str]:
         return sorted({d for r in self._replicas.values() for d in r.engine.databases()})
@@ -283,20 +318,6 @@ def _checksum(engine: Engine) -> dict[str, Any]:
                     digest.update(repr(data.values.tolist()).encode())
                     points += len(data.timestamps)
     return {"checksum": digest.hexdigest(), "values": points, "last_index": engine.last_index}
-
-
-def _scan_encoded(engine: Engine, request: ScanRequest) -> bytes:
-    out = WriteBatch(request.database)
-    for key, fields in engine.scan(
-        request.database,
-        request.measurement,
-        request.tags,
-        request.fields,
-        request.start,
-        request.end,
-    ):
-        out.series[key] = {n: Column(d.type, d.timestamps, d.values) for n, d in fields.items()}
-    return encode_batch(out)
 
 
 def check_cluster_file(data_dir: str, shard_map: ShardMap, node_id: str) -> None:

@@ -20,7 +20,7 @@ from pulsar_cluster.errors import (
     PulsarError,
     UnavailableError,
 )
-from pulsar_cluster.nodeapi import ScanRequest, SeriesData
+from pulsar_cluster.nodeapi import ScanRequest, SeriesData, TagMatcher
 from pulsar_cluster.shardmap import ShardMap
 
 __all__ = ["NodeClient", "NodeAuthError"]
@@ -97,6 +97,45 @@ class NodeClient:
         response = await self._request("POST", f"/v1/shards/{shard}/scan", content=body)
         batch = decode_batch(response.content)
         return [SeriesData(key, columns) for key, columns in batch.series.items()]
+
+    async def query(self, shard: int, encoded_plan: bytes, consistency: str) -> bytes:
+        """The encoded partial (docs/format/partials.md) of one shard for an encoded plan."""
+        response = await self._request(
+            "POST",
+            f"/v1/shards/{shard}/query",
+            params={"consistency": consistency},
+            content=encoded_plan,
+        )
+        return response.content
+
+    async def select(
+        self,
+        shard: int,
+        consistency: str,
+        database: str,
+        measurement: str,
+        matchers: list[TagMatcher],
+        start: int,
+        end: int,
+        fields: list[str] | None,
+    ) -> list[SeriesData]:
+        body = orjson.dumps(
+            {
+                "consistency": consistency,
+                "database": database,
+                "measurement": measurement,
+                "matchers": [[m.name, m.op, m.value] for m in matchers],
+                "start": start,
+                "end": end,
+                "fields": fields,
+            }
+        )
+        response = await self._request("POST", f"/v1/shards/{shard}/select", content=body)
+        batch = decode_batch(response.content)
+        return [SeriesData(key, columns) for key, columns in batch.series.items()]
+
+    async def compact(self, timeout_s: float = 3600.0) -> None:
+        await self._request("POST", "/v1/compact", timeout=timeout_s)
 
     async def databases(self) -> list[str]:
         return list((await self._request("GET", "/v1/databases")).json()["databases"])

@@ -105,3 +105,27 @@ def test_follower_answers_not_leader_with_a_hint(cluster: Cluster) -> None:
         timeout=10,
     )
     assert r.status_code == 400, r.text
+
+
+def test_aggregates_merge_partials_from_every_shard(cluster: Cluster) -> None:
+    lines = "".join(
+        f"agg,host=h{h},dc=d{h % 2} v={i} {T0 + i * 10**9}\n" for h in range(30) for i in range(10)
+    )
+    r = httpx.post(f"{cluster.url}/write", params={"db": "a"}, content=lines, timeout=30)
+    assert r.status_code == 204, r.text
+    body = {"db": "a", "measurement": "agg", "fields": ["v"], "aggregate": "sum",
+            "group_by": ["dc"]}  # fmt: skip
+    r = httpx.post(f"{cluster.url}/api/v1/query", json=body, timeout=30)
+    assert r.status_code == 200, r.text
+    sums = {s["tags"]["dc"]: s["values"][0][1] for s in r.json()["series"]}
+    assert sums == {"d0": 15 * 45, "d1": 15 * 45}
+    body = {"db": "a", "measurement": "agg", "fields": ["v"], "aggregate": "count"}
+    out = httpx.post(f"{cluster.url}/api/v1/query", json=body, timeout=30).json()
+    assert out["series"][0]["values"][0][1] == 300
+    r = httpx.get(f"{cluster.url}/query", params={"q": "SHOW DATABASES"}, timeout=30)
+    assert r.status_code == 200, r.text
+    assert ["a"] in r.json()["results"][0]["series"][0]["values"]
+    r = httpx.post(f"{cluster.url}/api/v1/admin/compact", params={"wait": "true"}, timeout=120)
+    assert r.status_code == 200, r.text
+    out = httpx.post(f"{cluster.url}/api/v1/query", json=body, timeout=30).json()
+    assert out["series"][0]["values"][0][1] == 300
