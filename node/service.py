@@ -27,6 +27,7 @@ from node.engine.engine import Engine, EngineOptions
 from node.raft.budget import ByteBudget
 from node.raft.group import ShardGroup
 from node.raft.settings import RaftSettings, make_conf
+from node.raft.snapshot import ShardSnapshotter
 from pulsar_cluster.batchcodec import decode_batch
 from pulsar_cluster.errors import BadRequestError, NotLeaderError, UnavailableError
 from pulsar_cluster.logs import get_logger
@@ -100,6 +101,10 @@ class NodeService:
                 for n in self.map.replicas[shard]
                 if n != self.node_id
             ]
+            snapshotter = ShardSnapshotter(
+                engine, os.path.join(raft_dir, f"shard-{shard}.snapshot-work")
+            )
+            os.makedirs(snapshotter.work_dir, exist_ok=True)
             conf = make_conf(
                 s.raft,
                 s.secret,
@@ -110,6 +115,8 @@ class NodeService:
                     if s.raft_bind_host is None
                     else f"{s.raft_bind_host}:{me.raft_port + 1 + shard}"
                 ),
+                serializer=snapshotter.serialize,
+                deserializer=snapshotter.deserialize,
             )
             # pysyncobj binds the host part of selfNode; it listens on this address only.
             group = ShardGroup(shard, engine, me.shard_raft_address(shard), partners, conf)

@@ -197,6 +197,7 @@ def _secret(args: argparse.Namespace) -> str:
 
 
 def _cmd_node(args: argparse.Namespace) -> int:
+    import dataclasses
     import os
 
     from pulsar_cluster.errors import PulsarError
@@ -231,7 +232,8 @@ def _cmd_node(args: argparse.Namespace) -> int:
         engine=engine_mod.EngineOptions(
             fsync=args.fsync, memtable_bytes=args.memtable_mb * 1024 * 1024
         ),
-        raft=raft_settings.RaftSettings(
+        raft=dataclasses.replace(
+            raft_settings.RaftSettings.from_env(),
             election_min_s=election,
             election_max_s=2 * election,
             leader_fallback_s=max(2 * election, 1.0),

@@ -5,14 +5,14 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from pysyncobj import SyncObjConf
 
 __all__ = ["RaftSettings", "make_conf"]
 
-#: Disables pysyncobj's log compaction. Its default snapshot pickles the SyncObj's attributes,
-#: which would be wrong here (the data lives in the engine, not in the object); compaction comes
-#: back with a serializer over engine snapshots (SSTable hard links + applied index).
+#: Compaction disabled (no serializer given): pysyncobj's default snapshot pickles the SyncObj's
+#: attributes, which would be wrong here (the data lives in the engine, not in the object).
 _NEVER = 2**62
 
 
@@ -36,6 +36,11 @@ class RaftSettings:
     append_entries_batch: bool = False
     #: 4 MB socket buffers (measured best in the notes; 64 KB default stalls large batches).
     socket_buffer_bytes: int = 4 * 1024 * 1024
+    #: Log compaction (an engine snapshot, node/raft/snapshot.py) after this many entries or
+    #: this many seconds. Each snapshot flushes the memtable in the group's tick thread, so not
+    #: too often; the journal holds at most this many commands of <= 48 KiB.
+    compaction_entries: int = 20_000
+    compaction_interval_s: float = 3600.0
 
     @classmethod
     def from_env(cls) -> RaftSettings:
@@ -45,6 +50,9 @@ class RaftSettings:
             value = os.environ.get("PULSAR_RAFT_" + name.upper())
             if value:
                 kwargs[name] = float(value)
+        entries = os.environ.get("PULSAR_RAFT_COMPACTION_ENTRIES")
+        if entries:
+            kwargs["compaction_entries"] = int(entries)
         return cls(**kwargs)
 
 
@@ -55,6 +63,8 @@ def make_conf(
     dump_file: str,
     on_state_changed: Callable[[int, int], None] | None = None,
     bind_address: str | None = None,
+    serializer: Callable[[str, Any], None] | None = None,
+    deserializer: Callable[[str], Any] | None = None,
 ) -> SyncObjConf:
     if not password:
         # Without a password pysyncobj unpickles whatever any TCP client sends: remote code
@@ -74,8 +84,10 @@ def make_conf(
         appendEntriesUseBatch=settings.append_entries_batch,
         sendBufferSize=settings.socket_buffer_bytes,
         recvBufferSize=settings.socket_buffer_bytes,
-        logCompactionMinEntries=_NEVER,
-        logCompactionMinTime=_NEVER,
+        logCompactionMinEntries=settings.compaction_entries if serializer else _NEVER,
+        logCompactionMinTime=settings.compaction_interval_s if serializer else _NEVER,
+        serializer=serializer,
+        deserializer=deserializer,
         dynamicMembershipChange=True,
         commandsWaitLeader=True,
         onStateChanged=on_state_changed,

@@ -53,6 +53,7 @@ class Cluster:
         replication_factor: int = 3,
         election_ms: int = 400,
         fsync: str = "always",
+        env: dict[str, str] | None = None,
     ) -> None:
         self.root = root
         self.n = nodes
@@ -72,7 +73,7 @@ class Cluster:
         ]  # fmt: skip
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.coordinator_port = free_port()
-        self.env = {**os.environ, "PULSAR_CLUSTER_SECRET": SECRET}
+        self.env = {**os.environ, "PULSAR_CLUSTER_SECRET": SECRET, **(env or {})}
         self.headers = {"Authorization": f"Bearer {SECRET}"}
 
     # --- processes -------------------------------------------------------------------------------
