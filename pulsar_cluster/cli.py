@@ -110,6 +110,13 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     p.add_argument("--nodes", default="127.0.0.1:7100", help="node API addresses host:port,...")
     p.add_argument("--cluster-secret", default=None, help="node API token")
     p.add_argument("--max-body-mb", type=int, default=25, help="largest write body (MB)")
+    p.add_argument(
+        "--parse-workers",
+        type=int,
+        default=-1,
+        help="processes parsing write bodies (default: one per core; 0: none)",
+    )
+    _add_admin_token_flag(p)
     p.add_argument("--log-level", default="info")
     commands["coordinator"] = p
 
@@ -259,7 +266,14 @@ def _cmd_coordinator(args: argparse.Namespace) -> int:
     seeds = [n.strip() for n in args.nodes.split(",") if n.strip()]
     backend = _role("coordinator.cluster").ClusterBackend(seeds, secret)
     app_mod = _role("coordinator.app")
-    settings = app_mod.CoordinatorSettings(max_body_bytes=args.max_body_mb * 1024 * 1024)
+    parse_workers = args.parse_workers
+    if parse_workers < 0:
+        parse_workers = _role("coordinator.parsepool").default_parse_workers()
+    settings = app_mod.CoordinatorSettings(
+        max_body_bytes=args.max_body_mb * 1024 * 1024,
+        parse_workers=parse_workers,
+        admin_token=args.admin_token,
+    )
     app = app_mod.create_app(backend, settings)
     _role("coordinator.server").serve(app, args.host, args.port)
     return 0
