@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from tests.support.netns import NetNamespaces
 from tests.support.processes import free_port, pulsar_command, wait_until
 
 __all__ = ["Cluster", "SECRET", "free_port_range"]
@@ -54,14 +55,23 @@ class Cluster:
         election_ms: int = 400,
         fsync: str = "always",
         env: dict[str, str] | None = None,
+        netns: NetNamespaces | None = None,
     ) -> None:
         self.root = root
         self.n = nodes
         self.shards = shards
-        self.api_ports = [free_port() for _ in range(nodes)]
-        self.raft_ports = [free_port_range(shards + 1) for _ in range(nodes)]
+        self.netns = netns
+        if netns is None:
+            self.hosts = ["127.0.0.1"] * nodes
+            self.api_ports = [free_port() for _ in range(nodes)]
+            self.raft_ports = [free_port_range(shards + 1) for _ in range(nodes)]
+        else:  # one private namespace (and address) per node: the default ports are free there
+            self.hosts = list(netns.addresses)
+            self.api_ports = [7100] * nodes
+            self.raft_ports = [7200] * nodes
         self.peers = ",".join(
-            f"node-{i}=127.0.0.1:{self.api_ports[i]}:{self.raft_ports[i]}" for i in range(nodes)
+            f"node-{i}={self.hosts[i]}:{self.api_ports[i]}:{self.raft_ports[i]}"
+            for i in range(nodes)
         )
         self.common = [
             "--peers", self.peers,
@@ -78,10 +88,14 @@ class Cluster:
 
     # --- processes -------------------------------------------------------------------------------
 
-    def _spawn(self, name: str, args: list[str]) -> None:
+    def _spawn(self, name: str, args: list[str], prefix: list[str] | None = None) -> None:
         with open(self.root / f"{name}.log", "ab") as log:
+            # `ip netns exec` execs the command: the pid stays the pulsar process's.
             self.procs[name] = subprocess.Popen(
-                [*pulsar_command(), *args], stdout=log, stderr=subprocess.STDOUT, env=self.env
+                [*(prefix or []), *pulsar_command(), *args],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
             )
 
     def start_node(self, i: int) -> None:
@@ -90,10 +104,11 @@ class Cluster:
             [
                 "node", "--node-id", f"node-{i}",
                 "--data-dir", str(self.root / f"node-{i}"),
-                "--host", "127.0.0.1", "--port", str(self.api_ports[i]),
+                "--host", self.hosts[i], "--port", str(self.api_ports[i]),
                 "--raft-port", str(self.raft_ports[i]),
                 *self.common,
             ],
+            None if self.netns is None else self.netns.exec_prefix(i),
         )  # fmt: skip
 
     def start(self, timeout_s: float = 30.0) -> Cluster:
@@ -103,7 +118,9 @@ class Cluster:
             "coordinator",
             [
                 "coordinator", "--host", "127.0.0.1", "--port", str(self.coordinator_port),
-                "--nodes", ",".join(f"127.0.0.1:{p}" for p in self.api_ports),
+                "--nodes", ",".join(
+                    f"{h}:{p}" for h, p in zip(self.hosts, self.api_ports, strict=True)
+                ),
                 "--log-level", "warning",
             ],
         )  # fmt: skip
@@ -166,7 +183,7 @@ class Cluster:
         return f"http://127.0.0.1:{self.coordinator_port}"
 
     def node_url(self, i: int) -> str:
-        return f"http://127.0.0.1:{self.api_ports[i]}"
+        return f"http://{self.hosts[i]}:{self.api_ports[i]}"
 
     def node_get(self, i: int, path: str) -> Any:
         r = httpx.get(self.node_url(i) + path, headers=self.headers, timeout=5)
