@@ -41,17 +41,19 @@ class _UnauthorizedError(PulsarError):
     status_code = 401
 
 
-def create_node_app(service: NodeService, secret: str) -> Starlette:
+def create_node_app(
+    service: NodeService, secret: str, balance_interval_s: float = 5.0
+) -> Starlette:
     expected = f"Bearer {secret}".encode()
     registry = CollectorRegistry()
+    # Names and labels as the Helm chart's alerts and dashboard expect them (deploy/prometheus).
     gauges = {
-        name: Gauge(f"pulsar_node_shard_{name}", help_text, ["shard"], registry=registry)
+        name: Gauge(f"pulsar_raft_{name}", help_text, ["shard"], registry=registry)
         for name, help_text in (
-            ("is_leader", "1 if this node leads the shard"),
-            ("term", "Raft term"),
-            ("commit_index", "Raft commit index"),
-            ("last_applied", "Raft last applied index"),
-            ("apply_lag", "commit index minus last applied"),
+            ("is_leader", "1 if this node leads the shard's Raft group"),
+            ("term", "Raft term of the shard's group on this node"),
+            ("commit_index", "Raft commit index of the shard's group on this node"),
+            ("applied_index", "last Raft index applied to this node's engine replica"),
         )
     }
 
@@ -71,8 +73,9 @@ def create_node_app(service: NodeService, secret: str) -> Starlette:
     async def metrics(_: Request) -> Response:
         for shard, st in service.status()["shards"].items():
             gauges["is_leader"].labels(shard).set(1 if st["role"] == "leader" else 0)
-            for name in ("term", "commit_index", "last_applied", "apply_lag"):
-                gauges[name].labels(shard).set(st[name])
+            gauges["term"].labels(shard).set(st["term"])
+            gauges["commit_index"].labels(shard).set(st["commit_index"])
+            gauges["applied_index"].labels(shard).set(st["last_applied"])
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     async def shard_map(request: Request) -> Response:
@@ -141,9 +144,24 @@ def create_node_app(service: NodeService, secret: str) -> Starlette:
             headers["Retry-After"] = str(max(1, round(exc.retry_after_s)))
         return _json(exc.to_dict(), exc.status_code, headers)
 
+    async def balance_loop() -> None:
+        # Leader balancing: every few seconds, not faster than elections settle.
+        while True:
+            await asyncio.sleep(balance_interval_s)
+            try:
+                asked = service.balance_leaders()
+            except Exception:  # a bug here must not stop the node; it is logged loudly
+                log.exception("leader_balancing_failed")
+                continue
+            if asked:
+                log.info("leader_transfer_requested", shards=asked)
+
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        task = asyncio.create_task(balance_loop()) if balance_interval_s > 0 else None
         yield
+        if task is not None:
+            task.cancel()
         await asyncio.to_thread(service.close)
         log.info("node_stopped", node=service.node_id)
 

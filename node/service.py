@@ -125,6 +125,24 @@ class NodeService:
             self._replicas[shard] = replica
         log.info("node_started", node=self.node_id, shards=sorted(self._replicas))
 
+    def balance_leaders(self) -> list[int]:
+        """Hand each shard this node leads, but is not the preferred (first) replica of, to its
+        preferred replica, so leaders spread like the placement does. Called periodically;
+        returns the shards asked to transfer. Graceful (TimeoutNow), and refused by pysyncobj
+        when the preferred replica is behind or disconnected: then we simply keep leading."""
+        asked = []
+        for shard, replica in self._replicas.items():
+            preferred = self.map.replicas[shard][0]
+            if preferred == self.node_id or not replica.group.is_leader():
+                continue
+            status = replica.group.getStatus()
+            if status["commit_idx"] != status["last_applied"]:
+                continue  # busy catching up: not now
+            address = self.map.peer(preferred).shard_raft_address(shard)
+            replica.group.request_leadership_transfer(address)
+            asked.append(shard)
+        return asked
+
     def close(self) -> None:
         """Stop Raft first (no more applies), then flush and close the engines."""
         for replica in self._replicas.values():
@@ -283,6 +301,8 @@ class NodeService:
                 "log_entries": raft["log_len"],
                 "has_quorum": raft["has_quorum"],
                 "inflight_bytes": replica.budget.used,
+                "preferred_leader": self.map.replicas[shard][0],
+                "leadership_transfers": replica.group.transfers,
                 "engine": engine,
             }
         return {

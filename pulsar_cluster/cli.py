@@ -100,6 +100,12 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         default=1500,
         help="minimum Raft election timeout; the maximum is twice it (default 1500)",
     )
+    p.add_argument(
+        "--leader-balance-interval-s",
+        type=float,
+        default=5.0,
+        help="move leadership to each shard's preferred replica this often (0: never)",
+    )
     _add_engine_flags(p)
     commands["node"] = p
 
@@ -253,7 +259,7 @@ def _cmd_node(args: argparse.Namespace) -> int:
         raise SystemExit(f"pulsar: {exc}") from None
     service = service_mod.NodeService(settings, shard_map)
     service.start()
-    app = server_mod.create_node_app(service, secret)
+    app = server_mod.create_node_app(service, secret, args.leader_balance_interval_s)
     server_mod.serve_node(app, args.host, args.port)
     return 0
 

@@ -98,7 +98,27 @@ class ShardGroup(SyncObj):  # type: ignore[misc]
         # before it (and compaction is off until engine snapshots replace them; settings.py).
         self.shard = shard
         self.engine = engine
+        self._transfer_to: str | None = None
+        self.transfers = 0
         super().__init__(self_address, partner_addresses, conf)
+        self.addOnTickCallback(self._on_tick)
+
+    def request_leadership_transfer(self, address: str) -> None:
+        """Ask this leader to hand leadership to `address` (Raft TimeoutNow), from any thread.
+
+        Done in the tick thread (pysyncobj's state is not locked); pysyncobj refuses unless the
+        target's log matches the leader's, so a lagging replica never gets it.
+        """
+        self._transfer_to = address
+
+    def _on_tick(self) -> None:  # tick thread
+        target, self._transfer_to = self._transfer_to, None
+        if target is not None and self._isLeader():
+            self.transferLeadership(target, callback=self._on_transfer)
+
+    def _on_transfer(self, _result: Any, reason: int) -> None:
+        if reason == 0:
+            self.transfers += 1
 
     @replicated
     def _apply(self, data: bytes) -> Rejected | None:

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from tests.support.cluster import SECRET, Cluster
+from tests.support.processes import wait_until
 
 T0 = 1_767_225_600_000_000_000
 
@@ -129,3 +130,19 @@ def test_aggregates_merge_partials_from_every_shard(cluster: Cluster) -> None:
     assert r.status_code == 200, r.text
     out = httpx.post(f"{cluster.url}/api/v1/query", json=body, timeout=30).json()
     assert out["series"][0]["values"][0][1] == 300
+
+
+def test_leaders_move_to_their_preferred_replicas(cluster: Cluster) -> None:
+    """Placement makes shard s prefer node s mod 3; balancing hands leadership there."""
+
+    def balanced() -> bool:
+        status = httpx.get(f"{cluster.url}/api/v1/admin/status", timeout=10).json()
+        return all(s["leader"] == f"node-{s['shard'] % cluster.n}" for s in status["shards"])
+
+    wait_until(balanced, 30, 0.2, "leaders on their preferred replicas")
+
+
+def test_node_metrics_carry_the_raft_gauges_the_alerts_use(cluster: Cluster) -> None:
+    text = httpx.get(cluster.node_url(0) + "/metrics", timeout=10).text
+    for name in ("is_leader", "term", "commit_index", "applied_index"):
+        assert f'pulsar_raft_{name}{{shard="0"}}' in text, name

@@ -79,6 +79,7 @@ class Cluster:
             "--replication-factor", str(replication_factor),
             "--raft-election-timeout-ms", str(election_ms),
             "--fsync", fsync,
+            "--leader-balance-interval-s", "1",
             "--log-level", "warning",
         ]  # fmt: skip
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
