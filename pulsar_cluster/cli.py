@@ -154,6 +154,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     p = sub.add_parser("admin", help="operate a running server")
     p.add_argument("--url", default="http://127.0.0.1:8080")
     p.add_argument("action", choices=["status", "flush"])
+    p.add_argument("--json", action="store_true", help="status: print the raw JSON")
     p.add_argument(
         "--admin-token",
         default=os.environ.get("PULSAR_ADMIN_TOKEN"),
@@ -352,10 +353,22 @@ def _cmd_query(args: argparse.Namespace) -> int:
         return _run_client(lambda: client.query(query))
 
 
+def _status_view(status: Any) -> Any:
+    """A cluster's status as a table (printed here); other status documents as JSON."""
+    if isinstance(status, dict) and status.get("mode") == "cluster":
+        from pulsar_cluster.statusview import format_cluster_status
+
+        print(format_cluster_status(status))
+        return None
+    return status
+
+
 def _cmd_admin(args: argparse.Namespace) -> int:
     with _client(args.url, args.admin_token) as client:
         if args.action == "status":
-            return _run_client(lambda: client.admin("GET", "status"))
+            if args.json:
+                return _run_client(lambda: client.admin("GET", "status"))
+            return _run_client(lambda: _status_view(client.admin("GET", "status")))
         return _run_client(lambda: client.admin("POST", "flush", wait="true"))
 
 

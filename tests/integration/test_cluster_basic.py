@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.support.cluster import SECRET, Cluster
-from tests.support.processes import wait_until
+from tests.support.processes import pulsar_command, wait_until
 
 T0 = 1_767_225_600_000_000_000
 
@@ -146,3 +147,19 @@ def test_node_metrics_carry_the_raft_gauges_the_alerts_use(cluster: Cluster) -> 
     text = httpx.get(cluster.node_url(0) + "/metrics", timeout=10).text
     for name in ("is_leader", "term", "commit_index", "applied_index"):
         assert f'pulsar_raft_{name}{{shard="0"}}' in text, name
+
+
+def test_admin_status_command_prints_leaders_terms_and_lag(cluster: Cluster) -> None:
+    out = subprocess.run(
+        [*pulsar_command(), "admin", "status", "--url", cluster.url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert f"cluster: {cluster.shards} shards, replication factor 3" in out.stdout
+    assert "node-0     up" in out.stdout
+    shard_lines = [line for line in out.stdout.splitlines() if line[:1].isdigit()]
+    assert len(shard_lines) == cluster.shards
+    assert all("node-" in line and "lag" in line for line in shard_lines)
