@@ -301,7 +301,8 @@ class ClusterBackend:
         nodes = await self._node_statuses()
         shards = []
         for shard in range(shard_map.shard_count):
-            leader, term, commit, replicas = None, 0, 0, {}
+            leader, term, commit = None, 0, 0
+            replicas: dict[str, Any] = {}
             for node_id in shard_map.replicas[shard]:
                 st = nodes.get(node_id, {}).get("shards", {}).get(str(shard))
                 if st is None:

@@ -87,16 +87,18 @@ def _split_into(batch: WriteBatch, limit: int, out: list[bytes]) -> None:
     keys = list(batch.series)
     if len(keys) > 1:
         half = len(keys) // 2
-        for part in (keys[:half], keys[half:]):
-            _split_into(WriteBatch(batch.database, {k: batch.series[k] for k in part}), limit, out)
+        for key_part in (keys[:half], keys[half:]):
+            sub = {k: batch.series[k] for k in key_part}
+            _split_into(WriteBatch(batch.database, sub), limit, out)
         return
     key = keys[0]
     fields = batch.series[key]
     if len(fields) > 1:
-        names = list(fields)
-        half = len(names) // 2
-        for part in (names[:half], names[half:]):
-            _split_into(WriteBatch(batch.database, {key: {n: fields[n] for n in part}}), limit, out)
+        field_names = list(fields)
+        half = len(field_names) // 2
+        for name_part in (field_names[:half], field_names[half:]):
+            sub_fields = {n: fields[n] for n in name_part}
+            _split_into(WriteBatch(batch.database, {key: sub_fields}), limit, out)
         return
     ((name, col),) = fields.items()
     if len(col) <= 1:

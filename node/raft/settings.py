@@ -49,7 +49,7 @@ class RaftSettings:
     @classmethod
     def from_env(cls) -> RaftSettings:
         """Overrides from PULSAR_RAFT_ELECTION_MIN_S etc. (tests shorten timeouts this way)."""
-        kwargs = {}
+        kwargs: dict[str, Any] = {}
         for name in ("election_min_s", "election_max_s", "leader_fallback_s"):
             value = os.environ.get("PULSAR_RAFT_" + name.upper())
             if value:
