@@ -115,6 +115,12 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--nodes", default="127.0.0.1:7100", help="node API addresses host:port,...")
     p.add_argument("--cluster-secret", default=None, help="node API token")
+    p.add_argument(
+        "--shard-deadline-s",
+        type=float,
+        default=20.0,
+        help="how long one request may retry a shard (leader changes) before 503 (default 20)",
+    )
     p.add_argument("--max-body-mb", type=int, default=25, help="largest write body (MB)")
     p.add_argument(
         "--parse-workers",
@@ -271,7 +277,15 @@ def _cmd_coordinator(args: argparse.Namespace) -> int:
     configure_logging(args.log_level)
     secret = _secret(args)
     seeds = [n.strip() for n in args.nodes.split(",") if n.strip()]
-    backend = _role("coordinator.cluster").ClusterBackend(seeds, secret)
+    cluster_mod = _role("coordinator.cluster")
+    backend = cluster_mod.ClusterBackend(
+        seeds,
+        secret,
+        cluster_mod.ClusterSettings(
+            shard_deadline_s=args.shard_deadline_s,
+            call_timeout_s=min(10.0, args.shard_deadline_s),
+        ),
+    )
     app_mod = _role("coordinator.app")
     parse_workers = args.parse_workers
     if parse_workers < 0:

@@ -160,3 +160,31 @@ def test_node_with_wiped_data_dir_catches_up_by_snapshot(tmp_path: Path) -> None
         assert_converged(cluster)
     finally:
         cluster.stop()
+
+
+def test_shard_without_quorum_fails_the_request_naming_it_then_recovers(tmp_path: Path) -> None:
+    cluster = Cluster(tmp_path, shard_deadline_s=3.0)
+    try:
+        cluster.start()
+        line = f"q,s=a v=1i {T0}\n"
+        assert httpx.post(f"{cluster.url}/write", params={"db": "q"}, content=line).status_code
+        cluster.kill("node-1")
+        cluster.kill("node-2")
+        started = time.monotonic()
+        r = httpx.post(f"{cluster.url}/write", params={"db": "q"}, content=line, timeout=60)
+        assert r.status_code == 503, r.text
+        # InfluxDB's /write error shape is {"error": message}: the message names the shard.
+        assert r.json()["error"].startswith("shard "), r.text
+        assert time.monotonic() - started < 30  # bounded retries, not a hang
+        r = httpx.post(
+            f"{cluster.url}/api/v1/query", json={"db": "q", "measurement": "q"}, timeout=60
+        )
+        assert r.status_code == 503, r.text
+        assert isinstance(r.json()["shard"], int), r.text
+        cluster.start_node(1)
+        cluster.start_node(2)
+        cluster.wait_ready()
+        r = httpx.post(f"{cluster.url}/write", params={"db": "q"}, content=line, timeout=60)
+        assert r.status_code == 204, r.text
+    finally:
+        cluster.stop()

@@ -55,6 +55,7 @@ class Cluster:
         election_ms: int = 400,
         fsync: str = "always",
         env: dict[str, str] | None = None,
+        shard_deadline_s: float = 8.0,
         netns: NetNamespaces | None = None,
     ) -> None:
         self.root = root
@@ -84,6 +85,7 @@ class Cluster:
         ]  # fmt: skip
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.coordinator_port = free_port()
+        self.shard_deadline_s = shard_deadline_s
         self.env = {**os.environ, "PULSAR_CLUSTER_SECRET": SECRET, **(env or {})}
         self.headers = {"Authorization": f"Bearer {SECRET}"}
 
@@ -123,6 +125,7 @@ class Cluster:
                     f"{h}:{p}" for h, p in zip(self.hosts, self.api_ports, strict=True)
                 ),
                 "--log-level", "warning",
+                "--shard-deadline-s", str(self.shard_deadline_s),
             ],
         )  # fmt: skip
         self.wait_ready(timeout_s)
