@@ -119,7 +119,15 @@ class NodeService:
                 deserializer=snapshotter.deserialize,
             )
             # pysyncobj binds the host part of selfNode; it listens on this address only.
-            group = ShardGroup(shard, engine, me.shard_raft_address(shard), partners, conf)
+            group = ShardGroup(
+                shard,
+                engine,
+                me.shard_raft_address(shard),
+                partners,
+                conf,
+                # fsync=always promises power-loss durability: the journal must sync too.
+                durable_journal=s.engine.fsync == "always",
+            )
             replica = _Replica(shard, engine, group, ByteBudget(s.inflight_bytes))
             replica.worker.start()
             self._replicas[shard] = replica
@@ -302,6 +310,9 @@ class NodeService:
                 "has_quorum": raft["has_quorum"],
                 "inflight_bytes": replica.budget.used,
                 "preferred_leader": self.map.replicas[shard][0],
+                "journal_syncs": (
+                    replica.group.journal_sync.syncs if replica.group.journal_sync else None
+                ),
                 "leadership_transfers": replica.group.transfers,
                 "engine": engine,
             }

@@ -30,6 +30,7 @@ from typing import Any
 from pysyncobj import SyncObj, SyncObjConf, replicated
 
 from node.engine.engine import Engine
+from node.raft.durable import JournalSync, check_supported
 from pulsar_cluster.batchcodec import BatchFormatError, decode_batch
 from pulsar_cluster.errors import (
     BadRequestError,
@@ -93,6 +94,7 @@ class ShardGroup(SyncObj):  # type: ignore[misc]
         self_address: str,
         partner_addresses: list[str],
         conf: SyncObjConf,
+        durable_journal: bool = True,
     ) -> None:
         # Set before SyncObj.__init__: pysyncobj's own snapshots skip attributes that exist
         # before it (and compaction is off until engine snapshots replace them; settings.py).
@@ -100,8 +102,34 @@ class ShardGroup(SyncObj):  # type: ignore[misc]
         self.engine = engine
         self._transfer_to: str | None = None
         self.transfers = 0
+        self.journal_sync: JournalSync | None = None
+        if durable_journal:
+            check_supported()
         super().__init__(self_address, partner_addresses, conf)
+        if durable_journal:
+            # Installed right after start-up; entries replayed from disk are already there.
+            self.journal_sync = JournalSync(self._SyncObj__raftLog)
         self.addOnTickCallback(self._on_tick)
+
+    # --- durability hooks (node/raft/durable.py): tick thread ------------------------------------
+
+    def _SyncObj__sendAppendEntries(self) -> None:  # noqa: N802 - pysyncobj's mangled name
+        if self.journal_sync is not None:
+            self.journal_sync.sync_if_dirty()
+        SyncObj._SyncObj__sendAppendEntries(self)
+
+    def _SyncObj__sendNextNodeIdx(  # noqa: N802 - pysyncobj's mangled name
+        self,
+        node: Any,
+        reset: bool = False,
+        nextNodeIdx: Any = None,  # noqa: N803 - pysyncobj's keyword
+        success: bool = False,
+    ) -> None:
+        if success and self.journal_sync is not None:
+            self.journal_sync.sync_if_dirty()
+        SyncObj._SyncObj__sendNextNodeIdx(
+            self, node, reset=reset, nextNodeIdx=nextNodeIdx, success=success
+        )
 
     def request_leadership_transfer(self, address: str) -> None:
         """Ask this leader to hand leadership to `address` (Raft TimeoutNow), from any thread.

@@ -163,3 +163,12 @@ def test_admin_status_command_prints_leaders_terms_and_lag(cluster: Cluster) -> 
     shard_lines = [line for line in out.stdout.splitlines() if line[:1].isdigit()]
     assert len(shard_lines) == cluster.shards
     assert all("node-" in line and "lag" in line for line in shard_lines)
+
+
+def test_every_replica_syncs_its_raft_journal(cluster: Cluster) -> None:
+    """fsync=always: journals are fsynced before entries count (node/raft/durable.py)."""
+    line = f"sync,h=a v=1i {T0}\n"
+    assert httpx.post(f"{cluster.url}/write", params={"db": "s"}, content=line).status_code == 204
+    for i in range(cluster.n):
+        shards = cluster.node_get(i, "/v1/status")["shards"]
+        assert all(s["journal_syncs"] > 0 for s in shards.values()), (i, shards)
