@@ -55,6 +55,54 @@ def _add_admin_token_flag(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_federation_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--cluster-name",
+        default="local",
+        help="this cluster's name in federated queries (default 'local')",
+    )
+    p.add_argument(
+        "--remote-cluster",
+        action="append",
+        default=[],
+        metavar="NAME=URL",
+        help="a remote cluster to federate queries to (repeatable; env "
+        "PULSAR_REMOTE_CLUSTERS=a=URL,b=URL; token from PULSAR_REMOTE_TOKEN_<NAME>)",
+    )
+    p.add_argument(
+        "--remote-timeout",
+        type=float,
+        default=10.0,
+        help="seconds a remote cluster may take to answer (default 10)",
+    )
+    p.add_argument(
+        "--federation-token",
+        help="token remote coordinators must present to query this cluster "
+        "(prefer env PULSAR_FEDERATION_TOKEN); unset: federation endpoint closed",
+    )
+
+
+def federation_settings(args: argparse.Namespace, file_values: dict[str, Any]) -> dict[str, Any]:
+    """CoordinatorSettings keyword arguments for federation, from flags, env and TOML."""
+    from pulsar_cluster.federation import parse_remote_clusters
+
+    try:
+        remotes = parse_remote_clusters(
+            args.remote_cluster,
+            os.environ,
+            file_values.get("remote_clusters"),
+            args.remote_timeout,
+            args.cluster_name,
+        )
+    except ValueError as exc:
+        raise SystemExit(f"pulsar: {exc}") from None
+    return {
+        "cluster_name": args.cluster_name,
+        "remote_clusters": remotes,
+        "federation_token": args.federation_token,
+    }
+
+
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     parser = argparse.ArgumentParser(prog="pulsar", description="PulsarDB time-series database")
     parser.add_argument("--version", action="version", version=f"pulsar {__version__}")
@@ -73,6 +121,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         help="processes parsing write bodies (default: one per core; 0: none)",
     )
     _add_admin_token_flag(p)
+    _add_federation_flags(p)
     _add_engine_flags(p)
     commands["standalone"] = p
 
@@ -121,6 +170,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         default=20.0,
         help="how long one request may retry a shard (leader changes) before 503 (default 20)",
     )
+    _add_federation_flags(p)
     p.add_argument("--max-body-mb", type=int, default=25, help="largest write body (MB)")
     p.add_argument(
         "--parse-workers",
@@ -142,6 +192,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     p.add_argument("--replication-factor", type=int, default=None, help="default min(3, nodes)")
     p.add_argument("--cluster-secret", default=None, help="default: generated, kept in DATA_DIR")
     p.add_argument("--raft-election-timeout-ms", type=int, default=1500)
+    _add_federation_flags(p)
     _add_engine_flags(p)
     commands["local"] = p
 
@@ -173,9 +224,11 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser, commands = build_parser()
+    file_values: dict[str, Any] = {}
     if argv and argv[0] in commands and argv[0] in ("standalone", "node", "coordinator", "local"):
-        apply_config_sources(commands[argv[0]], argv[1:])
+        file_values = apply_config_sources(commands[argv[0]], argv[1:])
     args = parser.parse_args(argv)
+    args.config_file_values = file_values
     handler = globals()[f"_cmd_{args.command}"]
     return int(handler(args) or 0)
 
@@ -201,6 +254,7 @@ def _cmd_standalone(args: argparse.Namespace) -> int:
         max_body_bytes=args.max_body_mb * 1024 * 1024,
         parse_workers=parse_workers,
         admin_token=args.admin_token,
+        **federation_settings(args, args.config_file_values),
     )
     app = app_mod.create_app(node, settings)
     _role("coordinator.server").serve(app, args.host, args.port)
@@ -294,6 +348,7 @@ def _cmd_coordinator(args: argparse.Namespace) -> int:
         max_body_bytes=args.max_body_mb * 1024 * 1024,
         parse_workers=parse_workers,
         admin_token=args.admin_token,
+        **federation_settings(args, args.config_file_values),
     )
     app = app_mod.create_app(backend, settings)
     _role("coordinator.server").serve(app, args.host, args.port)
@@ -321,7 +376,17 @@ def _cmd_local(args: argparse.Namespace) -> int:
             "--log-level",
             args.log_level,
         ],
+        coordinator_args=[
+            "--cluster-name",
+            args.cluster_name,
+            "--remote-timeout",
+            str(args.remote_timeout),
+            *(x for r in args.remote_cluster for x in ("--remote-cluster", r)),
+            # --federation-token travels in the environment (not visible in `ps`)
+        ],
     )
+    if args.federation_token:
+        os.environ["PULSAR_FEDERATION_TOKEN"] = args.federation_token
     return LocalCluster(options).run()
 
 

@@ -43,6 +43,8 @@ class LocalClusterOptions:
     secret: str | None = None
     election_timeout_ms: int = 1500
     passthrough: list[str] = field(default_factory=list)
+    #: Extra flags of the coordinator (federation).
+    coordinator_args: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -119,6 +121,7 @@ class LocalCluster:
             "--port", str(o.port),
             "--nodes", nodes,
             "--log-level", log_level,
+            *o.coordinator_args,
         ]  # fmt: skip
         children.append(_Child("coordinator", coordinator, data / "coordinator.log"))
         return secret, children
