@@ -227,6 +227,19 @@ class ClusterBackend:
 
         return await asyncio.to_thread(combine)
 
+    async def delete(self, plan: Plan) -> None:
+        """Propose the delete plan through every shard's log (leaders only, concurrently)."""
+        encoded = encode_plan(plan)
+        shard_map = await self.shard_map()
+
+        async def one(shard: int) -> None:
+            async def attempt(node_id: str, remaining: float) -> None:
+                await self._client(node_id).delete(shard, encoded, timeout_s=remaining)
+
+            await self._with_leader(shard, attempt, leader_only=True)
+
+        await asyncio.gather(*(one(s) for s in range(shard_map.shard_count)))
+
     async def select_series(
         self,
         database: str,

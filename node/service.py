@@ -25,6 +25,7 @@ from node import reads
 from node.background import BackgroundWorker
 from node.engine.engine import Engine, EngineOptions
 from node.raft.budget import ByteBudget
+from node.raft.deletes import check_delete_plan
 from node.raft.group import ShardGroup
 from node.raft.settings import RaftSettings, make_conf
 from node.raft.snapshot import ShardSnapshotter
@@ -32,7 +33,8 @@ from pulsar_cluster.batchcodec import decode_batch
 from pulsar_cluster.errors import BadRequestError, NotLeaderError, UnavailableError
 from pulsar_cluster.logs import get_logger
 from pulsar_cluster.nodeapi import ScanRequest, TagMatcher
-from pulsar_cluster.raftcommand import split_write
+from pulsar_cluster.query.partial import decode_plan
+from pulsar_cluster.raftcommand import MAX_COMMAND_BYTES, CommandKind, encode_command, split_write
 from pulsar_cluster.shardmap import ShardMap
 
 __all__ = ["NodeService", "NodeSettings", "check_cluster_file"]
@@ -197,6 +199,18 @@ class NodeService:
         if not batch:
             return 0
         commands = await asyncio.to_thread(split_write, batch)
+        return await self._replicate(shard, replica, commands)
+
+    async def delete(self, shard: int, encoded_plan: bytes) -> None:
+        """Replicate a delete plan of this shard (applied by every replica at one index)."""
+        replica = self._require_leader(shard)
+        check_delete_plan(decode_plan(encoded_plan))  # QueryError (400) before replicating
+        if len(encoded_plan) + 8 > MAX_COMMAND_BYTES:
+            raise BadRequestError("delete plan too large for one raft command")
+        await self._replicate(shard, replica, [encode_command(CommandKind.DELETE, encoded_plan)])
+
+    async def _replicate(self, shard: int, replica: _Replica, commands: list[bytes]) -> int:
+        """Propose `commands` at once; return when all are committed and applied here."""
         total = sum(len(c) for c in commands)
         timeout = self.settings.write_timeout_s
         await replica.budget.acquire(total, timeout)

@@ -98,6 +98,12 @@ class NodeClient:
         batch = decode_batch(response.content)
         return [SeriesData(key, columns) for key, columns in batch.series.items()]
 
+    async def delete(self, shard: int, encoded_plan: bytes, timeout_s: float | None = None) -> None:
+        kwargs: dict[str, Any] = {"content": encoded_plan}
+        if timeout_s is not None:
+            kwargs["timeout"] = httpx.Timeout(timeout_s, connect=min(2.0, timeout_s))
+        await self._request("POST", f"/v1/shards/{shard}/delete", **kwargs)
+
     async def query(self, shard: int, encoded_plan: bytes, consistency: str) -> bytes:
         """The encoded partial (docs/format/partials.md) of one shard for an encoded plan."""
         response = await self._request(

@@ -42,6 +42,8 @@ class CommandKind(IntEnum):
     """Command kinds: on disk (Raft journal) and on the wire. Never reuse a number."""
 
     WRITE = 1
+    #: body: an encoded delete plan (docs/format/partials.md, magic PQPL); node/raft/deletes.py
+    DELETE = 2
 
 
 class RaftCommandError(BadRequestError):

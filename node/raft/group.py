@@ -30,6 +30,7 @@ from typing import Any
 from pysyncobj import SyncObj, SyncObjConf, replicated
 
 from node.engine.engine import Engine
+from node.raft.deletes import apply_delete
 from node.raft.durable import JournalSync, check_supported
 from pulsar_cluster.batchcodec import BatchFormatError, decode_batch
 from pulsar_cluster.errors import (
@@ -53,8 +54,8 @@ def apply_command(engine: Engine, data: bytes, index: int) -> Rejected | None:
     """Apply one committed command at Raft index `index` to `engine` (tick thread)."""
     try:
         kind, body = decode_command(data)
-        if kind is not CommandKind.WRITE:  # pragma: no cover - only kind today
-            raise RaftCommandError(f"unexpected command kind {kind}")
+        if kind is CommandKind.DELETE:
+            return _apply_delete(engine, bytes(body), index)
         batch = decode_batch(body)
     except (RaftCommandError, BatchFormatError) as exc:
         return (exc.message, exc.details)
@@ -84,6 +85,19 @@ def apply_command(engine: Engine, data: bytes, index: int) -> Rejected | None:
             )
             os._exit(_EXIT_STORAGE_FAILURE)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _apply_delete(engine: Engine, body: bytes, index: int) -> Rejected | None:
+    try:
+        apply_delete(engine, body, index)
+        return None
+    except BadRequestError as exc:  # a plan every replica refuses alike
+        return (exc.message, exc.details)
+    except (OSError, PulsarError) as exc:
+        log.critical(
+            "delete_failed_stopping_node", directory=engine.directory, index=index, error=str(exc)
+        )
+        os._exit(_EXIT_STORAGE_FAILURE)
 
 
 class ShardGroup(SyncObj):  # type: ignore[misc]

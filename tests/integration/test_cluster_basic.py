@@ -172,3 +172,21 @@ def test_every_replica_syncs_its_raft_journal(cluster: Cluster) -> None:
     for i in range(cluster.n):
         shards = cluster.node_get(i, "/v1/status")["shards"]
         assert all(s["journal_syncs"] > 0 for s in shards.values()), (i, shards)
+
+
+def test_influxql_delete_is_replicated_to_every_replica(cluster: Cluster) -> None:
+    lines = "".join(f"del,h=h{h} v={i}i {T0 + i}\n" for h in range(12) for i in range(4))
+    assert httpx.post(f"{cluster.url}/write", params={"db": "d"}, content=lines).status_code == 204
+    q = f"DELETE FROM del WHERE h = 'h3' AND time >= {T0 + 1} AND time < {T0 + 3}"
+    r = httpx.post(f"{cluster.url}/query", params={"db": "d", "q": q}, timeout=30)
+    assert r.status_code == 200, r.text
+    assert "error" not in r.json()["results"][0], r.text
+    out = httpx.post(
+        f"{cluster.url}/api/v1/query",
+        json={"db": "d", "measurement": "del", "where": "h = 'h3'"},
+        timeout=30,
+    ).json()
+    assert [row[0] for row in out["series"][0]["values"]] == [T0, T0 + 3]
+    for shard in range(cluster.shards):
+        sums = cluster.checksums(shard)
+        assert len({s["checksum"] for s in sums.values()}) == 1, sums
