@@ -37,7 +37,7 @@ log = get_logger(__name__)
 
 MAGIC = b"PLRS"
 VERSION = 1
-_HEAD = struct.Struct("<4sB3xI")  # magic, version, 3 reserved bytes, header length
+_HEAD = struct.Struct("<4sB3sI")  # magic, version, 3 reserved bytes (zero), header length
 _CRC = struct.Struct("<I")
 _COPY_CHUNK = 1 << 20
 
@@ -67,7 +67,7 @@ class ShardSnapshotter:
             }
             head = orjson.dumps(header)
             with open(path, "wb") as out:
-                out.write(_HEAD.pack(MAGIC, VERSION, len(head)))
+                out.write(_HEAD.pack(MAGIC, VERSION, b"\0\0\0", len(head)))
                 out.write(head)
                 out.write(_CRC.pack(zlib.crc32(head)))
                 for command in (last_entry[0], prev_entry[0]):
@@ -103,9 +103,11 @@ class ShardSnapshotter:
             raw = f.read(_HEAD.size)
             if len(raw) != _HEAD.size:
                 raise CorruptionError(path, 0, "raft snapshot shorter than its header")
-            magic, version, head_len = _HEAD.unpack(raw)
+            magic, version, reserved, head_len = _HEAD.unpack(raw)
             if magic != MAGIC or version != VERSION:
                 raise CorruptionError(path, 0, f"bad raft snapshot magic/version {magic!r}")
+            if reserved != b"\0\0\0":
+                raise CorruptionError(path, 5, "raft snapshot reserved bytes are not zero")
             head = _read_checked(f, head_len, path)
             header = orjson.loads(head)
             last_idx, last_term, last_len = header["last"]
