@@ -65,7 +65,7 @@ def apply_config_sources(
         elif isinstance(action, argparse._AppendAction):
             items = value.split(",") if isinstance(value, str) else list(value)
             value = [item.strip() for item in items if str(item).strip()]
-        elif action.type is not None and isinstance(value, str):
+        elif callable(action.type) and isinstance(value, str):
             value = action.type(value)
         parser.set_defaults(**{dest: value})
     return file_values
