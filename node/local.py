@@ -10,7 +10,7 @@ import asyncio
 from typing import Any
 
 from node.background import BackgroundWorker
-from node.engine.engine import DeleteRequest, Engine, EngineOptions
+from node.engine.engine import Engine, EngineOptions
 from node.engine.index import split_storage_key
 from node.lastcache import LastValueCache
 from node.query import EngineSource, execute_delete, execute_partial, is_cheap_meta
@@ -124,10 +124,6 @@ class LocalNode:
 
     async def flush(self) -> None:
         await asyncio.to_thread(self.engine.flush)
-
-    async def delete(self, request: DeleteRequest) -> None:
-        """Delete points of matching series in [start, end) (durable on return)."""
-        await asyncio.to_thread(self.engine.delete, request)
 
     async def compact(self) -> None:
         """Flush, then merge every partition into one table (drops overwritten/deleted)."""
