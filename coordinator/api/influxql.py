@@ -103,7 +103,9 @@ async def query_influxql(
     status = 200
     for i, stmt in enumerate(statements):
         try:
-            answer = await execute_statement(stmt, database, backend, now)
+            answer = await execute_statement(
+                stmt, database, backend, now, state.settings.query_limits
+            )
             format_times(answer.get("series", []), epoch)
             if federated is not None and federated.missing:
                 answer["messages"] = [

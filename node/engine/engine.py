@@ -646,6 +646,17 @@ class Engine:
 
     # --- retention -----------------------------------------------------------------------------
 
+    def set_retention(self, database: str, policy: RetentionPolicy | None) -> None:
+        """Set (or with None remove) a database's retention; reads apply it at once, the
+        background worker drops partitions on its next retention pass."""
+        with self._lock:
+            retention = dict(self.options.retention)
+            if policy is None:
+                retention.pop(database, None)
+            else:
+                retention[database] = policy
+            self.options.retention = retention  # replaced, never mutated: readers hold the old
+
     def enforce_retention(self, now_ns: int | None = None) -> int:
         """Drop partitions past every retention of their database; returns tables dropped.
 

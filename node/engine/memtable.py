@@ -1,7 +1,12 @@
 """The memtable: recent writes per series and field, as lists of numpy chunks.
 
 A write appends whole arrays (one chunk per column per batch), never single points. Chunks are
-merged (sorted, last write wins) when read or flushed, so writes stay O(1) per column.
+merged (sorted, last write wins) when read or flushed, so writes stay O(1) per column; a field
+that collects many chunks (small batches) has its newest similar-sized chunks merged in place
+(`_collapse`), so memory and read cost stay O(log n) chunks per field.
+
+Size bound: `bytes` estimates the memory held (16 bytes per numeric point, more for strings,
+plus a per-chunk overhead); the engine freezes the memtable when it passes `memtable_bytes`.
 
 Thread safety: `insert` is called under the engine's write lock; readers take `snapshot` of a
 field's chunk lists (a copy of two short lists) and merge outside any lock. A memtable that has
@@ -23,6 +28,9 @@ _STRING_BYTES_ESTIMATE = 48  # per value: a small str object plus its pointer
 #: Per chunk: two ndarray headers (~112 B each) and the tuple and list slot holding them. Small
 #: batches would otherwise let the real memory run far past `memtable_bytes`.
 _CHUNK_OVERHEAD = 300
+#: A field with more chunks than this gets its newest chunks merged (`_collapse`): many
+#: small batches (one point per series each) must not leave one array pair per point.
+_MAX_CHUNKS = 16
 
 
 class _FieldBuffer:
@@ -75,6 +83,8 @@ class Memtable:
                 buf = fields[name] = _FieldBuffer(column.type)
             ts = column.timestamps
             buf.chunks.append((ts, column.values))
+            if len(buf.chunks) > _MAX_CHUNKS:
+                self._collapse(buf)
             n = len(ts)
             points += n
             width = _STRING_BYTES_ESTIMATE if column.type is FieldType.STRING else 8
@@ -82,6 +92,30 @@ class Memtable:
         self.bytes += nbytes
         self.points += points
         return points
+
+    def _collapse(self, buf: _FieldBuffer) -> None:
+        """Merge the newest run of similar-sized chunks into one (size-tiered, k-way).
+
+        A chunk joins the run unless it is more than twice the run's largest, so chunk sizes
+        grow geometrically: each point is copied O(log n) times, about one merge call per
+        `_MAX_CHUNKS / 2` inserts, and a field keeps O(log n) chunks. A new list replaces the
+        old one, so a reader holding the old list is not disturbed. Called under the write lock.
+        """
+        chunks = list(buf.chunks)
+        run = 0
+        largest = 0
+        for ts, _ in reversed(chunks):
+            n = len(ts)
+            if run >= 2 and n > 2 * max(largest, 1):
+                break
+            run += 1
+            largest = max(largest, n)
+        before = sum(len(c[0]) for c in chunks[-run:])
+        merged = merge_last_wins(chunks[-run:])
+        buf.chunks = [*chunks[:-run], merged]
+        width = _STRING_BYTES_ESTIMATE if buf.type is FieldType.STRING else 8
+        self.bytes -= (run - 1) * _CHUNK_OVERHEAD + (before - len(merged[0])) * (8 + width)
+        self.points -= before - len(merged[0])
 
     def note_index(self, index: int) -> None:
         if not self.min_index:
