@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/pulsar standalone --data-dir ./data --port 8080
+	$(BIN)/pulsar local --nodes 3 --data-dir ./data --port 8080
 
 test: $(STAMP) lint helm test-deps
 	$(BIN)/python -m pytest tests/unit tests/integration

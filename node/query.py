@@ -51,7 +51,7 @@ class EngineSource:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._view = engine._sources()  # one consistent set of tables for the whole query
+        self._view = engine.read_view()  # one consistent set of tables for the whole query
 
     def series_of_measurement(self, database: str, measurement: str) -> set[bytes]:
         return set(self._engine.match_series(database, measurement, {}))
@@ -76,7 +76,7 @@ class EngineSource:
 
     def retention_floor(self, skey: bytes) -> int:
         """The oldest time reads return for the series (the engine's retention rule)."""
-        return self._engine._retention_start(skey)
+        return self._engine.retention_start(skey)
 
     def read_field(
         self, skey: bytes, name: str, start: int, end: int

@@ -700,7 +700,7 @@ class Engine:
         self._persist_manifest()
         return len(dropped)
 
-    def _retention_start(self, skey: bytes) -> int:
+    def retention_start(self, skey: bytes) -> int:
         """The oldest timestamp reads may return for the series (retention hides the rest)."""
         if not self.options.retention:
             return _I64_MIN
@@ -713,7 +713,9 @@ class Engine:
 
     # --- reads ---------------------------------------------------------------------------------
 
-    def _sources(self) -> _View:
+    def read_view(self) -> _View:
+        """One consistent set of tables and memtables; pass it to `read_field` calls that must
+        see the same state (a whole query)."""
         with self._lock:
             return self._view
 
@@ -726,8 +728,8 @@ class Engine:
         sources: _View | None = None,
     ) -> FieldData | None:
         """Points of one field in [start, end), sorted, last write wins; None if absent."""
-        view = sources or self._sources()
-        start = max(start, self._retention_start(skey))
+        view = sources or self.read_view()
+        start = max(start, self.retention_start(skey))
         db = storage_key_database(skey)
         parts: list[tuple[np.ndarray, np.ndarray]] = []
         field_type: FieldType | None = None
@@ -812,7 +814,7 @@ class Engine:
         end: int,
     ) -> Iterator[tuple[bytes, dict[str, FieldData]]]:
         """(series key, {field: data}) for every matching series with data in the range."""
-        sources = self._sources()
+        sources = self.read_view()
         for skey in self.match_series(database, measurement, tags):
             names = fields if fields is not None else sorted(self.series_fields(skey))
             out: dict[str, FieldData] = {}
@@ -951,7 +953,7 @@ class Engine:
     def verify(self) -> list[str]:
         """Check every block of every table; returns the problems found (empty: all intact)."""
         problems = []
-        for _, _, tables in (p for parts in self._sources().partitions.values() for p in parts):
+        for _, _, tables in (p for parts in self.read_view().partitions.values() for p in parts):
             for table in tables:
                 try:
                     table.verify()
