@@ -12,8 +12,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 
-from coordinator.api import admin, influxql, ops, prometheus, query, write
+from coordinator.api import admin, influxql, internal, ops, prometheus, query, write
 from coordinator.auth import AdminAuthMiddleware
+from coordinator.federation import Federation
 from coordinator.metrics import CoordinatorMetrics, MetricsMiddleware
 from coordinator.parsepool import ParsePool
 from coordinator.requestlog import RequestLogMiddleware
@@ -30,13 +31,20 @@ log = get_logger(__name__)
 
 def create_app(backend: StorageBackend, settings: CoordinatorSettings | None = None) -> FastAPI:
     settings = settings or CoordinatorSettings()
-    state = AppState(backend, settings, CoordinatorMetrics(), ParsePool(settings.parse_workers))
+    state = AppState(
+        backend,
+        settings,
+        CoordinatorMetrics(),
+        ParsePool(settings.parse_workers),
+        Federation(settings.cluster_name, settings.remote_clusters),
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
         # Graceful stop: uvicorn has finished in-flight requests; flush and close storage.
         state.parser.close()
+        await state.federation.close()
         await backend.close()
         log.info("storage_closed")
 
@@ -60,6 +68,6 @@ def create_app(backend: StorageBackend, settings: CoordinatorSettings | None = N
             state.metrics.write_rejections.labels("overloaded").inc()
         return ORJSONResponse(exc.to_dict(), status_code=exc.status_code, headers=headers)
 
-    for module in (write, prometheus, query, influxql, ops, admin):
+    for module in (write, prometheus, query, influxql, internal, ops, admin):
         app.include_router(module.router)
     return app

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import orjson
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
+from coordinator.federation import Federation
 from coordinator.metrics import CoordinatorMetrics
 from coordinator.parsepool import ParsePool
+from pulsar_cluster.federation import RemoteCluster
 from pulsar_cluster.nodeapi import StorageBackend
 
 __all__ = ["CoordinatorSettings", "AppState", "app_state", "ORJSONResponse"]
@@ -24,6 +26,12 @@ class CoordinatorSettings:
     parse_workers: int = 0
     #: Bearer token for /api/v1/admin/*; None: loopback clients only (coordinator/auth.py)
     admin_token: str | None = None
+    #: Token remote coordinators must present to query this cluster (None: federation closed)
+    federation_token: str | None = None
+    #: This cluster's name in federated queries and in the `_cluster` tag
+    cluster_name: str = "local"
+    #: Remote clusters this coordinator may query (pulsar_cluster/federation.py)
+    remote_clusters: list[RemoteCluster] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -32,6 +40,7 @@ class AppState:
     settings: CoordinatorSettings
     metrics: CoordinatorMetrics
     parser: ParsePool
+    federation: Federation
 
 
 def app_state(request: Request) -> AppState:

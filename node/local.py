@@ -12,7 +12,8 @@ from typing import Any
 from node.background import BackgroundWorker
 from node.engine.engine import Engine, EngineOptions
 from node.engine.index import split_storage_key
-from node.query import EngineSource, execute_partial
+from node.lastcache import LastValueCache
+from node.query import EngineSource, execute_delete, execute_partial, is_cheap_meta
 from pulsar_cluster.batch import Column, WriteBatch
 from pulsar_cluster.nodeapi import ScanRequest, SeriesData, TagMatcher
 from pulsar_cluster.query.partial import Partial
@@ -25,11 +26,16 @@ __all__ = ["LocalNode"]
 class LocalNode:
     def __init__(self, data_dir: str, options: EngineOptions | None = None) -> None:
         self.engine = Engine(data_dir, options)
+        self.last_cache = LastValueCache()
         self._worker = BackgroundWorker(self.engine)
         self._worker.start()
 
     async def write(self, batch: WriteBatch) -> None:
-        await asyncio.to_thread(self.engine.apply, batch)
+        await asyncio.to_thread(self._write, batch)
+
+    def _write(self, batch: WriteBatch) -> None:
+        self.engine.apply(batch)
+        self.last_cache.observe(batch)
 
     async def scan(self, request: ScanRequest) -> list[SeriesData]:
         return await asyncio.to_thread(self._scan, request)
@@ -93,10 +99,22 @@ class LocalNode:
         return out
 
     async def query(self, plan: Plan) -> Partial:
+        if is_cheap_meta(plan):
+            return self._query(plan)  # microseconds: a thread hop would cost more
         return await asyncio.to_thread(self._query, plan)
 
     def _query(self, plan: Plan) -> Partial:
-        return execute_partial(plan, EngineSource(self.engine))
+        return execute_partial(plan, EngineSource(self.engine), self.last_cache)
+
+    async def delete(self, plan: Plan) -> None:
+        await asyncio.to_thread(self._delete, plan)
+
+    def _delete(self, plan: Plan) -> None:
+        self.last_cache.clear()  # in-flight reads may not fill it with what is being deleted
+        try:
+            execute_delete(plan, self.engine)
+        finally:
+            self.last_cache.clear()
 
     async def databases(self) -> list[str]:
         return self.engine.databases()

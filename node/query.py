@@ -19,46 +19,51 @@ from typing import Any
 
 import numpy as np
 
+from node.engine.deletes import DeleteRequest
 from node.engine.engine import Engine
+from node.lastcache import LastValueCache
 from pulsar_cluster.batch import FieldType
 from pulsar_cluster.errors import LimitExceededError, QueryError
 from pulsar_cluster.query.conditions import TRUE, compile_regex, field_mask, resolve_series
-from pulsar_cluster.query.partial import GroupKey, Partial, RawBlock
-from pulsar_cluster.query.plan import Plan, window_origin
+from pulsar_cluster.query.partial import (
+    GroupKey,
+    Partial,
+    RawBlock,
+    decode_plan,
+    encode_partial,
+)
+from pulsar_cluster.query.plan import MAX_TIME, Plan, window_origin
 from pulsar_cluster.query.source import QuerySource
 from pulsar_cluster.query.states import State, concat_states, kind_for
 from pulsar_cluster.series import SEP, format_series_key, split_series_key
 
-__all__ = ["execute_partial", "EngineSource"]
+__all__ = [
+    "execute_partial",
+    "execute_encoded",
+    "execute_delete",
+    "is_cheap_meta",
+    "EngineSource",
+]
 
 
 class EngineSource:
-    """QuerySource over a local engine: index view under the engine's lock, reads lock-free."""
+    """QuerySource over a local engine, through its public, locked read methods."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._sources = engine._sources()  # one consistent set of tables for the whole query
-
-    def _index(self) -> Any:
-        # The engine's index view methods (node/engine/index.py) copy their results; they must
-        # run under the engine's lock, which the engine does not wrap for us yet.
-        return self._engine._index
+        self._view = engine._sources()  # one consistent set of tables for the whole query
 
     def series_of_measurement(self, database: str, measurement: str) -> set[bytes]:
-        with self._engine._lock:
-            return self._index().series_of_measurement(database, measurement)  # type: ignore[no-any-return]
+        return set(self._engine.match_series(database, measurement, {}))
 
     def series_with_tag(self, database: str, measurement: str, key: str, value: str) -> set[bytes]:
-        with self._engine._lock:
-            return self._index().series_with_tag(database, measurement, key, value)  # type: ignore[no-any-return]
+        return set(self._engine.match_series(database, measurement, {key: value}))
 
     def tag_values(self, database: str, measurement: str, key: str) -> list[str]:
-        with self._engine._lock:
-            return self._index().tag_values(database, measurement, key)  # type: ignore[no-any-return]
+        return self._engine.tag_values(database, measurement, key)
 
     def tag_keys(self, database: str, measurement: str) -> list[str]:
-        with self._engine._lock:
-            return self._index().tag_keys(database, measurement)  # type: ignore[no-any-return]
+        return self._engine.tag_keys(database, measurement)
 
     def databases(self) -> list[str]:
         return self._engine.databases()
@@ -69,10 +74,14 @@ class EngineSource:
     def series_fields(self, skey: bytes) -> dict[str, FieldType]:
         return self._engine.series_fields(skey)
 
+    def retention_floor(self, skey: bytes) -> int:
+        """The oldest time reads return for the series (the engine's retention rule)."""
+        return self._engine._retention_start(skey)
+
     def read_field(
         self, skey: bytes, name: str, start: int, end: int
     ) -> tuple[FieldType, np.ndarray, np.ndarray] | None:
-        data = self._engine.read_field(skey, name, start, end, self._sources)
+        data = self._engine.read_field(skey, name, start, end, self._view)
         if data is None:
             return None
         return data.type, data.timestamps, data.values
@@ -107,8 +116,14 @@ def _group_key(tags: dict[str, str], group_by: tuple[str, ...] | None) -> GroupK
     return tuple((k, tags.get(k, "")) for k in group_by)
 
 
-def execute_partial(plan: Plan, source: QuerySource) -> Partial:
-    """The partial result of `plan` over the series in `source`."""
+def execute_partial(
+    plan: Plan, source: QuerySource, last_cache: LastValueCache | None = None
+) -> Partial:
+    """The partial result of `plan` over the series in `source`.
+
+    With `last_cache` (and a source with `retention_floor`), `last()` over all windows without
+    a field predicate answers from the cache where it can and fills it where it read.
+    """
     if plan.kind == "meta":
         return _meta(plan, source)
     budget = _Budget(plan)
@@ -121,8 +136,15 @@ def execute_partial(plan: Plan, source: QuerySource) -> Partial:
     out = Partial(series_touched=len(skeys))
     pending: dict[GroupKey, list[list[State]]] = {}
     w0 = window_origin(plan)
+    use_cache = (
+        last_cache is not None
+        and plan.every == 0
+        and plan.fields_where is None
+        and hasattr(source, "retention_floor")
+    )
     for skey in skeys:
         budget.tick()
+        token = last_cache.token(skey) if use_cache and last_cache is not None else None
         tags = split_series_key(skey.partition(SEP)[2])[1]
         cache: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}
 
@@ -143,6 +165,11 @@ def execute_partial(plan: Plan, source: QuerySource) -> Partial:
         states = []
         for col in plan.columns:
             kind = kind_for(col.fn)
+            if token is not None and col.fn == "last":
+                cached = _cached_last(plan, source, last_cache, skey, col.field)
+                if cached is not None:
+                    states.append(cached)
+                    continue
             data = get(col.field)
             if data is None or not len(data[0]):
                 states.append({})
@@ -152,7 +179,11 @@ def execute_partial(plan: Plan, source: QuerySource) -> Partial:
                 keep = field_mask(plan.fields_where, ts, get)
                 ts, x = ts[keep], x[keep]
             w = (ts - w0) // plan.every if plan.every > 0 else np.zeros(len(ts), dtype=np.int64)
-            states.append(kind.reduce(kind.lift(w, ts, x, col.fn), col.args))
+            states.append(kind.from_series(w, ts, x, col.fn, col.args))
+            if token is not None and col.fn == "last" and plan.end == MAX_TIME and len(ts):
+                assert last_cache is not None
+                if plan.fields_where is None:
+                    last_cache.store(skey, col.field, token, int(ts[-1]), x)
         if any(len(s.get("w", ())) for s in states):
             pending.setdefault(key, []).append(states)
     out.points_scanned = budget.points
@@ -166,6 +197,21 @@ def execute_partial(plan: Plan, source: QuerySource) -> Partial:
             reduced.append(merged if merged else {k: np.empty(0, np.int64) for k in kind.keys})
         out.groups[key] = reduced
     return out
+
+
+def _cached_last(plan: Plan, source: Any, cache: Any, skey: bytes, name: str) -> State | None:
+    entry = cache.get(skey, name)
+    if entry is None:
+        return None
+    t, value = entry
+    if not plan.start <= t < plan.end or t < source.retention_floor(skey):
+        return None
+    return {"w": np.zeros(1, dtype=np.int64), "t": np.array([t], dtype=np.int64), "v": value}
+
+
+def execute_encoded(plan_bytes: bytes, source: QuerySource) -> bytes:
+    """The node API's query call: an encoded plan in, an encoded partial out (partials.md)."""
+    return encode_partial(execute_partial(decode_plan(plan_bytes), source))
 
 
 def _raw_block(
@@ -208,12 +254,29 @@ def _measurements(plan: Plan, source: QuerySource) -> list[str]:
     return names
 
 
+def is_cheap_meta(plan: Plan) -> bool:
+    """Meta plans answered from index lists alone (no series walk): fine on the event loop."""
+    return (
+        plan.kind == "meta"
+        and plan.tags == TRUE
+        and plan.meta in ("databases", "measurements", "tag_keys")
+    )
+
+
 def _meta(plan: Plan, source: QuerySource) -> Partial:
     out = Partial()
     if plan.meta == "databases":
         out.meta[""] = {(db,) for db in source.databases()}
         return out
     filtered = plan.tags != TRUE
+    if not filtered and plan.meta in ("measurements", "tag_keys"):
+        # straight from the index's lists, without touching series: cheap enough to run inline
+        for m in _measurements(plan, source):
+            if plan.meta == "measurements":
+                out.meta.setdefault("", set()).add((m,))
+            elif keys := source.tag_keys(plan.database, m):
+                out.meta[m] = {(k,) for k in keys}
+        return out
     budget = _Budget(plan)
     for m in _measurements(plan, source):
         budget.tick()
@@ -227,7 +290,7 @@ def _meta(plan: Plan, source: QuerySource) -> Partial:
                 (format_series_key(k.partition(SEP)[2]),) for k in skeys
             )
         elif plan.meta == "field_keys":
-            rows = set()
+            rows: set[tuple[str, ...]] = set()
             for k in skeys:
                 rows.update((n, t.label) for n, t in source.series_fields(k).items())
             out.meta[m] = rows
@@ -243,10 +306,10 @@ def _meta(plan: Plan, source: QuerySource) -> Partial:
                 continue
             if plan.tag_keys is not None:
                 wanted = set(plan.tag_keys)
-                rows = {p for p in pairs if p[0] in wanted}
+                rows = {(k, v) for k, v in pairs if k in wanted}
             elif plan.tag_key_regex is not None:
                 rx: re.Pattern[str] = compile_regex(plan.tag_key_regex)
-                rows = {p for p in pairs if rx.search(p[0])}
+                rows = {(k, v) for k, v in pairs if rx.search(k)}
             else:
                 raise QueryError("SHOW TAG VALUES needs WITH KEY")
             if rows:
@@ -254,3 +317,25 @@ def _meta(plan: Plan, source: QuerySource) -> Partial:
         else:
             raise QueryError(f"malformed query plan: unknown meta kind {plan.meta!r}")
     return out
+
+
+def execute_delete(plan: Plan, engine: Engine) -> int:
+    """Delete the points of the plan's series in [start, end); returns how many series matched.
+
+    Series are resolved here, through the index, to explicit keys (the tag predicate may use
+    OR and regexes, which the engine's delete request does not express).
+    """
+    if plan.kind != "delete":
+        raise QueryError(f"malformed query plan: {plan.kind!r} is not a delete")
+    if plan.fields_where is not None:
+        raise QueryError("fields not supported in WHERE clause during deletion")
+    source = EngineSource(engine)
+    touched = 0
+    for m in _measurements(plan, source):
+        skeys = resolve_series(plan.tags, source, plan.database, m)
+        if not skeys:
+            continue
+        keys = tuple(sorted(k.partition(SEP)[2] for k in skeys))
+        engine.delete(DeleteRequest(plan.database, m, plan.start, plan.end, series=keys))
+        touched += len(keys)
+    return touched

@@ -52,6 +52,54 @@ def _add_admin_token_flag(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_federation_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--cluster-name",
+        default="local",
+        help="this cluster's name in federated queries (default 'local')",
+    )
+    p.add_argument(
+        "--remote-cluster",
+        action="append",
+        default=[],
+        metavar="NAME=URL",
+        help="a remote cluster to federate queries to (repeatable; env "
+        "PULSAR_REMOTE_CLUSTERS=a=URL,b=URL; token from PULSAR_REMOTE_TOKEN_<NAME>)",
+    )
+    p.add_argument(
+        "--remote-timeout",
+        type=float,
+        default=10.0,
+        help="seconds a remote cluster may take to answer (default 10)",
+    )
+    p.add_argument(
+        "--federation-token",
+        help="token remote coordinators must present to query this cluster "
+        "(prefer env PULSAR_FEDERATION_TOKEN); unset: federation endpoint closed",
+    )
+
+
+def federation_settings(args: argparse.Namespace, file_values: dict[str, Any]) -> dict[str, Any]:
+    """CoordinatorSettings keyword arguments for federation, from flags, env and TOML."""
+    from pulsar_cluster.federation import parse_remote_clusters
+
+    try:
+        remotes = parse_remote_clusters(
+            args.remote_cluster,
+            os.environ,
+            file_values.get("remote_clusters"),
+            args.remote_timeout,
+            args.cluster_name,
+        )
+    except ValueError as exc:
+        raise SystemExit(f"pulsar: {exc}") from None
+    return {
+        "cluster_name": args.cluster_name,
+        "remote_clusters": remotes,
+        "federation_token": args.federation_token,
+    }
+
+
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     parser = argparse.ArgumentParser(prog="pulsar", description="PulsarDB time-series database")
     parser.add_argument("--version", action="version", version=f"pulsar {__version__}")
@@ -70,6 +118,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         help="processes parsing write bodies (default: one per core; 0: none)",
     )
     _add_admin_token_flag(p)
+    _add_federation_flags(p)
     _add_engine_flags(p)
     commands["standalone"] = p
 
@@ -100,9 +149,11 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser, commands = build_parser()
+    file_values: dict[str, Any] = {}
     if argv and argv[0] in commands and argv[0] in ("standalone",):
-        apply_config_sources(commands[argv[0]], argv[1:])
+        file_values = apply_config_sources(commands[argv[0]], argv[1:])
     args = parser.parse_args(argv)
+    args.config_file_values = file_values
     handler = globals()[f"_cmd_{args.command}"]
     return int(handler(args) or 0)
 
@@ -128,6 +179,7 @@ def _cmd_standalone(args: argparse.Namespace) -> int:
         max_body_bytes=args.max_body_mb * 1024 * 1024,
         parse_workers=parse_workers,
         admin_token=args.admin_token,
+        **federation_settings(args, args.config_file_values),
     )
     app = app_mod.create_app(node, settings)
     _role("coordinator.server").serve(app, args.host, args.port)

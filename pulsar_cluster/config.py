@@ -13,11 +13,14 @@ import tomllib
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["apply_config_sources", "env_name"]
+__all__ = ["apply_config_sources", "env_name", "ENV_ALIASES"]
+
+#: Flags whose environment variable is not simply PULSAR_<FLAG> (DESIGN.md names these).
+ENV_ALIASES = {"remote_cluster": "PULSAR_REMOTE_CLUSTERS"}
 
 
 def env_name(dest: str) -> str:
-    return "PULSAR_" + dest.upper()
+    return ENV_ALIASES.get(dest, "PULSAR_" + dest.upper())
 
 
 def _load_toml(path: str) -> dict[str, Any]:
@@ -33,8 +36,13 @@ def _load_toml(path: str) -> dict[str, Any]:
 
 def apply_config_sources(
     parser: argparse.ArgumentParser, argv: list[str], environ: Mapping[str, str] | None = None
-) -> None:
-    """Set the parser's defaults from the TOML file and the environment (in that order)."""
+) -> dict[str, Any]:
+    """Set the parser's defaults from the TOML file and the environment (in that order).
+
+    Repeatable flags (action "append") take a TOML list or a comma-separated variable.
+    Returns the TOML file's values, for settings that are tables rather than flags
+    (e.g. `[remote_clusters.NAME]`).
+    """
     environ = os.environ if environ is None else environ
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--config", default=environ.get("PULSAR_CONFIG"))
@@ -54,6 +62,10 @@ def apply_config_sources(
             continue
         if isinstance(action, argparse._StoreTrueAction | argparse._StoreFalseAction):
             value = value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
-        elif action.type is not None and isinstance(value, str):
+        elif isinstance(action, argparse._AppendAction):
+            items = value.split(",") if isinstance(value, str) else list(value)
+            value = [item.strip() for item in items if str(item).strip()]
+        elif callable(action.type) and isinstance(value, str):
             value = action.type(value)
         parser.set_defaults(**{dest: value})
+    return file_values

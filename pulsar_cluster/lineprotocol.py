@@ -118,7 +118,9 @@ def parse_line_protocol(
                 record = raw.lstrip(b" \t")
                 while True:
                     try:
-                        key, fields, ts = _parse_line_slow(line, multiplier, default_ts)
+                        key, fields, ts = _parse_line_slow(
+                            line, multiplier, default_ts, head_cache, name_cache
+                        )
                         break
                     except _OpenQuoteError:
                         if index >= count:
@@ -355,17 +357,22 @@ def _unescape_string(text: bytes) -> str:
     return out.decode()
 
 
-def _end_of_name(line: bytes, i: int, stops: bytes) -> int:
-    """Index of the first unescaped byte of `stops` at or after i (len(line) if none)."""
+def _end_of_name(line: bytes, i: int, stops: tuple[bytes, ...]) -> int:
+    """Index of the first unescaped byte of `stops` at or after i (len(line) if none).
+
+    C-level `find` calls: one round per escape met, not per byte.
+    """
     n = len(line)
     while i < n:
-        c = line[i]
-        if c == 0x5C:
-            i += 2
-            continue
-        if c in stops:
-            return i
-        i += 1
+        end = n
+        for stop in stops:
+            j = line.find(stop, i, end)
+            if j >= 0:
+                end = j
+        b = line.find(b"\\", i, end)
+        if b < 0:
+            return end
+        i = b + 2  # the escaped byte is never a stop
     return n
 
 
@@ -381,12 +388,8 @@ def _end_of_string(line: bytes, i: int) -> int:
         i = b + 2  # the escaped byte is never a closing quote
 
 
-def _parse_line_slow(
-    line: bytes, multiplier: int, default_ts: int
-) -> tuple[bytes, dict[str, tuple[FieldType, object]], int]:
-    n = len(line)
-    head_end = _end_of_name(line, 0, b" ")
-    head = line[:head_end]
+def _slow_head_key(head: bytes) -> bytes:
+    """measurement[,k=v...] with escapes -> series key (tags sorted)."""
     head_parts = _split_unescaped(head, 0x2C)
     measurement = _unescape(head_parts[0])
     if not measurement:
@@ -400,29 +403,57 @@ def _parse_line_slow(
         v = _unescape(kv[1]) if len(kv) == 2 else b""
         _check_tag(k, b"=" if len(kv) == 2 else b"", v, pairs)
         pairs[k] = v
-    key = _checked_key([measurement, *_sorted_pairs(pairs)])
+    return _checked_key([measurement, *_sorted_pairs(pairs)])
+
+
+_SPACE = (b" ",)
+_KEY_STOPS = (b"=", b",", b" ")
+
+
+def _parse_line_slow(
+    line: bytes,
+    multiplier: int,
+    default_ts: int,
+    head_cache: dict[bytes, bytes] | None = None,
+    name_cache: dict[bytes, str] | None = None,
+) -> tuple[bytes, dict[str, tuple[FieldType, object]], int]:
+    """One line with escapes or quoted strings. The caches map raw head bytes to series keys and
+    raw field-key bytes to names; a request repeats few of each (same maps as the fast path)."""
+    head_cache = {} if head_cache is None else head_cache
+    name_cache = {} if name_cache is None else name_cache
+    n = len(line)
+    head_end = _end_of_name(line, 0, _SPACE)
+    head = line[:head_end]
+    key = head_cache.get(head)
+    if key is None:
+        key = head_cache[head] = _slow_head_key(head)
 
     i = head_end + 1
     if i >= n:
         raise ValueError("missing fields")
     fields: dict[str, tuple[FieldType, object]] = {}
     while True:
-        key_end = _end_of_name(line, i, b"=, ")
+        key_end = _end_of_name(line, i, _KEY_STOPS)
         if key_end == i:
             raise ValueError("missing field key" if fields or key_end < n else "missing fields")
         if key_end >= n or line[key_end] != 0x3D:
             raise ValueError(
                 f"missing field value for '{line[i:key_end].decode(errors='replace')}'"
             )
-        name = _field_name(_unescape(line[i:key_end]))
+        raw_name = line[i:key_end]
+        name = name_cache.get(raw_name)
+        if name is None:
+            name = name_cache[raw_name] = _field_name(_unescape(raw_name))
         j = key_end + 1
         if j < n and line[j] == 0x22:  # '"': a string value, up to its unescaped closing quote
             end = _end_of_string(line, j + 1) + 1
             if end < n and line[end] not in b", ":
                 raise ValueError("invalid field format: text after a closing quote")
         else:
-            sp, cm = line.find(b" ", j), line.find(b",", j)
-            end = min(x for x in (sp, cm, n) if x >= 0)
+            end = line.find(b",", j)
+            end = n if end < 0 else end
+            sp = line.find(b" ", j, end)
+            end = end if sp < 0 else sp
         fields[name] = _parse_value(line[j:end])
         if end >= n:
             rest = b""

@@ -40,7 +40,7 @@ def _fromstring(text: bytes, dtype: type, count: int) -> np.ndarray | None:
         # A malformed token makes numpy stop early with a DeprecationWarning: we check count.
         warnings.simplefilter("ignore", DeprecationWarning)
         try:
-            arr = np.fromstring(text, dtype=dtype, sep=" ")
+            arr: np.ndarray = np.fromstring(text, dtype=dtype, sep=" ")
         except ValueError:
             return None
     return arr if len(arr) == count else None

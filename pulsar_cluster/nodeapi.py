@@ -100,6 +100,15 @@ class StorageBackend(Protocol):
         """
         ...
 
+    async def delete(self, plan: Plan) -> None:
+        """Delete the points of the series matching a `kind="delete"` plan in [start, end).
+
+        The series stay in the index (InfluxQL DELETE, not DROP SERIES). Returns when the delete
+        is durable; a replicated backend proposes `encode_plan(plan)` through each shard's log so
+        every replica resolves the same series at the same index.
+        """
+        ...
+
     async def databases(self) -> list[str]: ...
 
     async def measurements(self, database: str) -> list[str]: ...

@@ -42,3 +42,9 @@ async def admin_compact(request: Request, wait: bool = Query(True)) -> Response:
 @router.get("/status", summary="Storage status")
 async def admin_status(request: Request) -> Response:
     return ORJSONResponse(await app_state(request).backend.status())
+
+
+@router.get("/federation", summary="Remote clusters of this coordinator and their health")
+async def admin_federation(request: Request) -> Response:
+    federation = app_state(request).federation
+    return ORJSONResponse({"cluster": federation.local_name, "remotes": await federation.health()})

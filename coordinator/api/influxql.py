@@ -92,12 +92,24 @@ async def query_influxql(
     except QueryError as exc:
         return ORJSONResponse({"error": exc.message}, status_code=400, headers=headers)
     now = time.time_ns()
+    requested = [c.strip() for c in params.get("clusters", "").split(",") if c.strip()]
+    try:
+        backend, federated = state.federation.backend(
+            state.backend, requested or None, params.get("federation") or None
+        )
+    except BadRequestError as exc:
+        return ORJSONResponse({"error": exc.message}, status_code=400, headers=headers)
     results: list[dict[str, Any]] = []
     status = 200
     for i, stmt in enumerate(statements):
         try:
-            answer = await execute_statement(stmt, database, state.backend, now)
+            answer = await execute_statement(stmt, database, backend, now)
             format_times(answer.get("series", []), epoch)
+            if federated is not None and federated.missing:
+                answer["messages"] = [
+                    {"level": "warning", "text": f"cluster '{m['cluster']}' missing: {m['error']}"}
+                    for m in federated.missing
+                ]
             results.append({"statement_id": i, **answer})
         except PulsarError as exc:
             if isinstance(exc, LimitExceededError):

@@ -18,11 +18,11 @@ import re
 import numpy as np
 from fastapi import APIRouter, Query, Request, Response
 
-from coordinator.api.write import ingest, parse_or_reject
+from coordinator.api.write import checked_database, ingest, parse_or_reject
 from coordinator.body import read_raw_body
 from coordinator.state import AppState, app_state
 from pulsar_cluster.batch import FieldType, WriteBatch
-from pulsar_cluster.errors import BadRequestError, UnsupportedMediaTypeError
+from pulsar_cluster.errors import BadRequestError, LimitExceededError, UnsupportedMediaTypeError
 from pulsar_cluster.logs import get_logger
 from pulsar_cluster.nodeapi import SeriesData, TagMatcher
 from pulsar_cluster.prometheus import remote_pb2, types_pb2
@@ -52,6 +52,11 @@ _OPS = {
     types_pb2.LabelMatcher.RE: "=~",
     types_pb2.LabelMatcher.NRE: "!~",
 }
+#: Most samples one remote read answers (all queries together): bounds the coordinator's memory
+#: (~16 bytes a sample as arrays, plus the encoding). Prometheus' own remote-read endpoint has
+#: the same kind of bound (--storage.remote.read-sample-limit, default 5e7); ours is lower
+#: because a coordinator holds the whole answer before sending it.
+MAX_READ_SAMPLES = 5_000_000
 #: Numeric field types Prometheus can read back (as float64, like InfluxDB 1.x's remote read).
 _READABLE = frozenset((FieldType.FLOAT, FieldType.INTEGER, FieldType.UNSIGNED))
 
@@ -94,11 +99,11 @@ async def prom_write(
 ) -> Response:
     state = app_state(request)
     try:
+        database = checked_database(db or DEFAULT_DATABASE)
         payload = await _payload(request, state, "WriteRequest")
     except BadRequestError:
         state.metrics.write_rejections.labels("bad_prometheus").inc()
         raise
-    database = db or DEFAULT_DATABASE
     batch = await parse_or_reject(
         state, "bad_prometheus", asyncio.to_thread, _decode_write, payload, database
     )
@@ -144,7 +149,23 @@ def _timeseries(measurement: str, series: SeriesData) -> bytes | None:
     return encode_timeseries(labels, ms[keep], column.values[keep].astype(np.float64))
 
 
-async def _answer(state: AppState, database: str, query: remote_pb2.Query) -> list[bytes]:
+class _Budget:
+    def __init__(self, samples: int) -> None:
+        self.left = samples
+
+    def take(self, found: list[SeriesData]) -> None:
+        self.left -= sum(len(c) for s in found for c in s.columns.values())
+        if self.left < 0:
+            raise LimitExceededError(
+                f"remote read exceeds {MAX_READ_SAMPLES} samples: narrow the time range or "
+                "the matchers",
+                limit=MAX_READ_SAMPLES,
+            )
+
+
+async def _answer(
+    state: AppState, database: str, query: remote_pb2.Query, budget: _Budget
+) -> list[bytes]:
     names, tag_matchers = _split_matchers(query)
     start = query.start_timestamp_ms * _NS_PER_MS
     end = (query.end_timestamp_ms + 1) * _NS_PER_MS  # Prometheus' end is inclusive, in ms
@@ -153,6 +174,7 @@ async def _answer(state: AppState, database: str, query: remote_pb2.Query) -> li
         found = await state.backend.select_series(
             database, measurement, tag_matchers, start, end, [VALUE_FIELD]
         )
+        budget.take(found)
         for series in sorted(found, key=lambda s: s.key):
             encoded = _timeseries(measurement, series)
             if encoded is not None:
@@ -165,10 +187,11 @@ async def prom_read(
     request: Request, db: str | None = Query(None, description="database (default prometheus)")
 ) -> Response:
     state = app_state(request)
+    database = checked_database(db or DEFAULT_DATABASE)
     payload = await _payload(request, state, "ReadRequest")
     read = decode_read_request(payload)
-    database = db or DEFAULT_DATABASE
-    results = [await _answer(state, database, query) for query in read.queries]
+    budget = _Budget(MAX_READ_SAMPLES)
+    results = [await _answer(state, database, query, budget) for query in read.queries]
     body = await asyncio.to_thread(lambda: snappy_encode(encode_read_response(results)))
     return Response(
         body,

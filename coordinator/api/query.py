@@ -50,6 +50,16 @@ NATIVE_QUERY_SCHEMA: dict[str, Any] = {
         "slimit": {"type": "integer", "minimum": 1},
         "order": {"enum": ["asc", "desc"]},
         "consistency": {"enum": ["leader", "any"]},
+        "clusters": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "federation: cluster names, this cluster's name, or '*' for all",
+        },
+        "federation": {
+            "enum": ["strict", "partial"],
+            "description": "strict: any failed cluster fails the query; partial: answer "
+            "without it and list it in missing_clusters",
+        },
     },
 }
 
@@ -72,13 +82,32 @@ async def query_native(request: Request) -> Response:
     except orjson.JSONDecodeError as exc:
         raise BadRequestError(f"invalid JSON: {exc}") from None
     now = time.time_ns()
+    clusters, mode = _federation_keys(doc)
+    backend, federated = state.federation.backend(state.backend, clusters, mode)
     query = parse_native_query(doc, now)
     spec = query.spec
+    answer: dict[str, Any] = {"series": []}
     if query.needs_fields:
-        fields = await Catalog(state.backend).field_keys(spec.database, spec.measurement)
-        if not fields:
-            return ORJSONResponse({"series": []})
-        spec.items = aggregate_items(doc, fields, spec.every)
-    plan, finish = compile_select(spec, now)
-    series = await run_select(state.backend, plan, finish)
-    return ORJSONResponse({"series": series})
+        fields = await Catalog(backend).field_keys(spec.database, spec.measurement)
+        spec.items = aggregate_items(doc, fields, spec.every) if fields else []
+    if not query.needs_fields or spec.items:
+        plan, finish = compile_select(spec, now)
+        answer["series"] = await run_select(backend, plan, finish)
+    if federated is not None and federated.missing:
+        answer["missing_clusters"] = federated.missing
+    return ORJSONResponse(answer)
+
+
+def _federation_keys(doc: Any) -> tuple[list[str] | None, str | None]:
+    """Take `clusters` and `federation` out of the query document (the planner ignores them)."""
+    if not isinstance(doc, dict):
+        return None, None
+    clusters = doc.pop("clusters", None)
+    mode = doc.pop("federation", None)
+    if clusters is not None and (
+        not isinstance(clusters, list) or not all(isinstance(c, str) and c for c in clusters)
+    ):
+        raise BadRequestError("'clusters' must be a list of cluster names")
+    if mode is not None and not isinstance(mode, str):
+        raise BadRequestError("'federation' must be 'strict' or 'partial'")
+    return clusters, mode

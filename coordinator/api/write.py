@@ -34,14 +34,14 @@ from pulsar_cluster.errors import (
     LineProtocolError,
     OverloadedError,
     PulsarError,
+    UnsupportedMediaTypeError,
 )
 from pulsar_cluster.lineprotocol import (
     V1_PRECISIONS,
     V2_PRECISIONS,
-    check_precision,
 )
 
-__all__ = ["router", "ingest", "parse_or_reject", "database_of_bucket"]
+__all__ = ["router", "ingest", "parse_or_reject", "database_of_bucket", "checked_database"]
 
 router = APIRouter(tags=["write"])
 
@@ -95,7 +95,7 @@ async def ingest(state: AppState, batch: WriteBatch, protocol: str, body_bytes: 
 async def write_json(request: Request, db: str | None = Query(None)) -> Response:
     state = app_state(request)
     body = await read_body(request, state.settings.max_body_bytes)
-    database = db or state.settings.default_database
+    database = checked_database(db or state.settings.default_database)
     batch = await parse_or_reject(
         state, "bad_json", state.parser.parse_json, body, database, time.time_ns()
     )
@@ -105,12 +105,21 @@ async def write_json(request: Request, db: str | None = Query(None)) -> Response
 # --- InfluxDB ------------------------------------------------------------------------------------
 
 
+def checked_database(name: str) -> str:
+    """A database name as given; 400 if it cannot be one (NUL separates names in keys)."""
+    if not name:
+        raise BadRequestError("database name must not be empty")
+    if "\x00" in name:
+        raise BadRequestError("database name must not contain NUL")
+    return name
+
+
 def database_of_bucket(bucket: str) -> str:
     """InfluxDB 1.8's mapping of a v2 bucket: `db/rp` and `db` both name database `db`."""
     database = bucket.split("/", 1)[0]
     if not database:
         raise BadRequestError(f"invalid bucket '{bucket}': use 'database' or 'database/rp'")
-    return database
+    return checked_database(database)
 
 
 def _header_safe(text: str) -> str:
@@ -166,8 +175,24 @@ def v2_error(exc: PulsarError) -> Response:
     return ORJSONResponse(body, status_code=exc.status_code, headers=headers)
 
 
+#: Content-Types that say the body is another protocol. Everything else is accepted on the line
+#: protocol endpoints, as InfluxDB does: clients send text/plain, application/octet-stream,
+#: and curl's default application/x-www-form-urlencoded.
+_NOT_LINE_PROTOCOL = frozenset(("application/json", "application/x-protobuf"))
+
+
+def _check_line_protocol_type(request: Request) -> None:
+    media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media in _NOT_LINE_PROTOCOL:
+        raise UnsupportedMediaTypeError(
+            f"Content-Type '{media}' is not line protocol: send text/plain (JSON points go to "
+            "/api/v1/write, Prometheus remote write to /api/v1/prom/write)"
+        )
+
+
 async def _write_lines(request: Request, database: str, precision: str, v2: bool) -> Response:
     state = app_state(request)
+    _check_line_protocol_type(request)
     body = await read_body(request, state.settings.max_body_bytes)
     if v2 and not body.strip():
         raise BadRequestError("writing requires points")
@@ -198,7 +223,7 @@ async def write_v1(
             raise BadRequestError("database is required")
         if precision and precision not in V1_PRECISIONS:
             raise BadRequestError(f'invalid precision "{precision}" (use n, u, ms, s, m or h)')
-        return await _write_lines(request, db, precision or "ns", v2=False)
+        return await _write_lines(request, checked_database(db), precision or "ns", v2=False)
     except PulsarError as exc:
         if isinstance(exc, OverloadedError):
             app_state(request).metrics.write_rejections.labels("overloaded").inc()
@@ -220,9 +245,9 @@ async def write_v2(
     try:
         if not bucket:
             raise BadRequestError("bucket is required")
+        precision = precision or "ns"  # an empty precision means ns, as in InfluxDB 2.x
         if precision not in V2_PRECISIONS:
             raise BadRequestError("invalid precision; valid precision units are ns, us, ms, and s")
-        check_precision(precision, V2_PRECISIONS)
         return await _write_lines(request, database_of_bucket(bucket), precision, v2=True)
     except PulsarError as exc:
         if isinstance(exc, OverloadedError):

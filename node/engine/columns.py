@@ -21,7 +21,9 @@ def merge_last_wins(
             return ts, values
     ts = np.concatenate([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
     values = np.concatenate([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]
-    if len(ts) == 0:
+    if len(ts) < 2 or bool(np.all(ts[1:] > ts[:-1])):
+        # The common case (consecutive blocks of a table, memtable chunks written in time
+        # order): one vectorised check instead of a sort.
         return ts, values
     order = np.argsort(ts, kind="stable")
     ts = ts[order]

@@ -1,38 +1,81 @@
 """Encoding of one block: the timestamps and values of one series field.
 
-Format: docs/format/sstable.md, section "Block". A block starts with one codec byte, so that
-better encodings can be added without breaking old files. Codec numbers are never reused.
+Byte layout of every codec: docs/format/encoding.md. A block starts with one codec byte, so that
+better encodings can be added without breaking old files. Codec numbers are never reused:
 
-Codec 1 (`DELTA_ZSTD`): timestamps as the first value followed by successive differences (int64),
-values in their fixed-width little-endian form (strings: u32 lengths then UTF-8 bytes), the whole
-compressed with zstd. Differencing turns regular timestamps into a run of equal numbers, which
-zstd folds to almost nothing.
+- 1 `DELTA_ZSTD` (node/engine/codecs/legacy.py): the skeleton's format, read only.
+- 2 `COLUMNAR`: what encode_block writes. Header (codec, field type, point count), a timestamp
+  column, a value column, and a crc32 of everything before it. Each column section starts with
+  its own encoding byte (node/engine/codecs/base.py ColumnEncoding), chosen per block:
+  timestamps delta-of-delta (or delta when smaller); floats decimal-scaled when exact, else
+  XOR; integers and unsigned zigzag delta or delta-of-delta; booleans one bit each; strings
+  length-prefixed. Integer streams are stored as byte planes at the narrowest width that fits
+  (node/engine/codecs/planes.py), each plane zstd-compressed at the caller's level when smaller.
+
+Contract: decode_block(encode_block(t, ts, v, level)) gives back ts and v bit for bit (floats
+compared as their IEEE bits), for any int64 timestamps (sorted or not) and any values of the
+type. decode_block raises BlockFormatError, and nothing else, for bytes that are not a block.
+Both functions are pure and thread-safe.
 """
 
 from __future__ import annotations
 
 import struct
+import zlib
+from collections.abc import Callable
 
 import numpy as np
-import zstandard
 
+from node.engine.codecs.base import U32, BlockFormatError, Reader
+from node.engine.codecs.booleans import decode_bool_column, encode_bool_column
+from node.engine.codecs.floats import decode_float_column, encode_float_column
+from node.engine.codecs.integers import decode_int_column, encode_int_column
+from node.engine.codecs.legacy import CODEC_DELTA_ZSTD, decode_codec1
+from node.engine.codecs.strings import decode_string_column, encode_string_column
 from pulsar_cluster.batch import FieldType, numpy_dtype
 
-__all__ = ["encode_block", "decode_block", "BlockFormatError", "DEFAULT_ZSTD_LEVEL"]
+__all__ = [
+    "encode_block",
+    "decode_block",
+    "BlockFormatError",
+    "DEFAULT_ZSTD_LEVEL",
+    "CODEC_DELTA_ZSTD",
+    "CODEC_COLUMNAR",
+]
 
-CODEC_DELTA_ZSTD = 1
+CODEC_COLUMNAR = 2
 DEFAULT_ZSTD_LEVEL = 3
 _HEAD = struct.Struct("<BBI")  # codec, field type, point count
-_FIXED = {
-    FieldType.FLOAT: "<f8",
-    FieldType.INTEGER: "<i8",
-    FieldType.UNSIGNED: "<u8",
-    FieldType.BOOLEAN: "u1",
+_MAX_POINTS = 2**32 - 1
+
+
+def _encode_unsigned(v: np.ndarray, level: int) -> bytes:
+    # Unsigned values are stored as their int64 bit pattern: deltas modulo 2**64 are the same.
+    return encode_int_column(np.ascontiguousarray(v, dtype=np.uint64).view(np.int64), level)
+
+
+def _decode_unsigned(reader: Reader, n: int) -> np.ndarray:
+    return decode_int_column(reader, n).view(np.uint64)
+
+
+def _encode_integer(v: np.ndarray, level: int) -> bytes:
+    return encode_int_column(np.asarray(v, dtype=np.int64), level)
+
+
+_ENCODERS: dict[FieldType, Callable[[np.ndarray, int], bytes]] = {
+    FieldType.FLOAT: encode_float_column,
+    FieldType.INTEGER: _encode_integer,
+    FieldType.UNSIGNED: _encode_unsigned,
+    FieldType.BOOLEAN: encode_bool_column,
+    FieldType.STRING: encode_string_column,
 }
-
-
-class BlockFormatError(ValueError):
-    pass
+_DECODERS: dict[FieldType, Callable[[Reader, int], np.ndarray]] = {
+    FieldType.FLOAT: decode_float_column,
+    FieldType.INTEGER: decode_int_column,
+    FieldType.UNSIGNED: _decode_unsigned,
+    FieldType.BOOLEAN: decode_bool_column,
+    FieldType.STRING: decode_string_column,
+}
 
 
 def encode_block(
@@ -41,49 +84,54 @@ def encode_block(
     values: np.ndarray,
     level: int = DEFAULT_ZSTD_LEVEL,
 ) -> bytes:
-    """Encode sorted, de-duplicated timestamps and their values."""
-    count = len(timestamps)
-    ts = np.asarray(timestamps, dtype=np.int64)
-    deltas = np.empty(count, dtype="<i8")
-    if count:
-        deltas[0] = ts[0]
-        np.subtract(ts[1:], ts[:-1], out=deltas[1:])
-    if field_type is FieldType.STRING:
-        encoded = [str(v).encode() for v in values]
-        lengths = np.fromiter((len(e) for e in encoded), dtype="<u4", count=count)
-        value_bytes = lengths.tobytes() + b"".join(encoded)
-    else:
-        value_bytes = np.ascontiguousarray(values, dtype=_FIXED[field_type]).tobytes()
-    body = zstandard.ZstdCompressor(level=level).compress(deltas.tobytes() + value_bytes)
-    return _HEAD.pack(CODEC_DELTA_ZSTD, int(field_type), count) + body
+    """Encode timestamps (int64, normally sorted and unique) and their values as one block."""
+    field_type = FieldType(field_type)
+    n = len(timestamps)
+    if len(values) != n:
+        raise ValueError(f"{n} timestamps but {len(values)} values")
+    if n > _MAX_POINTS:
+        raise ValueError(f"a block holds at most {_MAX_POINTS} points, got {n}")
+    # Lists are accepted too; every type is converted to its numpy dtype (strings: object).
+    if field_type is FieldType.STRING and not isinstance(values, np.ndarray):
+        strings = np.empty(n, dtype=object)
+        strings[:] = list(values)
+        values = strings
+    elif field_type is not FieldType.STRING:
+        values = np.asarray(values, dtype=numpy_dtype(field_type))
+    body = b"".join(
+        (
+            _HEAD.pack(CODEC_COLUMNAR, int(field_type), n),
+            encode_int_column(np.asarray(timestamps, dtype=np.int64), level),
+            _ENCODERS[field_type](values, level),
+        )
+    )
+    return body + U32.pack(zlib.crc32(body))
 
 
-def decode_block(data: bytes) -> tuple[FieldType, np.ndarray, np.ndarray]:
-    """Inverse of encode_block: (type, timestamps int64, values)."""
-    if len(data) < _HEAD.size:
+def decode_block(data: bytes | bytearray | memoryview) -> tuple[FieldType, np.ndarray, np.ndarray]:
+    """Inverse of encode_block: (type, timestamps int64, values of numpy_dtype(type))."""
+    view = memoryview(data).cast("B")
+    if len(view) < _HEAD.size:
         raise BlockFormatError("block shorter than its header")
-    codec, type_code, count = _HEAD.unpack_from(data, 0)
-    if codec != CODEC_DELTA_ZSTD:
+    codec = view[0]
+    if codec == CODEC_DELTA_ZSTD:
+        return decode_codec1(view)
+    if codec != CODEC_COLUMNAR:
         raise BlockFormatError(f"unknown block codec {codec}")
-    field_type = FieldType(type_code)
+    end = len(view) - U32.size
+    if end < _HEAD.size:
+        raise BlockFormatError("block shorter than its header and checksum")
+    (stored_crc,) = U32.unpack_from(view, end)
+    if zlib.crc32(view[:end]) != stored_crc:
+        raise BlockFormatError("block checksum mismatch")
+    _, type_code, n = _HEAD.unpack_from(view, 0)
     try:
-        raw = zstandard.ZstdDecompressor().decompress(data[_HEAD.size :])
-    except zstandard.ZstdError as exc:
-        raise BlockFormatError(f"zstd: {exc}") from exc
-    if len(raw) < 8 * count:
-        raise BlockFormatError("block body too short for its timestamps")
-    ts = np.cumsum(np.frombuffer(raw, dtype="<i8", count=count), dtype=np.int64)
-    rest = memoryview(raw)[8 * count :]
-    if field_type is FieldType.STRING:
-        lengths = np.frombuffer(rest, dtype="<u4", count=count)
-        pos = 4 * count
-        values = np.empty(count, dtype=object)
-        for i, length in enumerate(lengths.tolist()):
-            values[i] = bytes(rest[pos : pos + length]).decode()
-            pos += length
-        return field_type, ts, values
-    width = np.dtype(_FIXED[field_type]).itemsize
-    if len(rest) != width * count:
-        raise BlockFormatError("block values do not match the point count")
-    values = np.frombuffer(rest, dtype=_FIXED[field_type], count=count)
-    return field_type, ts, values.astype(numpy_dtype(field_type), copy=False)
+        field_type = FieldType(type_code)
+    except ValueError:
+        raise BlockFormatError(f"unknown field type {type_code}") from None
+    reader = Reader(view, _HEAD.size, end)
+    ts = decode_int_column(reader, n)
+    values = _DECODERS[field_type](reader, n)
+    if reader.pos != end:
+        raise BlockFormatError(f"{end - reader.pos} unread bytes before the block checksum")
+    return field_type, ts, values

@@ -20,21 +20,23 @@ WAL record, insert into the active memtable; then, outside the lock, `wal.sync` 
 The write is acknowledged only after sync returns.
 
 Flush: the active memtable becomes immutable and the WAL rotates under the lock; the tables
-(one per database and partition touched, all with the memtable's seq and the group's size in
-their meta) are written outside it; then they are published together, the manifest is saved,
-and WAL segments that held only flushed data are removed.
+(one per database and partition touched, all with the memtable's seq) are written outside it;
+then the manifest records the seq as flushed (the commit point of the flush), the tables are
+published together, and WAL segments that held only flushed data are removed.
 
 Open: debris (`*.tmp`) is removed; each table is loaded and checked (footer, meta and index
 checksums); a table that fails is moved to DIR/corrupt/ and reported in `status()` rather than
 refusing to start (its data may still be in the WAL or on other replicas; blocks are checked on
 every read anyway). Tables named in another table's `replaced` list are leftovers of a compaction
-and are deleted. A flush group with fewer tables than its `group_count` is a torn flush: its
-tables are deleted and the WAL (never trimmed before a group is complete) replays the data.
+and are deleted. Gen-0 tables with a seq above the manifest's `flushed_seq` are from a flush
+that did not reach its commit point: they are deleted and the WAL (never trimmed before that
+point) replays the data.
 Then the WAL is replayed from the highest index any table or the manifest covers.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import threading
@@ -166,7 +168,11 @@ class Engine:
         self._fs = fs or OsFileSystem()
         self._lock = threading.Lock()  # guards memtables, index, tables, manifest, last index
         self._flush_lock = threading.Lock()  # one flush at a time
-        self._compact_lock = threading.Lock()  # one compaction / retention / snapshot at a time
+        self._compact_lock = threading.Lock()  # one compaction / retention / restore at a time
+        # Held while table files are removed (compaction, retention, restore) and while a
+        # snapshot links them: a snapshot never waits for a whole compaction, only for its
+        # last step. Lock order: compact -> flush -> files -> write lock.
+        self._files_lock = threading.Lock()
         self._manifest_lock = threading.Lock()  # serialises manifest file writes
         self.flush_wanted = threading.Event()  # set when a memtable is full
         self._cache = BlockCache(self.options.block_cache_bytes)
@@ -213,8 +219,8 @@ class Engine:
             except CorruptionError as exc:
                 self._quarantine(path, exc)
                 quarantined.append(parsed)
-        loaded = self._drop_superseded(loaded, quarantined)
-        max_seq = max((p[0] for p in quarantined), default=0)
+        loaded = self._drop_superseded(loaded)
+        max_seq = max([self._manifest.flushed_seq, *(p[0] for p in quarantined)])
         for table in loaded:
             self._tables.setdefault(table.partition, []).append(table)
             for skey in table.series_keys():
@@ -251,9 +257,7 @@ class Engine:
         self.stats.quarantined.append(target)
         log.error("sstable_quarantined", file=path, offset=exc.offset, cause=exc.cause)
 
-    def _drop_superseded(
-        self, loaded: list[SSTable], quarantined: list[tuple[int, int, str, int]]
-    ) -> list[SSTable]:
+    def _drop_superseded(self, loaded: list[SSTable]) -> list[SSTable]:
         """Delete compaction inputs that outlived their output, and tables of torn flushes."""
         replaced: set[tuple[str, int, int, int]] = set()  # (db tag, pstart, seq, gen)
         for t in loaded:
@@ -266,29 +270,12 @@ class Engine:
                 self._remove_table_file(t, "compaction input left by a crash removed")
             else:
                 keep.append(t)
-        # Flush groups: every gen-0 table of a seq, present, quarantined or compacted away.
-        members: dict[int, set[tuple[str, int]]] = {}
-        for t in keep:
-            if t.meta.gen == 0:
-                members.setdefault(t.meta.seq, set()).add(
-                    (database_tag(t.database), t.meta.partition_start)
-                )
-        for seq, gen, tag, pstart in quarantined:
-            if gen == 0:
-                members.setdefault(seq, set()).add((tag, pstart))
-        for tag, pstart, seq, gen in replaced:
-            if gen == 0 and seq in members:
-                members[seq].add((tag, pstart))
-        torn = {
-            t.meta.seq
-            for t in keep
-            if t.meta.gen == 0 and len(members[t.meta.seq]) < t.meta.group_count
-        }
-        if not torn:
-            return keep
+        # A flush is complete once the manifest records its seq (written after every table of
+        # the flush is renamed, before the tables are published or the WAL is trimmed). Tables
+        # of a later seq are from a flush that crashed: the WAL still holds their data.
         out = []
         for t in keep:
-            if t.meta.gen == 0 and t.meta.seq in torn:
+            if t.meta.gen == 0 and t.meta.seq > self._manifest.flushed_seq:
                 self._remove_table_file(t, "table of an unfinished flush removed (WAL replays it)")
             else:
                 out.append(t)
@@ -371,8 +358,10 @@ class Engine:
             )
 
     def _check_types(self, batch: WriteBatch) -> None:
+        prefix = batch.database.encode() + SEP
+        field_types = self._index.field_types
         for key, fields in batch.series.items():
-            known = self._index.field_types(storage_key(batch.database, key))
+            known = field_types(prefix + key)
             if not known:
                 continue
             for name, col in fields.items():
@@ -398,14 +387,16 @@ class Engine:
 
     def _insert(self, batch: WriteBatch, index: int) -> None:
         memtable = self._memtable
+        prefix = batch.database.encode() + SEP
+        add_series = self._index.add_series
         points = 0
         for key, fields in batch.series.items():
-            skey = storage_key(batch.database, key)
-            types = self._index.add_series(skey)
-            for name, col in fields.items():
-                types.setdefault(name, col.type)
-                memtable.insert(skey, name, col)
-                points += len(col)
+            skey = prefix + key
+            types = add_series(skey)
+            if len(types) < len(fields) or not types.keys() >= fields.keys():
+                for name, col in fields.items():
+                    types.setdefault(name, col.type)
+            points += memtable.insert_series(skey, fields)
         memtable.note_index(index)
         self.stats.points_written += points
 
@@ -462,10 +453,9 @@ class Engine:
     def _persist_manifest(self) -> None:
         with self._manifest_lock:
             with self._lock:
+                m = self._manifest
                 data = Manifest(
-                    self._manifest.applied_index,
-                    self._manifest.next_tombstone_id,
-                    list(self._manifest.tombstones),
+                    m.applied_index, m.next_tombstone_id, list(m.tombstones), m.flushed_seq
                 )
             write_manifest(self._fs, self._manifest_path, data)
 
@@ -500,18 +490,19 @@ class Engine:
         for memtable in pending:
             tables = self._write_memtable(memtable)
             with self._lock:
-                for table in tables:
-                    self._tables.setdefault(table.partition, []).append(table)
-                self._immutables.remove(memtable)
+                self._manifest.flushed_seq = max(self._manifest.flushed_seq, memtable.seq)
                 if not tables:
                     # Nothing to write (deletes only): the manifest records the index instead.
                     self._manifest.applied_index = max(
                         self._manifest.applied_index, memtable.max_index
                     )
+            self._persist_manifest()  # the commit point of this memtable's flush
+            with self._lock:
+                for table in tables:
+                    self._tables.setdefault(table.partition, []).append(table)
+                self._immutables.remove(memtable)
                 self._rebuild_view()
             written += len(tables)
-        if pending:
-            self._persist_manifest()
         if keep_from is not None and not self._immutables:
             self._wal.remove_segments_before(keep_from)
         self.flush_wanted.clear()
@@ -519,37 +510,52 @@ class Engine:
         return written
 
     def _write_memtable(self, memtable: Memtable) -> list[SSTable]:
-        """One table per (database, partition) of the memtable; all or nothing."""
+        """One table per (database, partition) of the memtable, written one after the other.
+
+        The merged columns are grouped by partition first (slices are views), so that one file
+        is open at a time however many partitions a backfill touches; the cost is holding the
+        merged columns of one memtable (bounded by `memtable_bytes`) during the flush. On error
+        the tables already written are removed (they would also be at the next open, as their
+        seq is above the manifest's flushed_seq).
+        """
         width = self.options.partition_ns
-        writers: dict[tuple[str, int], SSTableWriter] = {}
+        groups: dict[tuple[str, int], list[tuple[bytes, str, FieldType, np.ndarray, np.ndarray]]]
+        groups = {}
+        for skey, name, field_type, ts, values in memtable.sorted_items():
+            if not len(ts):
+                continue
+            db = storage_key_database(skey)
+            pids = ts // width
+            cuts = np.flatnonzero(pids[1:] != pids[:-1]) + 1
+            bounds = [0, *cuts.tolist(), len(ts)]
+            for lo, hi in itertools.pairwise(bounds):
+                pstart = int(pids[lo]) * width
+                groups.setdefault((db, pstart), []).append(
+                    (skey, name, field_type, ts[lo:hi], values[lo:hi])
+                )
+        paths: list[str] = []
         try:
-            for skey, name, field_type, ts, values in memtable.sorted_items():
-                if not len(ts):
-                    continue
-                db = storage_key_database(skey)
-                pids = ts // width
-                cuts = np.flatnonzero(pids[1:] != pids[:-1]) + 1
-                bounds = [0, *cuts.tolist(), len(ts)]
-                for lo, hi in itertools.pairwise(bounds):
-                    pstart = int(pids[lo]) * width
-                    writer = writers.get((db, pstart))
-                    if writer is None:
-                        meta = TableMeta(db, pstart, pstart + width, memtable.seq, 0)
-                        meta.last_index = memtable.max_index
-                        writer = writers[(db, pstart)] = SSTableWriter(
-                            self._fs,
-                            self._sst_dir,
-                            meta,
-                            self.options.block_points,
-                            self.options.zstd_level,
-                        )
-                    writer.add(skey, name, field_type, ts[lo:hi], values[lo:hi])
-            for writer in writers.values():
-                writer.meta.group_count = len(writers)
-            paths = [w.finish() for w in writers.values()]
+            for (db, pstart), items in groups.items():
+                meta = TableMeta(db, pstart, pstart + width, memtable.seq, 0, len(groups))
+                meta.last_index = memtable.max_index
+                writer = SSTableWriter(
+                    self._fs,
+                    self._sst_dir,
+                    meta,
+                    self.options.block_points,
+                    self.options.zstd_level,
+                )
+                try:
+                    for item in items:
+                        writer.add(*item)
+                    paths.append(writer.finish())
+                except BaseException:
+                    writer.abort()
+                    raise
         except BaseException:
-            for writer in writers.values():
-                writer.abort()
+            for path in paths:
+                with contextlib.suppress(OSError):
+                    self._fs.remove(path)
             raise
         return [SSTable(p, self._cache) for p in paths]
 
@@ -599,9 +605,10 @@ class Engine:
                         remaining.insert(position, output)
                     self._tables[key] = remaining
                     self._rebuild_view()
-                for table in run:
-                    self._fs.remove(table.path)
-                self._fs.fsync_dir(self._sst_dir)
+                with self._files_lock:
+                    for table in run:
+                        self._fs.remove(table.path)
+                    self._fs.fsync_dir(self._sst_dir)
                 merged += len(run)
                 self.stats.compactions += 1
             if plans:
@@ -674,10 +681,11 @@ class Engine:
             if dropped:
                 self.stats.partitions_dropped += len(dropped)
             self._rebuild_view()
-        for table in dropped:
-            self._fs.remove(table.path)
-        if dropped:
-            self._fs.fsync_dir(self._sst_dir)
+        with self._files_lock:
+            for table in dropped:
+                self._fs.remove(table.path)
+            if dropped:
+                self._fs.fsync_dir(self._sst_dir)
         self._persist_manifest()
         return len(dropped)
 
@@ -762,11 +770,18 @@ class Engine:
 
     @property
     def index(self) -> SeriesIndex:
-        """The series index (series_of_measurement, series_with_tag, tag_values, tag_keys).
-
-        Its view methods return copies; call them under no lock of yours (they are cheap).
-        """
+        """The series index itself. Not thread-safe: call its methods under the engine's lock,
+        or use the locked wrappers below (series_of_measurement, series_with_tag, tag_keys,
+        tag_values), which return copies."""
         return self._index
+
+    def series_of_measurement(self, database: str, measurement: str) -> set[bytes]:
+        with self._lock:
+            return self._index.series_of_measurement(database, measurement)
+
+    def series_with_tag(self, database: str, measurement: str, key: str, value: str) -> set[bytes]:
+        with self._lock:
+            return self._index.series_with_tag(database, measurement, key, value)
 
     def tag_keys(self, database: str, measurement: str) -> list[str]:
         with self._lock:
@@ -811,32 +826,43 @@ class Engine:
         """Flush, then hard-link every table into `target_dir` (created; must be empty).
 
         The snapshot holds exactly the effects of Raft indexes <= `info.last_index`. Writes go
-        on meanwhile (into the next memtable); flushes and compactions wait.
+        on meanwhile (into the next memtable); a running compaction is not waited for (only its
+        final file removal is held back while the snapshot links).
         """
         self._fs.makedirs(target_dir)
         if self._fs.listdir(target_dir):
             raise StorageError(f"snapshot target {target_dir} is not empty")
-        with self._compact_lock, self._flush_lock:
+        with self._flush_lock:
             self._flush_locked()
-            with self._lock:
-                tables = [t for ts in self._tables.values() for t in ts]
-                last = max([self._manifest.applied_index, *(t.last_index for t in tables)])
-                manifest = Manifest(
-                    last,
-                    self._manifest.next_tombstone_id,
-                    [t for t in self._manifest.tombstones if t.index <= last],
-                )
-            names = []
-            size = 0
-            for table in tables:
-                name = os.path.basename(table.path)
-                link_or_copy(self._fs, table.path, os.path.join(target_dir, name))
-                names.append(name)
-                size += table.size
+            # Still under the flush lock (no newer tables) and under the files lock (no table
+            # of the list is removed while we link): a compaction may swap its output in
+            # meanwhile, which holds the same data as its inputs.
+            with self._files_lock:
+                info, manifest = self._link_snapshot_tables(target_dir)
         write_manifest(self._fs, os.path.join(target_dir, MANIFEST_NAME), manifest)
-        info = SnapshotInfo(target_dir, last, sorted(names), size, time.time_ns())
         write_descriptor(self._fs, info)
         return info
+
+    def _link_snapshot_tables(self, target_dir: str) -> tuple[SnapshotInfo, Manifest]:
+        """Link the current tables into `target_dir`; call under the flush and files locks."""
+        with self._lock:
+            tables = [t for ts in self._tables.values() for t in ts]
+            last = max([self._manifest.applied_index, *(t.last_index for t in tables)])
+            manifest = Manifest(
+                last,
+                self._manifest.next_tombstone_id,
+                [t for t in self._manifest.tombstones if t.index <= last],
+                self._manifest.flushed_seq,
+            )
+        names = []
+        size = 0
+        for table in tables:
+            name = os.path.basename(table.path)
+            link_or_copy(self._fs, table.path, os.path.join(target_dir, name))
+            names.append(name)
+            size += table.size
+        info = SnapshotInfo(target_dir, last, sorted(names), size, time.time_ns())
+        return info, manifest
 
     def restore_snapshot(self, snapshot_dir: str) -> SnapshotInfo:
         """Replace this engine's whole content with a snapshot (crash-safe; see module doc).
@@ -845,7 +871,7 @@ class Engine:
         the snapshot's and the replication layer replays its log from there.
         """
         info = read_descriptor(self._fs, snapshot_dir)
-        with self._compact_lock, self._flush_lock, self._lock:
+        with self._compact_lock, self._flush_lock, self._files_lock, self._lock:
             stage = os.path.join(self.directory, _RESTORE_STAGE)
             if self._fs.exists(stage):
                 for name in self._fs.listdir(stage):
@@ -910,6 +936,17 @@ class Engine:
             os.rmdir(stage)
         self._fs.remove(marker)
         self._fs.fsync_dir(self.directory)
+
+    def verify(self) -> list[str]:
+        """Check every block of every table; returns the problems found (empty: all intact)."""
+        problems = []
+        for _, _, tables in (p for parts in self._sources().partitions.values() for p in parts):
+            for table in tables:
+                try:
+                    table.verify()
+                except CorruptionError as exc:
+                    problems.append(exc.message)
+        return problems
 
     # --- status and lifecycle ------------------------------------------------------------------
 

@@ -2,7 +2,8 @@
 
     magic "PULSRMAN" | u32 version (1) | u32 body length | body (UTF-8 JSON) | u32 crc32(body)
 
-The body holds the applied-index floor (Raft indexes whose effects need no table, e.g. a flush
+The body holds the seq of the last completed flush (the commit point of a flush), the
+applied-index floor (Raft indexes whose effects need no table, e.g. a flush
 of deletes only, or a restored snapshot), the live tombstones and the next tombstone id. The set
 of tables is NOT here: the directory listing is authoritative (see engine.py, "Open").
 
@@ -75,6 +76,8 @@ class Manifest:
     applied_index: int = 0
     next_tombstone_id: int = 1
     tombstones: list[Tombstone] = field(default_factory=list)
+    #: The highest memtable seq whose flush completed (all its tables renamed).
+    flushed_seq: int = 0
 
     def encode(self) -> bytes:
         body = orjson.dumps(
@@ -82,6 +85,7 @@ class Manifest:
                 "applied_index": self.applied_index,
                 "next_tombstone_id": self.next_tombstone_id,
                 "tombstones": [t.to_json() for t in self.tombstones],
+                "flushed_seq": self.flushed_seq,
             }
         )
         return _HEAD.pack(MAGIC, VERSION, len(body)) + body + struct.pack("<I", zlib.crc32(body))
@@ -107,6 +111,7 @@ def decode_manifest(data: bytes, path: str) -> Manifest:
             int(obj["applied_index"]),
             int(obj["next_tombstone_id"]),
             [Tombstone.from_json(t) for t in obj["tombstones"]],
+            int(obj["flushed_seq"]),
         )
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise CorruptionError(path, _HEAD.size, f"malformed manifest body: {exc}") from exc

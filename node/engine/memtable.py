@@ -20,6 +20,9 @@ from pulsar_cluster.batch import Column, FieldType, numpy_dtype
 __all__ = ["Memtable"]
 
 _STRING_BYTES_ESTIMATE = 48  # per value: a small str object plus its pointer
+#: Per chunk: two ndarray headers (~112 B each) and the tuple and list slot holding them. Small
+#: batches would otherwise let the real memory run far past `memtable_bytes`.
+_CHUNK_OVERHEAD = 300
 
 
 class _FieldBuffer:
@@ -53,8 +56,32 @@ class Memtable:
         buf.chunks.append((column.timestamps, column.values))
         n = len(column.timestamps)
         width = _STRING_BYTES_ESTIMATE if column.type is FieldType.STRING else 8
-        self.bytes += n * (8 + width)
+        self.bytes += n * (8 + width) + _CHUNK_OVERHEAD
         self.points += n
+
+    def insert_series(self, skey: bytes, columns: dict[str, Column]) -> int:
+        """Insert every column of one series (the hot path: one call per series of a batch).
+
+        Returns the number of points inserted.
+        """
+        fields = self._series.get(skey)
+        if fields is None:
+            fields = self._series[skey] = {}
+        points = 0
+        nbytes = 0
+        for name, column in columns.items():
+            buf = fields.get(name)
+            if buf is None:
+                buf = fields[name] = _FieldBuffer(column.type)
+            ts = column.timestamps
+            buf.chunks.append((ts, column.values))
+            n = len(ts)
+            points += n
+            width = _STRING_BYTES_ESTIMATE if column.type is FieldType.STRING else 8
+            nbytes += n * (8 + width) + _CHUNK_OVERHEAD
+        self.bytes += nbytes
+        self.points += points
+        return points
 
     def note_index(self, index: int) -> None:
         if not self.min_index:

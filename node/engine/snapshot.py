@@ -8,7 +8,7 @@ A snapshot directory holds
     *.sst         hard links of the tables (docs/format/sstable.md); copies across file systems
 
 Everything up to and including Raft index `last_index` is in the tables and tombstones, and
-nothing after it: the engine flushes and holds flushes and compactions while it links. The
+nothing after it: the engine flushes, then links while no table file can be removed. The
 descriptor is written last, so a directory without a valid SNAPSHOT is incomplete.
 """
 

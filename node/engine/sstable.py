@@ -295,6 +295,7 @@ class SSTable:
             self._load()
         except BaseException:
             os.close(self._fd)
+            self._fd = -1  # or __del__ would close a descriptor number someone else now owns
             raise
 
     def _corrupt(self, offset: int, cause: str) -> CorruptionError:
@@ -436,14 +437,13 @@ class SSTable:
         return ts, values
 
     def verify(self) -> None:
-        """Read and check every block (raises CorruptionError); used by tests and `verify`."""
+        """Read and check every block, bypassing the cache (raises CorruptionError)."""
         for fields in self.entries.values():
-            for field_type, refs in fields.values():
+            for _, refs in fields.values():
                 for ref in refs:
                     data = os.pread(self._fd, ref.length, ref.offset)
                     if len(data) != ref.length or zlib.crc32(data) != ref.crc:
                         raise self._corrupt(ref.offset, "block checksum mismatch")
-                    del field_type
 
     def close(self) -> None:
         """Close the file. Only when no reader can still hold the table (engine close):

@@ -23,6 +23,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
+from typing import BinaryIO
 
 from node.engine.fs import FileSystem
 from pulsar_cluster.errors import StorageError
@@ -101,12 +102,15 @@ class WriteAheadLog:
         self._fs = fs
         fs.makedirs(directory)
         self._lock = threading.Lock()
+        # Held during an fsync and while a segment is closed: closing a file while another
+        # thread fsyncs its descriptor could make that fsync fail (EBADF) or hit a reused fd.
+        self._fsync_lock = threading.Lock()
         self._synced_cond = threading.Condition(threading.Lock())
         self._written = 0  # bytes appended since open, over all segments: the ticket space
         self._synced = 0
         self._syncing = False
         self._failed: BaseException | None = None
-        self._file = None  # type: ignore[var-annotated]
+        self._file: BinaryIO | None = None
         self._segment_seq = 0
         self._segment_size = 0
 
@@ -126,8 +130,9 @@ class WriteAheadLog:
 
     def _start_segment(self, seq: int) -> None:
         if self._file is not None:
-            self._fs.fsync(self._file)
-            self._file.close()
+            with self._fsync_lock:
+                self._fs.fsync(self._file)
+                self._file.close()
         path = self.segment_path(seq)
         self._file = self._fs.open_append(path)
         self._file.write(FILE_HEADER.pack(SEGMENT_MAGIC, SEGMENT_VERSION, 0))
@@ -175,11 +180,29 @@ class WriteAheadLog:
                 raise StorageError("write-ahead log is not open")
             if self._segment_size >= self.segment_bytes:
                 self._start_segment(self._segment_seq + 1)
-            self._file.write(header + payload)
+            try:
+                written = self._file.write(header + payload)
+                if written != len(header) + len(payload):
+                    raise OSError(f"short write ({written} bytes)")
+            except OSError as exc:
+                self._undo_partial_write(exc)
+                raise StorageError(f"write-ahead log append failed: {exc}") from exc
             size = len(header) + len(payload)
             self._segment_size += size
             self._written += size
             return self._written
+
+    def _undo_partial_write(self, exc: OSError) -> None:
+        """Cut a record that was partly written (disk full): the log stays usable.
+
+        If the cut itself fails, the log is marked failed: appending after garbage would be
+        recovered (recovery resynchronises), but we cannot promise what is on disk any more.
+        """
+        try:
+            self._fs.truncate(self.segment_path(self._segment_seq), self._segment_size)
+        except OSError as cut_exc:
+            self._failed = cut_exc
+            raise StorageError(f"write-ahead log failed: {exc}; then: {cut_exc}") from exc
 
     def sync(self, ticket: int) -> None:
         """Return once every byte up to `ticket` is durable (policy `always`).
@@ -223,7 +246,8 @@ class WriteAheadLog:
         if f is None:
             return target
         try:
-            self._fs.fsync(f)
+            with self._fsync_lock:
+                self._fs.fsync(f)
         except ValueError:
             # The segment was closed by a rotation while we were about to sync it. Rotation
             # fsyncs a segment before closing it, so every byte up to `target` is durable.
@@ -237,7 +261,7 @@ class WriteAheadLog:
         return target
 
     def close(self) -> None:
-        with self._lock:
+        with self._lock, self._fsync_lock:
             if self._file is not None:
                 try:
                     self._fs.fsync(self._file)

@@ -16,8 +16,6 @@ and prompb/types.proto (generated into remote_pb2/types_pb2 by `make proto`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import cramjam
 import numpy as np
 from google.protobuf.message import DecodeError
@@ -97,21 +95,20 @@ def decode_write_request(payload: bytes) -> remote_pb2.WriteRequest:
         raise BadRequestError(f"invalid protobuf WriteRequest: {exc}") from None
 
 
-@dataclass(slots=True)
-class _Rows:
-    timestamps: list[np.ndarray]
-    values: list[np.ndarray]
-
-
 def write_request_to_batch(
     request: remote_pb2.WriteRequest, database: str
 ) -> tuple[WriteBatch, int]:
     """The batch of a WriteRequest, and how many non-finite samples were dropped.
 
-    Native histograms and exemplars (remote write 1.0 extensions) are not stored.
+    Per series only the labels are handled in Python; samples of all series are gathered into
+    two flat arrays and grouped by series with one stable argsort (a series may appear twice in
+    a request). Native histograms and exemplars (remote write 1.0 extensions) are not stored.
     """
-    grouped: dict[bytes, _Rows] = {}
-    dropped = 0
+    group_of: dict[bytes, int] = {}
+    groups: list[int] = []  # per TimeSeries with samples: its series group
+    counts: list[int] = []
+    timestamps: list[int] = []
+    values: list[float] = []
     for number, series in enumerate(request.timeseries, 1):
         labels = {label.name: label.value for label in series.labels}
         name = labels.pop(NAME_LABEL, "")
@@ -127,34 +124,39 @@ def write_request_to_batch(
         samples = series.samples
         if not samples:
             continue
-        count = len(samples)
-        ts = np.fromiter((s.timestamp for s in samples), np.int64, count)
-        values = np.fromiter((s.value for s in samples), np.float64, count)
-        finite = np.isfinite(values)
-        if not finite.all():
-            dropped += int(count - finite.sum())
-            ts, values = ts[finite], values[finite]
-            if not len(ts):
-                continue
-        if np.any(np.abs(ts) > (2**63 - 1) // _NS_PER_MS):
-            raise BadRequestError(f"time series {number}: timestamp out of range")
-        rows = grouped.get(key)
-        if rows is None:
-            rows = grouped[key] = _Rows([], [])
-        rows.timestamps.append(ts * _NS_PER_MS)
-        rows.values.append(values)
-    keys = list(grouped)
-    if not keys:
-        return WriteBatch(database), dropped
-    ts_parts = [np.concatenate(grouped[k].timestamps) for k in keys]
-    value_parts = [np.concatenate(grouped[k].values) for k in keys]
+        groups.append(group_of.setdefault(key, len(group_of)))
+        counts.append(len(samples))
+        timestamps.extend([s.timestamp for s in samples])
+        values.extend([s.value for s in samples])
+    if not values:
+        return WriteBatch(database), 0
+    ts = np.array(timestamps, np.int64)
+    vals = np.array(values, np.float64)
+    group = np.repeat(np.array(groups, np.int64), counts)
+    finite = np.isfinite(vals)
+    dropped = int(len(vals) - np.count_nonzero(finite))
+    if dropped:
+        ts, vals, group = ts[finite], vals[finite], group[finite]
+        if not len(ts):
+            return WriteBatch(database), dropped
+    if np.any(np.abs(ts) > (2**63 - 1) // _NS_PER_MS):
+        raise BadRequestError("sample timestamp out of range")
+    keys = list(group_of)
+    if len(keys) > 1 and np.any(group[1:] < group[:-1]):
+        order = np.argsort(group, kind="stable")  # keeps arrival order inside a series
+        ts, vals, group = ts[order], vals[order], group[order]
+    sizes = np.bincount(group, minlength=len(keys))
+    present = sizes > 0  # a series whose samples were all dropped has no rows
+    if not present.all():
+        keys = [k for k, keep in zip(keys, present.tolist(), strict=True) if keep]
+        sizes = sizes[present]
     offsets = np.zeros(len(keys) + 1, np.int64)
-    np.cumsum([len(p) for p in ts_parts], out=offsets[1:])
+    np.cumsum(sizes, out=offsets[1:])
     table = SeriesTable(
         keys=keys,
         offsets=offsets,
-        timestamps=np.concatenate(ts_parts),
-        fields=[(VALUE_FIELD, FieldType.FLOAT, np.concatenate(value_parts))],
+        timestamps=ts * _NS_PER_MS,
+        fields=[(VALUE_FIELD, FieldType.FLOAT, vals)],
     )
     return WriteBatch(database, table=table), dropped
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from pulsar_cluster.errors import LimitExceededError, QueryError
 from pulsar_cluster.query.finish import MULTI_ROW, Finish, OutColumn
-from pulsar_cluster.query.plan import ColumnSpec, Limits, Plan, window_origin
+from pulsar_cluster.query.plan import MAX_TIME, MIN_TIME, ColumnSpec, Limits, Plan, window_origin
 from pulsar_cluster.query.states import KINDS
 from pulsar_cluster.query.transforms import TRANSFORMS
 from pulsar_cluster.query.where import Where
@@ -82,6 +82,9 @@ def _unique_names(names: list[str]) -> list[str]:
 def compile_select(spec: SelectSpec, now: int, limits: Limits | None = None) -> tuple[Plan, Finish]:
     limits = limits or Limits()
     where = spec.where
+    # Times are int64 ns in storage: clamp the range (an empty one stays empty).
+    where.start = min(max(where.start, MIN_TIME), MAX_TIME)
+    where.end = min(max(where.end, MIN_TIME), MAX_TIME)
     items = spec.items
     aggregated = items is not None and any(i.fn is not None for i in items)
     raw_items = items is not None and any(i.fn is None and i.transform is None for i in items)
@@ -149,6 +152,8 @@ def compile_select(spec: SelectSpec, now: int, limits: Limits | None = None) -> 
             )
         end = where.end if where.has_upper else now + 1
         plan = replace(base, kind="select", end=end, every=every, offset=spec.offset)
+        if window_origin(plan) < MIN_TIME - 1:
+            raise QueryError("GROUP BY time() windows start before the earliest time: narrow it")
         windows = (plan.end - 1 - window_origin(plan)) // every + 1
         if windows > limits.max_windows:
             raise LimitExceededError(

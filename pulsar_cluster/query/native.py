@@ -50,7 +50,7 @@ def _int(doc: dict[str, Any], key: str, minimum: int) -> int:
     return value
 
 
-def _aggregate(name: str) -> tuple[str, tuple[Any, ...], str | None, tuple[Any, ...]]:
+def _aggregate(name: str) -> tuple[str | None, tuple[Any, ...], str | None, tuple[Any, ...]]:
     """(fn, args, transform, transform_args) of a native aggregate name."""
     for prefix, fn in (("percentile_", "percentile"), ("top_", "top"), ("bottom_", "bottom")):
         if name.startswith(prefix):

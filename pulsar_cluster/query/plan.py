@@ -62,7 +62,7 @@ class Limits:
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    kind: str  # "select" (aggregate columns), "raw" (points), "meta" (SHOW ...)
+    kind: str  # "select" (aggregate columns), "raw" (points), "meta" (SHOW ...), "delete"
     database: str
     measurement: str = ""
     start: int = MIN_TIME  # inclusive
@@ -149,7 +149,7 @@ def plan_from_dict(d: dict[str, Any]) -> Plan:
         )
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise QueryError(f"malformed query plan: {exc!r}") from None
-    if plan.kind not in ("select", "raw", "meta"):
+    if plan.kind not in ("select", "raw", "meta", "delete"):
         raise QueryError(f"malformed query plan: unknown kind {plan.kind!r}")
     check_tag_expr(plan.tags)
     return plan

@@ -79,3 +79,11 @@ class Catalog:
     async def field_keys(self, database: str, measurement: str) -> list[str]:
         rows = await self._meta(database, "field_keys", measurement)
         return sorted({r[0] for r in rows.get(measurement, ())})
+
+    async def field_types(self, database: str, measurement: str) -> dict[str, set[str]]:
+        """Field name -> its type labels (a field may have different types in two series)."""
+        rows = await self._meta(database, "field_keys", measurement)
+        out: dict[str, set[str]] = {}
+        for name, label in rows.get(measurement, ()):
+            out.setdefault(name, set()).add(label)
+        return out

@@ -151,10 +151,43 @@ class StateKind:
     lift: Callable[[np.ndarray, np.ndarray, np.ndarray, str], State]
     reduce: Callable[[State, tuple[Any, ...]], State]
     finalize: Callable[[State, str, tuple[Any, ...]], Rows]
+    #: Optional fast path for the points of one series (w non-decreasing, t strictly
+    #: increasing): equal to reduce(lift(...)) without sorting (tests/unit/query/test_states.py).
+    series: Callable[[np.ndarray, np.ndarray, np.ndarray, str], State] | None = None
+
+    def from_series(self, w: np.ndarray, t: np.ndarray, x: np.ndarray, fn: str, args: Any) -> State:
+        if self.series is not None:
+            return self.series(w, t, x, fn) if len(w) else {k: w[:0] for k in self.keys}
+        return self.reduce(self.lift(w, t, x, fn), args)
 
 
 def _rows_from(w: np.ndarray, values: np.ndarray, t: np.ndarray | None = None) -> Rows:
     return w, t, values.tolist()
+
+
+def _runs(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Starts and ends (exclusive) of the runs of a non-decreasing window array."""
+    st = _starts(w)
+    return st, np.r_[st[1:], len(w)]
+
+
+def _extreme_series(w: np.ndarray, t: np.ndarray, x: np.ndarray, fn: str) -> State:
+    x = _numeric(x, fn)
+    st, _ = _runs(w)
+    ext = (np.minimum if fn == "min" else np.maximum).reduceat(x, st)
+    group = np.repeat(np.arange(len(st)), np.diff(np.r_[st, len(w)]))
+    hits = np.flatnonzero(x == ext[group])  # earliest point equal to the extreme, per window
+    idx = hits[np.searchsorted(hits, st)]
+    return {"w": w[st], "t": t[idx], "v": x[idx]}
+
+
+def _edge_series(last: bool) -> Callable[[np.ndarray, np.ndarray, np.ndarray, str], State]:
+    def series(w: np.ndarray, t: np.ndarray, x: np.ndarray, fn: str) -> State:
+        st, ends = _runs(w)
+        idx = ends - 1 if last else st
+        return {"w": w[st], "t": t[idx], "v": x[idx]}
+
+    return series
 
 
 # count
@@ -173,6 +206,7 @@ COUNT = StateKind(
     lambda w, t, x, fn: {"w": w, "n": np.ones(len(w), dtype=np.int64)},
     _count_reduce,
     lambda s, fn, a: _rows_from(s["w"], s["n"]),
+    lambda w, t, x, fn: {"w": w[_starts(w)], "n": np.diff(np.r_[_starts(w), len(w)])},
 )
 
 # sum and mean
@@ -194,6 +228,7 @@ SUM = StateKind(
     lambda w, t, x, fn: {"w": w, "s": _numeric(x, fn)},
     _sum_reduce,
     lambda s, fn, a: _rows_from(s["w"], s["s"]),
+    lambda w, t, x, fn: {"w": w[_starts(w)], "s": np.add.reduceat(_numeric(x, fn), _starts(w))},
 )
 
 MEAN = StateKind(
@@ -206,6 +241,11 @@ MEAN = StateKind(
     },
     _sum_reduce,
     lambda s, fn, a: _rows_from(s["w"], s["s"] / s["n"]),
+    lambda w, t, x, fn: {
+        "w": w[_starts(w)],
+        "s": np.add.reduceat(_numeric(x, fn).astype(np.float64), _starts(w)),
+        "n": np.diff(np.r_[_starts(w), len(w)]),
+    },
 )
 
 # selectors with their point time: min, max, first, last
@@ -237,8 +277,14 @@ def _selector(name: str, numeric: bool) -> StateKind:
         keys, last = SELECTOR_ORDER[name](s)
         return _pick(s, *keys, last=last)
 
+    series = _extreme_series if name in ("min", "max") else _edge_series(name == "last")
     return StateKind(
-        name, ("w", "t", "v"), lift, reduce, lambda s, fn, a: _rows_from(s["w"], s["v"], s["t"])
+        name,
+        ("w", "t", "v"),
+        lift,
+        reduce,
+        lambda s, fn, a: _rows_from(s["w"], s["v"], s["t"]),
+        series,
     )
 
 

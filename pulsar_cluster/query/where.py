@@ -170,6 +170,8 @@ def _field_expr(e: Expr) -> list[Any]:
     if e.op in ("AND", "OR"):
         return [e.op.lower(), _field_expr(e.left), _field_expr(e.right)]
     op = e.op
+    ident: Expr
+    other: Expr
     if isinstance(e.left, Ident):
         ident, other = e.left, e.right
     else:

@@ -178,6 +178,32 @@ def test_unsupported_content_encoding_is_415(server: ServerProcess) -> None:
     assert rows(server.url, "raw", "enc") == []
 
 
+@pytest.mark.parametrize("ctype", ["application/json", "application/x-protobuf"])
+def test_another_protocols_content_type_is_415(server: ServerProcess, ctype: str) -> None:
+    for path, params in (("/write", {"db": "raw"}), ("/api/v2/write", {"bucket": "raw"})):
+        r = httpx.post(
+            f"{server.url}{path}",
+            params=params,
+            content=b"ctype f=1",
+            headers={"Content-Type": ctype},
+        )
+        assert r.status_code == 415, r.text
+    assert rows(server.url, "raw", "ctype") == []
+    # What real clients send is accepted, as by InfluxDB.
+    for ctype_ok in (
+        "text/plain; charset=utf-8",
+        "application/octet-stream",
+        "application/x-www-form-urlencoded",
+    ):
+        r = httpx.post(
+            f"{server.url}/write",
+            params={"db": "raw"},
+            content=b"ctype_ok f=1",
+            headers={"Content-Type": ctype_ok},
+        )
+        assert r.status_code == 204, r.text
+
+
 def test_oversized_body_is_413_v1_and_v2(server: ServerProcess) -> None:
     line = b"big,host=h1 f=1\n"
     body = line * (LIMIT // len(line) + 1)
@@ -303,6 +329,23 @@ def test_influxdb_v1_client_writes_and_reports_errors(server: ServerProcess) -> 
     finally:
         client.close()
 
+    # The query side of the v1 library, through /query (InfluxQL).
+    client = InfluxDBClient(host="127.0.0.1", port=server.port, database="v1db", timeout=10)
+    try:
+        assert {"name": "v1db"} in client.get_list_database()
+        assert {"name": "cpu load"} in client.get_list_measurements()
+        result = client.query(
+            'SELECT "value", "count", "msg" FROM "cpu load" WHERE "host" = \'server=01\'',
+            epoch="ns",
+        )
+        assert list(result.get_points()) == [
+            {"time": T0, "value": 0.64, "count": 7, "msg": "x=1, y"}
+        ]
+        total = client.query('SELECT count("value") FROM "cpu2"', epoch="ns")
+        assert next(total.get_points())["count"] == 50
+    finally:
+        client.close()
+
     ((tags, columns, values),) = rows(server.url, "v1db", "cpu load")
     assert tags == {"host": "server=01", "region": "us,west"}
     assert dict(zip(columns, values[0], strict=True)) == {
@@ -318,3 +361,37 @@ def test_influxdb_v1_client_writes_and_reports_errors(server: ServerProcess) -> 
         (T0 + 1_000_000, 1.0),
     ]
     assert rows(server.url, "v1db", "cpu3") == []
+
+
+def test_database_names_with_nul_are_refused(server: ServerProcess) -> None:
+    r = httpx.post(f"{server.url}/write", params={"db": "a\x00b"}, content=b"m f=1")
+    assert r.status_code == 400 and "NUL" in r.json()["error"]
+    r = httpx.post(f"{server.url}/api/v2/write", params={"bucket": "a\x00b"}, content=b"m f=1")
+    assert r.status_code == 400 and "NUL" in r.json()["message"]
+    r = httpx.post(
+        f"{server.url}/api/v1/write",
+        params={"db": "a\x00b"},
+        json={"measurement": "m", "fields": {"f": 1}},
+    )
+    assert r.status_code == 400
+    r = httpx.post(f"{server.url}/api/v1/prom/write", params={"db": "a\x00b"}, content=b"")
+    assert r.status_code == 400
+    assert rows(server.url, "a", "m") == []
+
+
+def test_client_libraries_with_gzip(server: ServerProcess) -> None:
+    from influxdb import InfluxDBClient as V1Client
+    from influxdb_client import InfluxDBClient
+    from influxdb_client.client.write_api import SYNCHRONOUS
+
+    with InfluxDBClient(url=server.url, token="t", org="o", enable_gzip=True) as client:
+        client.write_api(write_options=SYNCHRONOUS).write(
+            bucket="gzc", record=[f"zipped,lib=v2 v={i} {T0 + i}" for i in range(200)]
+        )
+    v1 = V1Client(host="127.0.0.1", port=server.port, database="gzc", gzip=True, timeout=10)
+    try:
+        v1.write_points([f"zipped,lib=v1 v={i} {T0 + i}" for i in range(200)], protocol="line")
+    finally:
+        v1.close()
+    got = {s[0]["lib"]: len(s[2]) for s in rows(server.url, "gzc", "zipped")}
+    assert got == {"v1": 200, "v2": 200}

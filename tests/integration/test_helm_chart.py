@@ -150,6 +150,9 @@ def test_default_topology(tmp_path: Path) -> None:
     assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
     for key in ("cluster-secret", "admin-token"):
         assert len(base64.b64decode(secret["data"][key])) == 40
+    assert set(secret["data"]) == {"cluster-secret", "admin-token"}, "federation stays closed"
+    assert "--cluster-name" not in coordinator["args"]
+    assert "PULSAR_FEDERATION_TOKEN" not in {e["name"] for e in coordinator["env"]}
     (svc,) = find(m, "Service", "pulsardb-coordinator")
     assert svc["spec"]["type"] == "ClusterIP"
     assert not find(m, "HorizontalPodAutoscaler") and not find(m, "ServiceMonitor")
@@ -209,7 +212,15 @@ def test_existing_secret_variant(tmp_path: Path) -> None:
         for e in _container(m, kind)["env"]
         if "secretKeyRef" in e.get("valueFrom", {})
     }
-    assert refs == {("pulsardb-secrets", "cluster"), ("pulsardb-secrets", "admin")}
+    assert refs == {
+        ("pulsardb-secrets", "cluster"),
+        ("pulsardb-secrets", "admin"),
+        ("pulsardb-secrets", "federation-token"),  # optional: used when the Secret has it
+    }
+    (fed,) = [
+        e for e in _container(m, "Deployment")["env"] if e["name"] == "PULSAR_FEDERATION_TOKEN"
+    ]
+    assert fed["valueFrom"]["secretKeyRef"]["optional"] is True
 
 
 def test_servicemonitor_variant(tmp_path: Path) -> None:
@@ -226,6 +237,11 @@ def test_servicemonitor_variant(tmp_path: Path) -> None:
     coordinator = _container(m, "Deployment")
     assert coordinator["args"][-2:] == ["--remote-cluster", "eu=https://pulsar-eu.example.com"]
     assert any(e["name"] == "PULSAR_REMOTE_TOKEN_EU" for e in coordinator["env"])
+    args = coordinator["args"]
+    assert args[args.index("--cluster-name") + 1] == "us"
+    (secret,) = find(m, "Secret")
+    assert base64.b64decode(secret["data"]["federation-token"]) == b"shared-with-the-eu-cluster"
+    assert any(e["name"] == "PULSAR_FEDERATION_TOKEN" for e in coordinator["env"])
     # one coordinator: a PDB with minAvailable 1 would block every drain, so none is rendered
     assert not find(m, "PodDisruptionBudget", "pulsardb-coordinator")
 
@@ -235,8 +251,13 @@ def test_servicemonitor_variant(tmp_path: Path) -> None:
     [
         ({"node.replicas": "2"}, "node.replicas (2) must be >= cluster.replicationFactor (3)"),
         ({"cluster.replicationFactor": "4", "node.replicas": "5"}, "must be odd"),
-        ({"node.antiAffinity": "sometimes"}, "antiAffinity must be soft, hard or none"),
-        ({"cluster.shards": "0"}, "cluster.shards must be at least 1"),
+        ({"node.antiAffinity": "sometimes"}, "node.antiAffinity must be one of the following"),
+        # values.schema.json: typos, types and enumerations
+        ({"cluster.shards": "0"}, "cluster.shards: Must be greater than or equal to 1"),
+        ({"nodes.replicas": "5"}, "Additional property nodes is not allowed"),
+        ({"node.replicas": "three"}, "node.replicas: Invalid type. Expected: integer"),
+        ({"cluster.fsync": "sometimes"}, "cluster.fsync must be one of the following"),
+        ({"coordinator.service.type": "Ingress"}, "coordinator.service.type must be one of"),
     ],
 )
 def test_values_that_would_break_the_cluster_are_refused(
@@ -244,6 +265,22 @@ def test_values_that_would_break_the_cluster_are_refused(
 ) -> None:
     with pytest.raises(RuntimeError, match=re.escape(message)):
         render(tmp_path, sets=sets)
+
+
+def test_helm_test_pod_asks_the_coordinator_with_the_admin_token(tmp_path: Path) -> None:
+    m = render(tmp_path, [CHART / "ci" / "existing-secret-values.yaml"], namespace="tsdb")
+    (pod,) = [p for p in find(m, "Pod") if p["metadata"]["annotations"]["helm.sh/hook"] == "test"]
+    (container,) = pod["spec"]["containers"]
+    assert container["args"] == [
+        "admin",
+        "status",
+        "--url",
+        "http://pulsardb-coordinator.tsdb.svc.cluster.local:8080",
+    ]
+    (token,) = container["env"]
+    assert token["name"] == "PULSAR_ADMIN_TOKEN"
+    assert token["valueFrom"]["secretKeyRef"] == {"name": "pulsardb-secrets", "key": "admin"}
+    assert pod["spec"]["securityContext"]["runAsNonRoot"]
 
 
 def test_config_change_rolls_the_pods(tmp_path: Path) -> None:

@@ -237,7 +237,12 @@ def test_rendered_chart_runs_a_3_node_cluster(tmp_path: Path) -> None:
 
         # the admin API wants the token from the rendered Secret
         token = pods[-1].env["PULSAR_ADMIN_TOKEN"]
-        assert httpx.get(url + "/api/v1/admin/status", timeout=10).status_code == 401
+        anonymous = httpx.get(url + "/api/v1/admin/status", timeout=10)
+        assert anonymous.status_code == 401, (
+            "the coordinator ignores PULSAR_ADMIN_TOKEN, which the chart sets: give "
+            "`pulsar coordinator` the --admin-token flag (cli._add_admin_token_flag) and pass "
+            "admin_token=args.admin_token to CoordinatorSettings"
+        )
         r = httpx.get(
             url + "/api/v1/admin/status", headers={"Authorization": f"Bearer {token}"}, timeout=10
         )

@@ -57,8 +57,12 @@ def render(
     sets: dict[str, str] | None = None,
     release: str = "pulsardb",
     namespace: str = "default",
+    kubeconfig: Path | None = None,
 ) -> Manifests:
+    """`helm template`; with a kubeconfig, as an upgrade against that cluster (lookup works)."""
     args = ["template", release, str(CHART), "--namespace", namespace]
+    if kubeconfig is not None:
+        args += ["--dry-run=server", "--kubeconfig", str(kubeconfig), "--is-upgrade"]
     for f in values_files:
         args += ["-f", str(f)]
     for key, value in (sets or {}).items():
@@ -116,6 +120,8 @@ def pod_env(
         elif "secretKeyRef" in ref:
             key = ref["secretKeyRef"]
             secret = _one(manifests, "Secret", key["name"])
+            if key["key"] not in secret["data"] and key.get("optional"):
+                continue  # the kubelet leaves an optional variable out
             env[name] = base64.b64decode(secret["data"][key["key"]]).decode()
         elif "configMapKeyRef" in ref:
             key = ref["configMapKeyRef"]

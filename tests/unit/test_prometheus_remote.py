@@ -134,3 +134,43 @@ def test_snappy_and_protobuf_errors() -> None:
     )
     with pytest.raises(BadRequestError, match="SAMPLES"):
         decode_read_request(streamed_only.SerializeToString())
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    series=st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b", "c"]),
+            st.sampled_from(["x", "y", ""]),
+            st.lists(
+                st.tuples(
+                    st.integers(min_value=-(10**12), max_value=10**12),
+                    st.one_of(st.floats(), st.just(math.nan)),
+                ),
+                max_size=5,
+            ),
+        ),
+        max_size=8,
+    )
+)
+def test_write_request_to_batch_agrees_with_naive(series) -> None:
+    """Against a naive per-sample reference: grouping, arrival order, dropped non-finite."""
+    req = write_request(*(({"__name__": n, "job": j}, samples) for n, j, samples in series))
+    batch, dropped = write_request_to_batch(req, "prom")
+    expected: dict = {}
+    want_dropped = 0
+    for name, job, samples in series:
+        key = make_series_key(name, {"job": job} if job else {})
+        for t, v in samples:
+            if not math.isfinite(v):
+                want_dropped += 1
+                continue
+            expected.setdefault(key, []).append((t * 1_000_000, v))
+    got = {
+        key: list(
+            zip(cols["value"].timestamps.tolist(), cols["value"].values.tolist(), strict=True)
+        )
+        for key, cols in batch.series.items()
+    }
+    assert dropped == want_dropped
+    assert got == expected

@@ -2,9 +2,10 @@
 
 `execute_statement` returns one InfluxDB 1.x result object's content (`{"series": [...]}` or
 `{}`), with times as int ns; errors are raised as PulsarError and put into `results[].error` by
-the endpoint. Statements that need storage PulsarDB does not have yet (CREATE/DROP DATABASE,
-DROP SERIES, DELETE: no database registry or deletes in the engine) answer a clear error naming
-the statement, never a wrong answer.
+the endpoint. DELETE removes points through the backend's `delete` (series stay in the index, as
+in InfluxDB). Statements that need storage PulsarDB does not have yet (CREATE/DROP DATABASE: no
+database registry; DROP SERIES: the index cannot forget series) answer a clear error naming the
+statement, never a wrong answer.
 """
 
 from __future__ import annotations
@@ -52,11 +53,16 @@ async def execute_statement(
         return await _select(stmt, database, backend, catalog, now, limits)
     if isinstance(stmt, Show):
         return await _show(stmt, database, backend, catalog, now, limits)
+    if isinstance(stmt, DeleteStatement) and stmt.action == "DELETE":
+        return await _delete(stmt, database, backend, now, limits)
     if isinstance(stmt, DatabaseStatement | DeleteStatement):
+        reason = (
+            "the engine cannot remove series from its index yet; DELETE removes their points"
+            if stmt.action == "DROP SERIES"
+            else "databases are created on first write; there is no database registry yet"
+        )
         raise QueryError(
-            f"statement not supported yet: {stmt.action} (databases are created on first "
-            "write; the engine has no database registry or deletes yet)",
-            statement=stmt.action,
+            f"statement not supported yet: {stmt.action} ({reason})", statement=stmt.action
         )
     raise QueryError(f"statement not supported: {type(stmt).__name__}")
 
@@ -111,11 +117,10 @@ def _agg_item(call: Call) -> Item:
     if not call.args:
         raise QueryError(f"invalid number of arguments for {fn}, expected at least 1, got 0")
     target = call.args[0]
-    if isinstance(target, Wildcard | Call):
-        raise QueryError(
-            f"{fn}() of {'*' if isinstance(target, Wildcard) else 'a function'} "
-            "is not supported: name the field"
-        )
+    if isinstance(target, Call):
+        raise QueryError(f"{fn}() of a function is not supported: name the field")
+    if isinstance(target, Wildcard):
+        target = Ident("*")  # expanded over the measurement's fields by _expand_wildcards
     if not isinstance(target, Ident):
         raise QueryError(f"expected field argument in {fn}()")
     rest = call.args[1:]
@@ -182,6 +187,27 @@ def _items(stmt: Select, tag_keys: set[str]) -> list[Item] | None:
     return out
 
 
+#: Aggregates that take any field type; the others skip string and boolean fields in fn(*).
+_ANY_TYPE = {"count", "first", "last", "distinct", "mode"}
+
+
+def _expand_wildcards(items: list[Item] | None, types: dict[str, set[str]]) -> list[Item] | None:
+    """`fn(*)` -> `fn(f) AS fn_f` for every (suitable) field, as InfluxDB names them."""
+    if items is None or not any(i.field == "*" and i.fn for i in items):
+        return items
+    out: list[Item] = []
+    for i in items:
+        if i.field != "*" or not i.fn:
+            out.append(i)
+            continue
+        for name in sorted(types):
+            if i.fn not in _ANY_TYPE and not types[name] <= {"float", "integer", "unsigned"}:
+                continue
+            prefix = i.alias or i.transform or i.fn
+            out.append(replace(i, field=name, alias=f"{prefix}_{name}"))
+    return out
+
+
 async def _select(
     stmt: Select,
     database: str | None,
@@ -192,14 +218,17 @@ async def _select(
 ) -> dict[str, Any]:
     series: list[dict[str, Any]] = []
     for db, measurement in await _measurements(stmt.sources, database, catalog):
-        if db not in await catalog.databases():
-            raise QueryError(f"database not found: {db}")
         tag_keys = await catalog.tag_keys(db, measurement)
-        where = split_where(stmt.condition, now, lambda name, keys=tag_keys: name in keys)
+        items = _items(stmt, tag_keys)
+        if items is not None and any(i.field == "*" for i in items):
+            items = _expand_wildcards(items, await catalog.field_types(db, measurement))
+            if not items:
+                continue
+        where = split_where(stmt.condition, now, tag_keys.__contains__)
         spec = SelectSpec(
             database=db,
             measurement=measurement,
-            items=_items(stmt, tag_keys),
+            items=items,
             where=where,
             every=stmt.every,
             offset=stmt.offset,
@@ -215,7 +244,47 @@ async def _select(
         )
         plan, finish = compile_select(spec, now, limits)
         series.extend(await run_select(backend, plan, finish))
+    if not series:
+        # InfluxDB names a missing database rather than answering nothing; checked only for
+        # empty answers, to spare the look-up on the hot path
+        for src in stmt.sources:
+            db = _database(src.database, database)
+            if db not in await catalog.databases():
+                raise QueryError(f"database not found: {db}")
     return {"series": series} if series else {}
+
+
+async def _delete(
+    stmt: DeleteStatement,
+    database: str | None,
+    backend: QueryBackend,
+    now: int,
+    limits: Limits,
+) -> dict[str, Any]:
+    delete = getattr(backend, "delete", None)
+    if delete is None:
+        raise QueryError("statement not supported yet: DELETE (this storage has no deletes)")
+    where = split_where(stmt.condition, now)  # strings and regexes: tags; numbers: fields
+    if where.fields is not None:
+        raise QueryError("fields not supported in WHERE clause during deletion")
+    if not stmt.sources and where.tags is None and not (where.has_lower or where.has_upper):
+        # InfluxDB refuses an unqualified DELETE too: it would empty the database
+        raise QueryError("DELETE needs FROM or WHERE")
+    sources = stmt.sources or [Source()]
+    for src in sources:
+        db = _database(src.database, database)
+        plan = Plan(
+            kind="delete",
+            database=db,
+            measurement=src.measurement or "",
+            measurement_regex=src.regex,
+            start=where.start,
+            end=where.end,
+            tags=where.tag_expr(),
+            limits=limits,
+        )
+        await delete(plan)
+    return {}
 
 
 def _page(rows: list[list[Any]], limit: int, offset: int) -> list[list[Any]]:
@@ -266,8 +335,8 @@ async def _show(
         plans = [_with_keys(p, stmt) for p in plans]
     meta: dict[str, set[tuple[str, ...]]] = {}
     for plan in plans:
-        for m, rows in (await run_meta(backend, plan)).items():
-            meta.setdefault(m, set()).update(rows)
+        for m, found in (await run_meta(backend, plan)).items():
+            meta.setdefault(m, set()).update(found)
     return _format_meta(stmt, meta)
 
 
@@ -285,6 +354,7 @@ def _with_keys(plan: Plan, stmt: Show) -> Plan:
 
 
 def _format_meta(stmt: Show, meta: dict[str, set[tuple[str, ...]]]) -> dict[str, Any]:
+    rows: list[list[Any]]
     if stmt.what in ("measurements", "series"):
         rows = _page(sorted(list(r) for r in meta.get("", ())), stmt.limit, stmt.offset)
         if not rows:

@@ -249,14 +249,19 @@ def test_torn_flush_is_discarded_and_replayed_from_the_wal(tmp_path):
     e.apply(batch_of([("a", "f", 1, 1.0), ("a", "f", 150, 2.0)]))
     e.close(flush=False)  # data only in the WAL
     wal_copy = {n: (tmp_path / "wal" / n).read_bytes() for n in os.listdir(tmp_path / "wal")}
+    manifest = (tmp_path / "MANIFEST").read_bytes() if (tmp_path / "MANIFEST").exists() else None
     e = Engine(str(tmp_path), opts())
-    e.flush()  # two tables, one group of 2
+    e.flush()  # two tables (two partitions) of one flush
     names = sorted(os.listdir(tmp_path / "sst"))
     assert len(names) == 2
     e.close(flush=False)
-    # The state of a crash after the first rename of the group: one table published, the
-    # second not, and the WAL not trimmed yet.
+    # The state of a crash after the first rename of the flush: one table renamed, the second
+    # not, the manifest not yet updated (the commit point), the WAL not trimmed.
     os.remove(tmp_path / "sst" / names[1])
+    if manifest is None:
+        os.remove(tmp_path / "MANIFEST")
+    else:
+        (tmp_path / "MANIFEST").write_bytes(manifest)
     for n, data in wal_copy.items():
         (tmp_path / "wal" / n).write_bytes(data)
     e = Engine(str(tmp_path), opts())

@@ -14,13 +14,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from node.engine.engine import Engine, EngineOptions
-from node.query import EngineSource, execute_partial
+from node.query import EngineSource, execute_encoded, execute_partial
 from pulsar_cluster.batch import Column, FieldType, WriteBatch
 from pulsar_cluster.errors import LimitExceededError, QueryError
 from pulsar_cluster.query.compile import Item, SelectSpec, compile_select
 from pulsar_cluster.query.conditions import resolve_series
 from pulsar_cluster.query.finish import finalize
-from pulsar_cluster.query.partial import decode_partial, encode_partial, merge
+from pulsar_cluster.query.partial import decode_partial, encode_plan, merge
 from pulsar_cluster.query.plan import Limits, Plan
 from pulsar_cluster.query.where import Where
 from pulsar_cluster.series import make_series_key
@@ -141,8 +141,7 @@ def test_sharded_query_answers_like_one_shard(series, spec, expr, shards, assign
     plan, finish = compile_select(spec_for(fn, every, group_by, expr, fw), now=10**6)
     whole = finalize(plan, finish, execute_partial(plan, build(series)[0]))
     parts = [
-        decode_partial(encode_partial(execute_partial(plan, s)))
-        for s in build(series, shards, assign)
+        decode_partial(execute_encoded(encode_plan(plan), s)) for s in build(series, shards, assign)
     ]
     split = finalize(plan, finish, merge(plan, parts))
     assert split == whole
@@ -285,3 +284,21 @@ def test_engine_source_answers_like_the_reference(tmp_path: Path) -> None:
         }
     finally:
         engine.close()
+
+
+def test_extreme_time_ranges_do_not_overflow() -> None:
+    src = build([("h0", None, [(1, 1), (5, 2)])])[0]
+    for start, end, every in (
+        (-(2**70), 2**70, 0),
+        (-(2**63) + 1, 2**63 - 1, 0),
+        (-(2**63) + 1, 2**63 - 1, 7 * 86_400 * 10**9 * 1000),
+    ):
+        spec = SelectSpec(
+            "db", "cpu", [Item("v", "sum")], Where(start, end, None, None, True, True), every=every
+        )
+        try:
+            plan, finish = compile_select(spec, 0)
+        except (QueryError, LimitExceededError):
+            continue
+        out = finalize(plan, finish, execute_partial(plan, src))
+        assert out[0]["values"][0][1] == 3

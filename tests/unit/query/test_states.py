@@ -255,3 +255,25 @@ def test_numeric_aggregates_refuse_strings() -> None:
 def test_unknown_aggregate_is_a_query_error() -> None:
     with pytest.raises(QueryError, match="unsupported aggregate function nope"):
         kind_for("nope")
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    points=st.lists(
+        st.tuples(st.integers(0, 200), st.integers(-20, 20).map(lambda x: x / 4)),
+        min_size=0,
+        max_size=60,
+        unique_by=lambda p: p[0],
+    ),
+    width=st.integers(1, 50),
+)
+@pytest.mark.parametrize(("fn", "args"), FUNCS)
+def test_series_fast_path_equals_lift_and_reduce(fn, args, points, width) -> None:
+    points = sorted(points)
+    t = np.array([p[0] for p in points], dtype=np.int64)
+    x = np.array([p[1] for p in points], dtype=np.float64)
+    w = t // width
+    kind = kind_for(fn)
+    fast = kind.from_series(w, t, x, fn, args)
+    slow = kind.reduce(kind.lift(w, t, x, fn), args) if len(w) else {}
+    assert rows(fn, args, fast) == rows(fn, args, slow)

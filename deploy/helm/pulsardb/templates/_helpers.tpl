@@ -139,7 +139,33 @@ new random one (first install). (dict "ctx" . "key" "admin-token" "value" "...")
 {{- if lt (int .Values.cluster.shards) 1 }}
 {{- fail "cluster.shards must be at least 1" }}
 {{- end }}
+{{- include "pulsardb.checkFixedTopology" . }}
 {{- if and .Values.coordinator.autoscaling.enabled (gt (int .Values.coordinator.autoscaling.minReplicas) (int .Values.coordinator.autoscaling.maxReplicas)) }}
 {{- fail "coordinator.autoscaling.minReplicas must be <= maxReplicas" }}
+{{- end }}
+{{- end }}
+
+{{/* On upgrade: the running StatefulSet's --peers, --shards and --replication-factor must stay.
+The nodes record the cluster's shape at creation and refuse to start with another one (changing
+it would hash series to other shards); a changed peer list would crash-loop every restarted node.
+Membership changes go through the admin API first (docs/operations.md, "Scaling"); only then
+set node.allowTopologyChange. `helm template` without a cluster cannot look anything up. */}}
+{{- define "pulsardb.checkFixedTopology" -}}
+{{- $sts := lookup "apps/v1" "StatefulSet" .Release.Namespace (include "pulsardb.nodeName" .) }}
+{{- if and $sts (not .Values.node.allowTopologyChange) }}
+{{- $want := dict "--peers" (include "pulsardb.peers" .) "--shards" (toString .Values.cluster.shards) "--replication-factor" (toString .Values.cluster.replicationFactor) }}
+{{- range $c := $sts.spec.template.spec.containers }}
+{{- if eq $c.name "node" }}
+{{- $args := $c.args | default list }}
+{{- range $i, $a := $args }}
+{{- if and (hasKey $want $a) (lt (add1 $i) (len $args)) }}
+{{- $have := index $args (add1 $i) }}
+{{- if ne $have (get $want $a) }}
+{{- fail (printf "%s of the running cluster is %q; this upgrade would make it %q. node.replicas, cluster.shards and cluster.replicationFactor are fixed at creation: change the membership through the admin API first, then set node.allowTopologyChange=true (docs/operations.md, Scaling)" $a $have (get $want $a)) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- end }}

@@ -1,0 +1,100 @@
+"""The last-value cache: the latest point of each (series, field), for `last()` over all time.
+
+TSBS's lastpoint (`SELECT last(*) FROM cpu GROUP BY hostname`) would otherwise read every point
+of every series. Entries are filled by a query that read a series field to its end and kept
+current by the write path; they are never guessed:
+
+- `observe(batch)` (after a write is durable) moves an existing entry forward when the batch
+  holds a point at or after it (same time: the new value wins, as in storage); it never creates
+  entries, since a batch does not know whether storage holds later points;
+- `store` (after a read to the end of time) is refused when a write touched the series or the
+  cache was cleared since the reader took its `token`, so a read that raced a write never
+  installs an older point;
+- deletes `clear` everything (before and after the delete); retention is checked by the reader
+  (an entry older than the series' retention horizon is not used).
+
+Thread safety: every method takes the one lock; values are copies, never views of blocks.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+
+from pulsar_cluster.batch import WriteBatch
+from pulsar_cluster.series import SEP
+
+__all__ = ["LastValueCache"]
+
+Entry = tuple[int, np.ndarray]  # (time, one-element values array of the field's dtype)
+
+
+class LastValueCache:
+    def __init__(self, max_entries: int = 1_000_000) -> None:
+        #: Bound on memory: about 150 bytes per entry.
+        self.max_entries = max_entries
+        self._lock = threading.Lock()
+        self._entries: dict[tuple[bytes, str], Entry] = {}
+        self._writes: dict[bytes, int] = {}  # storage key -> writes seen (for `token`)
+        self._epoch = 0  # bumped by clear()
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def token(self, skey: bytes) -> tuple[int, int]:
+        """Take before reading a series; hand to `store` after."""
+        with self._lock:
+            return self._epoch, self._writes.get(skey, 0)
+
+    def get(self, skey: bytes, name: str) -> Entry | None:
+        with self._lock:
+            entry = self._entries.get((skey, name))
+            if entry is None:
+                self.misses += 1
+            else:
+                self.hits += 1
+            return entry
+
+    def store(
+        self, skey: bytes, name: str, token: tuple[int, int], t: int, values: np.ndarray
+    ) -> None:
+        """Record (t, values[-1]) as the last point of the field, read to the end of time."""
+        with self._lock:
+            if token != (self._epoch, self._writes.get(skey, 0)):
+                return  # a write or a delete happened during the read: the read may be stale
+            current = self._entries.get((skey, name))
+            if current is not None and current[0] > t:
+                return
+            if current is None and len(self._entries) >= self.max_entries:
+                return
+            self._entries[(skey, name)] = (t, values[-1:].copy())
+
+    def observe(self, batch: WriteBatch) -> None:
+        db = batch.database.encode()
+        with self._lock:
+            for key, fields in batch.series.items():
+                skey = db + SEP + key
+                self._writes[skey] = self._writes.get(skey, 0) + 1
+                for name, col in fields.items():
+                    current = self._entries.get((skey, name))
+                    if current is None or not len(col.timestamps):
+                        continue
+                    ts = col.timestamps
+                    t = int(ts.max())
+                    if t < current[0]:
+                        continue
+                    i = len(ts) - 1 - int(np.argmax(ts[::-1] == t))  # the last write at t wins
+                    self._entries[(skey, name)] = (t, np.asarray(col.values[i : i + 1]).copy())
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._epoch += 1
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            return {"entries": len(self._entries), "hits": self.hits, "misses": self.misses}
