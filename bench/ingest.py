@@ -103,6 +103,14 @@ def values_per_line(path: str | Path) -> int:
     return 0
 
 
+def _retry_after(header: str | None) -> float:
+    """Seconds from a Retry-After header (delta-seconds; an HTTP date or junk -> 0.5 s)."""
+    try:
+        return max(0.0, float(header)) if header else 0.5
+    except ValueError:
+        return 0.5
+
+
 def _worker(
     url: str,
     path: str,
@@ -117,7 +125,6 @@ def _worker(
     parts = urlsplit(url)
     target = parts.path + ("?" + parts.query if parts.query else "")
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    result: dict[str, object] = {}
     statuses: dict[str, int] = {}
     sent: list[int] = []
     errors = retries = 0
@@ -143,7 +150,7 @@ def _worker(
                     status, text = 0, f"{type(exc).__name__}: {exc}".encode()
                     retry_after = 0.0
                 else:
-                    retry_after = float(resp.getheader("Retry-After") or 0.5)
+                    retry_after = _retry_after(resp.getheader("Retry-After"))
                 statuses[str(status)] = statuses.get(str(status), 0) + 1
                 if 200 <= status < 300:
                     sent.append(i)
@@ -157,9 +164,15 @@ def _worker(
                     first_error = f"HTTP {status}: {text[:300].decode(errors='replace')}"
                 break
     conn.close()
-    result.update(sent=sent, errors=errors, retries=retries, first_error=first_error)
-    result["statuses"] = statuses
-    out.put(result)
+    out.put(
+        {
+            "sent": sent,
+            "errors": errors,
+            "retries": retries,
+            "first_error": first_error,
+            "statuses": statuses,
+        }
+    )
 
 
 def _collect(queue: mp.Queue, procs: list, limit_s: float) -> list[dict]:  # type: ignore[type-arg]

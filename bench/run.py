@@ -289,28 +289,29 @@ def render_markdown(report: dict[str, Any]) -> str:
                 "float2",
             )
         )
+
+    def timing(s: dict[str, Any], q: str, key: str) -> float | None:
+        # A query type that failed every time has no latency worth showing (an error answer
+        # is fast): its cells say "error" and it gets no ratio.
+        st = s["queries"][q]
+        return None if st["errors"] >= st["count"] else st[key]
+
     for q in QUERY_TYPES:
-        rows.append(
-            (
-                f"{q} p50 ms",
-                {s["name"]: value(s, lambda s, q=q: s["queries"][q]["p50_ms"]) for s in systems},
-                "ms",
+        for key, label, kind in (
+            ("p50_ms", "p50 ms", "ms"),
+            ("p99_ms", "p99 ms", "ms"),
+            ("qps", "queries/s", "float1"),
+        ):
+            rows.append(
+                (
+                    f"{q} {label}",
+                    {
+                        s["name"]: value(s, lambda s, q=q, key=key: timing(s, q, key))
+                        for s in systems
+                    },
+                    kind,
+                )
             )
-        )
-        rows.append(
-            (
-                f"{q} p99 ms",
-                {s["name"]: value(s, lambda s, q=q: s["queries"][q]["p99_ms"]) for s in systems},
-                "ms",
-            )
-        )
-        rows.append(
-            (
-                f"{q} queries/s",
-                {s["name"]: value(s, lambda s, q=q: s["queries"][q]["qps"]) for s in systems},
-                "float1",
-            )
-        )
 
     def cell(s: dict[str, Any], label: str, x: float | None, kind: str) -> str:
         if x is None:
@@ -318,6 +319,9 @@ def render_markdown(report: dict[str, Any]) -> str:
                 return "failed" if s["status"].startswith("failed") else "n/a"
             if (" ms" in label or "queries/s" in label) and s.get("query_status"):
                 return s["query_status"]
+            q = label.split(" ", maxsplit=1)[0]
+            if q in s.get("queries", {}):
+                return "error (see notes)"
             return "-"
         if kind == "rate":
             return _fmt_rate(x)
@@ -486,7 +490,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workdir", help="where data and servers live (default: a temp dir)")
     p.add_argument("--keep", action="store_true", help="keep the servers' data dirs")
     p.add_argument("--out", default="bench/results", help="directory for the report")
+    p.add_argument("--render", metavar="JSON", help="only print the report of a saved run")
     args = p.parse_args(argv)
+    if args.render:
+        print(render_markdown(json.loads(Path(args.render).read_text())))
+        return 0
 
     preset = PRESETS[args.size]
     keys = [k.strip() for k in args.systems.split(",") if k.strip()]

@@ -88,10 +88,40 @@ def test_markdown_table_ratios_and_targets() -> None:
             _sys("InfluxDB", 1e6, 0.6, 200 * 1024),
         ],
     }
+    md_before = render_markdown(report)
+    assert "n/a (no InfluxQL yet)" in md_before
+    report["systems"][0]["query_status"] = ""
+    report["systems"][0]["queries"] = {
+        "lastpoint": {
+            "count": 5,
+            "errors": 5,
+            "empty": 0,
+            "p50_ms": 1.0,
+            "p99_ms": 2.0,
+            "qps": 900.0,
+            "first_error": "last(*) unsupported",
+            "digests": [""] * 5,
+        },
+    }
+    report["systems"][2]["queries"] = {
+        "lastpoint": {
+            "count": 5,
+            "errors": 0,
+            "empty": 0,
+            "p50_ms": 10.0,
+            "p99_ms": 20.0,
+            "qps": 90.0,
+            "first_error": "",
+            "digests": ["x"] * 5,
+        },
+    }
     md = render_markdown(report)
+    # All answers were errors: no latency and no ratio are shown for it.
+    assert "| lastpoint p50 ms | error (see notes) | n/a | 10.0 | - |" in md
+    assert "PulsarDB lastpoint: 5 errors, first: last(*) unsupported" in md
+    assert "lastpoint not compared (errors)" in md
     assert "| ingest int: values/s | 2.00 M | n/a | 1.00 M | 2.00 |" in md
     assert "| bytes/value int | 0.300 |" in md and "| 0.50 |" in md
-    assert "n/a (no InfluxQL yet)" in md
     assert "PulsarDB 3-node: n/a (`pulsar local` not built yet)" in md
     assert "standalone ingest >= InfluxDB: met" in md
     assert "bytes/value on int data <= 0.4: met" in md
