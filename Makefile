@@ -50,6 +50,7 @@ integration: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 # Benchmarks (bench/, report in docs/benchmarks.md). Peers that are not installed are reported
 # as such; `make bench-peers` installs them from Debian's packages.
