@@ -360,6 +360,23 @@ class Engine:
     def _check_types(self, batch: WriteBatch) -> None:
         prefix = batch.database.encode() + SEP
         field_types = self._index.field_types
+        table = batch.table_if_current()
+        if table is not None:
+            # Every series of a table has the same fields: compare whole type maps (C-level
+            # dict-view comparisons); only a series that differs is examined field by field.
+            expected = {name: ftype for name, ftype, _ in table.fields}
+            wanted = expected.items()
+            for key in table.keys:
+                known = field_types(prefix + key)
+                if not known or known.items() >= wanted:
+                    continue
+                for name, ftype in expected.items():
+                    existing = known.get(name)
+                    if existing is not None and existing is not ftype:
+                        raise FieldTypeConflictError(
+                            format_series_key(key), name, existing.label, ftype.label
+                        )
+            return
         for key, fields in batch.series.items():
             known = field_types(prefix + key)
             if not known:
@@ -376,7 +393,9 @@ class Engine:
         if not limit:
             return
         db = batch.database
-        new = sum(1 for key in batch.series if storage_key(db, key) not in self._index)
+        table = batch.table_if_current()
+        keys = table.keys if table is not None else batch.series
+        new = sum(1 for key in keys if storage_key(db, key) not in self._index)
         if new and self._index.series_count(db) + new > limit:
             raise LimitExceededError(
                 f"database '{db}' would exceed its limit of {limit} series "
@@ -390,6 +409,19 @@ class Engine:
         prefix = batch.database.encode() + SEP
         add_series = self._index.add_series
         points = 0
+        table = batch.table_if_current()
+        if table is not None:
+            # One O(series) pass for the index; the memtable keeps the table whole.
+            expected = {name: ftype for name, ftype, _ in table.fields}
+            for key in table.keys:
+                types = add_series(prefix + key)
+                if not types.keys() >= expected.keys():
+                    for name, ftype in expected.items():
+                        types.setdefault(name, ftype)
+            points = memtable.insert_table(prefix, table)
+            memtable.note_index(index)
+            self.stats.points_written += points
+            return
         for key, fields in batch.series.items():
             skey = prefix + key
             types = add_series(skey)
