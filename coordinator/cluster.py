@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from pulsar_cluster.batch import WriteBatch
+from pulsar_cluster.batch import WriteBatch, partition_batch
 from pulsar_cluster.batchcodec import encode_batch
 from pulsar_cluster.errors import (
     BadRequestError,
@@ -53,15 +53,10 @@ class ClusterSettings:
 
 
 def split_by_shard(batch: WriteBatch, shard_count: int) -> dict[int, WriteBatch]:
-    """One sub-batch per shard; one hash per series (never per point)."""
-    out: dict[int, WriteBatch] = {}
-    for key, fields in batch.series.items():
-        shard = shard_for(batch.database, key, shard_count)
-        sub = out.get(shard)
-        if sub is None:
-            sub = out[shard] = WriteBatch(batch.database)
-        sub.series[key] = fields
-    return out
+    """One sub-batch per shard; one hash per series (never per point), rows moved with numpy
+    gathers when the batch is a table."""
+    database = batch.database
+    return partition_batch(batch, lambda key: shard_for(database, key, shard_count))
 
 
 class ClusterBackend:

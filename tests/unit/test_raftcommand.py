@@ -85,3 +85,26 @@ def test_header_round_trip_and_unknown_kind() -> None:
         decode_command(b"PLRC\x01\x09\x00\x00")
     with pytest.raises(RaftCommandError, match="version"):
         decode_command(b"PLRC\x02\x01\x00\x00")
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 40), st.integers(0, 10**6), st.floats(-1e6, 1e6)),
+        min_size=1,
+        max_size=300,
+    ),
+    st.integers(300, 4000),
+)
+@settings(max_examples=100, deadline=None)
+def test_table_batches_split_by_series_ranges(rows, limit: int) -> None:
+    """Batches from the vectorised parser are cut into series ranges without being split per
+    series; every point lands in exactly one command under the limit."""
+    from pulsar_cluster.lineprotocol import parse_line_protocol
+
+    body = "\n".join(f"cpu,host=h{h} v={v!r},n={t}i {t}" for h, t, v in rows).encode()
+    batch = parse_line_protocol(body, "db")
+    assert batch.table is not None
+    expected = _points(WriteBatch("db", table=batch.table))
+    commands = split_write(batch, limit)
+    assert all(len(c) <= limit for c in commands)
+    assert _decode_all(commands, "db") == expected
