@@ -11,14 +11,13 @@ from typing import Any
 
 from node.background import BackgroundWorker
 from node.engine.engine import Engine, EngineOptions
-from node.engine.index import split_storage_key
 from node.lastcache import LastValueCache
 from node.query import EngineSource, execute_delete, execute_partial, is_cheap_meta
-from pulsar_cluster.batch import Column, WriteBatch
+from node.reads import scan_series, select_series
+from pulsar_cluster.batch import WriteBatch
 from pulsar_cluster.nodeapi import ScanRequest, SeriesData, TagMatcher
 from pulsar_cluster.query.partial import Partial
 from pulsar_cluster.query.plan import Plan
-from pulsar_cluster.series import split_series_key
 
 __all__ = ["LocalNode"]
 
@@ -41,18 +40,7 @@ class LocalNode:
         return await asyncio.to_thread(self._scan, request)
 
     def _scan(self, request: ScanRequest) -> list[SeriesData]:
-        out = []
-        for key, fields in self.engine.scan(
-            request.database,
-            request.measurement,
-            request.tags,
-            request.fields,
-            request.start,
-            request.end,
-        ):
-            columns = {n: Column(d.type, d.timestamps, d.values) for n, d in fields.items()}
-            out.append(SeriesData(key, columns))
-        return out
+        return scan_series(self.engine, request)
 
     async def select_series(
         self,
@@ -63,40 +51,11 @@ class LocalNode:
         end: int,
         fields: list[str] | None = None,
     ) -> list[SeriesData]:
-        patterns = [m.compiled() for m in matchers]  # re.error here, before any work
+        for matcher in matchers:
+            matcher.compiled()  # re.error here, in the caller, before any work
         return await asyncio.to_thread(
-            self._select, database, measurement, matchers, patterns, start, end, fields
+            select_series, self.engine, database, measurement, matchers, start, end, fields
         )
-
-    def _select(
-        self,
-        database: str,
-        measurement: str,
-        matchers: list[TagMatcher],
-        patterns: list,
-        start: int,
-        end: int,
-        fields: list[str] | None,
-    ) -> list[SeriesData]:
-        # Equality on a non-empty value narrows through the tag postings; every matcher is then
-        # checked per series (one regex match per series and matcher, never per point).
-        exact = {m.name: m.value for m in matchers if m.op == "=" and m.value}
-        engine = self.engine
-        out = []
-        for skey in engine.match_series(database, measurement, exact):
-            key = split_storage_key(skey)[1]
-            tags = split_series_key(key)[1]
-            if not all(m.matches(tags, p) for m, p in zip(matchers, patterns, strict=True)):
-                continue
-            names = fields if fields is not None else sorted(engine.series_fields(skey))
-            columns = {}
-            for name in names:
-                data = engine.read_field(skey, name, start, end)
-                if data is not None and len(data.timestamps):
-                    columns[name] = Column(data.type, data.timestamps, data.values)
-            if columns:
-                out.append(SeriesData(key, columns))
-        return out
 
     async def query(self, plan: Plan) -> Partial:
         if is_cheap_meta(plan):

@@ -13,11 +13,11 @@ from node.engine.index import split_storage_key
 from node.query import EngineSource, execute_partial
 from pulsar_cluster.batch import Column, WriteBatch
 from pulsar_cluster.batchcodec import encode_batch
-from pulsar_cluster.nodeapi import ScanRequest, TagMatcher
+from pulsar_cluster.nodeapi import ScanRequest, SeriesData, TagMatcher
 from pulsar_cluster.query.partial import decode_plan, encode_partial
 from pulsar_cluster.series import split_series_key
 
-__all__ = ["run_plan", "scan_encoded", "select_encoded"]
+__all__ = ["run_plan", "scan_series", "select_series", "scan_encoded", "select_encoded"]
 
 
 def run_plan(engine: Engine, encoded_plan: bytes) -> bytes:
@@ -26,8 +26,9 @@ def run_plan(engine: Engine, encoded_plan: bytes) -> bytes:
     return encode_partial(execute_partial(plan, EngineSource(engine)))
 
 
-def scan_encoded(engine: Engine, request: ScanRequest) -> bytes:
-    out = WriteBatch(request.database)
+def scan_series(engine: Engine, request: ScanRequest) -> list[SeriesData]:
+    """Raw points of the series whose tags include `request.tags`, in [start, end)."""
+    out = []
     for key, fields in engine.scan(
         request.database,
         request.measurement,
@@ -36,11 +37,12 @@ def scan_encoded(engine: Engine, request: ScanRequest) -> bytes:
         request.start,
         request.end,
     ):
-        out.series[key] = {n: Column(d.type, d.timestamps, d.values) for n, d in fields.items()}
-    return encode_batch(out)
+        columns = {n: Column(d.type, d.timestamps, d.values) for n, d in fields.items()}
+        out.append(SeriesData(key, columns))
+    return out
 
 
-def select_encoded(
+def select_series(
     engine: Engine,
     database: str,
     measurement: str,
@@ -48,13 +50,16 @@ def select_encoded(
     start: int,
     end: int,
     fields: list[str] | None,
-) -> bytes:
-    """Series of the measurement whose tags satisfy every matcher (Prometheus semantics)."""
+) -> list[SeriesData]:
+    """Series of the measurement whose tags satisfy every matcher (Prometheus semantics).
+
+    Raises re.error for a bad regex before reading anything.
+    """
     patterns: list[re.Pattern[str] | None] = [m.compiled() for m in matchers]
     # Equality on a non-empty value narrows through the tag postings; every matcher is then
     # checked once per series, never per point.
     exact = {m.name: m.value for m in matchers if m.op == "=" and m.value}
-    out = WriteBatch(database)
+    out = []
     for skey in engine.match_series(database, measurement, exact):
         key = split_storage_key(skey)[1]
         tags = split_series_key(key)[1]
@@ -67,5 +72,27 @@ def select_encoded(
             if data is not None and len(data.timestamps):
                 columns[name] = Column(data.type, data.timestamps, data.values)
         if columns:
-            out.series[key] = columns
-    return encode_batch(out)
+            out.append(SeriesData(key, columns))
+    return out
+
+
+def _encoded(database: str, series: list[SeriesData]) -> bytes:
+    return encode_batch(WriteBatch(database, {s.key: s.columns for s in series}))
+
+
+def scan_encoded(engine: Engine, request: ScanRequest) -> bytes:
+    return _encoded(request.database, scan_series(engine, request))
+
+
+def select_encoded(
+    engine: Engine,
+    database: str,
+    measurement: str,
+    matchers: list[TagMatcher],
+    start: int,
+    end: int,
+    fields: list[str] | None,
+) -> bytes:
+    return _encoded(
+        database, select_series(engine, database, measurement, matchers, start, end, fields)
+    )

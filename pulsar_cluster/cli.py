@@ -237,15 +237,8 @@ def _role(module: str) -> Any:
     return importlib.import_module(module)
 
 
-def _cmd_standalone(args: argparse.Namespace) -> int:
-    from pulsar_cluster.logs import configure_logging
-
-    configure_logging(args.log_level)
-    engine_mod = _role("node.engine.engine")
-    options = engine_mod.EngineOptions(
-        fsync=args.fsync, memtable_bytes=args.memtable_mb * 1024 * 1024
-    )
-    node = _role("node.local").LocalNode(args.data_dir, options)
+def _serve_coordinator(backend: Any, args: argparse.Namespace) -> int:
+    """The coordinator's HTTP API over `backend`, configured by the command's flags."""
     app_mod = _role("coordinator.app")
     parse_workers = args.parse_workers
     if parse_workers < 0:
@@ -256,9 +249,21 @@ def _cmd_standalone(args: argparse.Namespace) -> int:
         admin_token=args.admin_token,
         **federation_settings(args, args.config_file_values),
     )
-    app = app_mod.create_app(node, settings)
+    app = app_mod.create_app(backend, settings)
     _role("coordinator.server").serve(app, args.host, args.port)
     return 0
+
+
+def _cmd_standalone(args: argparse.Namespace) -> int:
+    from pulsar_cluster.logs import configure_logging
+
+    configure_logging(args.log_level)
+    engine_mod = _role("node.engine.engine")
+    options = engine_mod.EngineOptions(
+        fsync=args.fsync, memtable_bytes=args.memtable_mb * 1024 * 1024
+    )
+    node = _role("node.local").LocalNode(args.data_dir, options)
+    return _serve_coordinator(node, args)
 
 
 def _secret(args: argparse.Namespace) -> str:
@@ -340,19 +345,7 @@ def _cmd_coordinator(args: argparse.Namespace) -> int:
             call_timeout_s=min(10.0, args.shard_deadline_s),
         ),
     )
-    app_mod = _role("coordinator.app")
-    parse_workers = args.parse_workers
-    if parse_workers < 0:
-        parse_workers = _role("coordinator.parsepool").default_parse_workers()
-    settings = app_mod.CoordinatorSettings(
-        max_body_bytes=args.max_body_mb * 1024 * 1024,
-        parse_workers=parse_workers,
-        admin_token=args.admin_token,
-        **federation_settings(args, args.config_file_values),
-    )
-    app = app_mod.create_app(backend, settings)
-    _role("coordinator.server").serve(app, args.host, args.port)
-    return 0
+    return _serve_coordinator(backend, args)
 
 
 def _cmd_local(args: argparse.Namespace) -> int:
