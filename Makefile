@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/pulsar standalone --data-dir ./data --port 8080
+	$(BIN)/pulsar local --nodes 3 --data-dir ./data --port 8080
 
 test: $(STAMP) lint helm test-deps
 	$(BIN)/python -m pytest tests/unit tests/integration
@@ -50,6 +50,7 @@ integration: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 # Benchmarks (bench/, report in docs/benchmarks.md). Peers that are not installed are reported
 # as such; `make bench-peers` installs them from Debian's packages.

@@ -13,6 +13,7 @@ from coordinator.metrics import CoordinatorMetrics
 from coordinator.parsepool import ParsePool
 from pulsar_cluster.federation import RemoteCluster
 from pulsar_cluster.nodeapi import StorageBackend
+from pulsar_cluster.query.plan import Limits
 
 __all__ = ["CoordinatorSettings", "AppState", "app_state", "ORJSONResponse"]
 
@@ -32,6 +33,8 @@ class CoordinatorSettings:
     cluster_name: str = "local"
     #: Remote clusters this coordinator may query (pulsar_cluster/federation.py)
     remote_clusters: list[RemoteCluster] = field(default_factory=list)
+    #: Per-query bounds: points read, series, windows, answer rows, time (docs/api.md)
+    query_limits: Limits = field(default_factory=Limits)
 
 
 @dataclass(slots=True)

@@ -38,6 +38,7 @@ class LastValueCache:
         self._lock = threading.Lock()
         self._entries: dict[tuple[bytes, str], Entry] = {}
         self._writes: dict[bytes, int] = {}  # storage key -> writes seen (for `token`)
+        self._cached_series: set[bytes] = set()  # storage keys with at least one entry
         self._epoch = 0  # bumped by clear()
         self.hits = 0
         self.misses = 0
@@ -72,27 +73,46 @@ class LastValueCache:
             if current is None and len(self._entries) >= self.max_entries:
                 return
             self._entries[(skey, name)] = (t, values[-1:].copy())
+            self._cached_series.add(skey)
 
     def observe(self, batch: WriteBatch) -> None:
         db = batch.database.encode()
+        table = batch.table_if_current()
         with self._lock:
+            if table is not None:
+                # A table batch is not split per series here: only series with cached
+                # entries are looked at, so ingestion without lastpoint queries stays O(series).
+                bounds = table.offsets.tolist()
+                for i, key in enumerate(table.keys):
+                    skey = db + SEP + key
+                    self._writes[skey] = self._writes.get(skey, 0) + 1
+                    if skey not in self._cached_series:
+                        continue
+                    lo, hi = bounds[i], bounds[i + 1]
+                    ts = table.timestamps[lo:hi]
+                    for name, _, values in table.fields:
+                        self._observe_column(skey, name, ts, values[lo:hi])
+                return
             for key, fields in batch.series.items():
                 skey = db + SEP + key
                 self._writes[skey] = self._writes.get(skey, 0) + 1
                 for name, col in fields.items():
-                    current = self._entries.get((skey, name))
-                    if current is None or not len(col.timestamps):
-                        continue
-                    ts = col.timestamps
-                    t = int(ts.max())
-                    if t < current[0]:
-                        continue
-                    i = len(ts) - 1 - int(np.argmax(ts[::-1] == t))  # the last write at t wins
-                    self._entries[(skey, name)] = (t, np.asarray(col.values[i : i + 1]).copy())
+                    self._observe_column(skey, name, col.timestamps, col.values)
+
+    def _observe_column(self, skey: bytes, name: str, ts: np.ndarray, values: np.ndarray) -> None:
+        current = self._entries.get((skey, name))
+        if current is None or not len(ts):
+            return
+        t = int(ts.max())
+        if t < current[0]:
+            return
+        i = len(ts) - 1 - int(np.argmax(ts[::-1] == t))  # the last write at t wins
+        self._entries[(skey, name)] = (t, np.asarray(values[i : i + 1]).copy())
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._cached_series.clear()
             self._epoch += 1
 
     def stats(self) -> dict[str, Any]:

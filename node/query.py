@@ -32,7 +32,7 @@ from pulsar_cluster.query.partial import (
     decode_plan,
     encode_partial,
 )
-from pulsar_cluster.query.plan import MAX_TIME, Plan, window_origin
+from pulsar_cluster.query.plan import MAX_TIME, MIN_TIME, Plan, window_origin
 from pulsar_cluster.query.source import QuerySource
 from pulsar_cluster.query.states import State, concat_states, kind_for
 from pulsar_cluster.series import SEP, format_series_key, split_series_key
@@ -51,7 +51,7 @@ class EngineSource:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._view = engine._sources()  # one consistent set of tables for the whole query
+        self._view = engine.read_view()  # one consistent set of tables for the whole query
 
     def series_of_measurement(self, database: str, measurement: str) -> set[bytes]:
         return set(self._engine.match_series(database, measurement, {}))
@@ -76,7 +76,7 @@ class EngineSource:
 
     def retention_floor(self, skey: bytes) -> int:
         """The oldest time reads return for the series (the engine's retention rule)."""
-        return self._engine._retention_start(skey)
+        return self._engine.retention_start(skey)
 
     def read_field(
         self, skey: bytes, name: str, start: int, end: int
@@ -142,48 +142,24 @@ def execute_partial(
         and plan.fields_where is None
         and hasattr(source, "retention_floor")
     )
+    chunks = _chunks(plan)
     for skey in skeys:
         budget.tick()
         token = last_cache.token(skey) if use_cache and last_cache is not None else None
         tags = split_series_key(skey.partition(SEP)[2])[1]
-        cache: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}
-
-        def get(name: str, skey: bytes = skey, cache: dict[str, Any] = cache) -> Any:
-            if name not in cache:
-                found = source.read_field(skey, name, plan.start, plan.end)
-                cache[name] = None if found is None else (found[1], found[2])
-                if found is not None:
-                    budget.read(len(found[1]))
-            return cache[name]
-
         key = _group_key(tags, plan.group_by)
         if plan.kind == "raw":
+            get = _reader(source, skey, plan.start, plan.end, budget)
             block = _raw_block(plan, source, skey, tags, get)
             if block is not None:
                 out.raw.setdefault(key, []).append(block)
             continue
-        states = []
-        for col in plan.columns:
-            kind = kind_for(col.fn)
-            if token is not None and col.fn == "last":
-                cached = _cached_last(plan, source, last_cache, skey, col.field)
-                if cached is not None:
-                    states.append(cached)
-                    continue
-            data = get(col.field)
-            if data is None or not len(data[0]):
-                states.append({})
-                continue
-            ts, x = data
-            if plan.fields_where is not None:
-                keep = field_mask(plan.fields_where, ts, get)
-                ts, x = ts[keep], x[keep]
-            w = (ts - w0) // plan.every if plan.every > 0 else np.zeros(len(ts), dtype=np.int64)
-            states.append(kind.from_series(w, ts, x, col.fn, col.args))
-            if token is not None and col.fn == "last" and plan.end == MAX_TIME and len(ts):
-                assert last_cache is not None
-                if plan.fields_where is None:
-                    last_cache.store(skey, col.field, token, int(ts[-1]), x)
+        per_chunk = []
+        for lo, hi in chunks:
+            budget.tick()
+            get = _reader(source, skey, lo, hi, budget)
+            per_chunk.append(_series_states(plan, source, skey, get, w0, token, last_cache))
+        states = per_chunk[0] if len(per_chunk) == 1 else _combine(plan, per_chunk)
         if any(len(s.get("w", ())) for s in states):
             pending.setdefault(key, []).append(states)
     out.points_scanned = budget.points
@@ -196,6 +172,87 @@ def execute_partial(
             merged = parts[0] if len(parts) == 1 else kind.reduce(concat_states(parts), col.args)
             reduced.append(merged if merged else {k: np.empty(0, np.int64) for k in kind.keys})
         out.groups[key] = reduced
+    return out
+
+
+#: Aggregates read a series in time chunks of this length (one engine partition), so memory
+#: holds one chunk of one series at a time, however long the range.
+CHUNK_NS = 86_400 * 1_000_000_000
+
+
+def _chunks(plan: Plan) -> list[tuple[int, int]]:
+    """[start, end) split into CHUNK_NS pieces (unbounded ranges: one piece)."""
+    if (
+        plan.kind != "select"
+        or plan.start == MIN_TIME
+        or plan.end == MAX_TIME
+        or plan.end - plan.start <= CHUNK_NS
+        or (plan.end - plan.start) // CHUNK_NS > 100_000
+    ):
+        return [(plan.start, plan.end)]
+    edges = list(range(plan.start, plan.end, CHUNK_NS))
+    return [(lo, min(lo + CHUNK_NS, plan.end)) for lo in edges]
+
+
+def _reader(source: QuerySource, skey: bytes, lo: int, hi: int, budget: _Budget) -> Any:
+    """get(field) -> (times, values) | None for one series in [lo, hi), read once each."""
+    cache: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}
+
+    def get(name: str) -> tuple[np.ndarray, np.ndarray] | None:
+        if name not in cache:
+            found = source.read_field(skey, name, lo, hi)
+            cache[name] = None if found is None else (found[1], found[2])
+            if found is not None:
+                budget.read(len(found[1]))
+        return cache[name]
+
+    return get
+
+
+def _series_states(
+    plan: Plan,
+    source: QuerySource,
+    skey: bytes,
+    get: Any,
+    w0: int,
+    token: tuple[int, int] | None,
+    last_cache: LastValueCache | None,
+) -> list[State]:
+    """One reduced state per plan column for the points `get` reads of one series."""
+    states: list[State] = []
+    for col in plan.columns:
+        kind = kind_for(col.fn)
+        if token is not None and col.fn == "last":
+            cached = _cached_last(plan, source, last_cache, skey, col.field)
+            if cached is not None:
+                states.append(cached)
+                continue
+        data = get(col.field)
+        if data is None or not len(data[0]):
+            states.append({})
+            continue
+        ts, x = data
+        if plan.fields_where is not None:
+            keep = field_mask(plan.fields_where, ts, get)
+            ts, x = ts[keep], x[keep]
+        w = (ts - w0) // plan.every if plan.every > 0 else np.zeros(len(ts), dtype=np.int64)
+        states.append(kind.from_series(w, ts, x, col.fn, col.args))
+        if token is not None and col.fn == "last" and plan.end == MAX_TIME and len(ts):
+            assert last_cache is not None  # token is only taken with a cache
+            last_cache.store(skey, col.field, token, int(ts[-1]), x)
+    return states
+
+
+def _combine(plan: Plan, per_chunk: list[list[State]]) -> list[State]:
+    out: list[State] = []
+    for i, col in enumerate(plan.columns):
+        parts = [states[i] for states in per_chunk if states[i]]
+        if not parts:
+            out.append({})
+        elif len(parts) == 1:
+            out.append(parts[0])
+        else:
+            out.append(kind_for(col.fn).reduce(concat_states(parts), col.args))
     return out
 
 

@@ -1,6 +1,9 @@
 """The `pulsar` command: server roles and client commands.
 
     pulsar standalone --data-dir DIR --port 8080     coordinator + one node in one process
+    pulsar node --node-id ID --peers LIST ...         a storage node (Raft shard replicas)
+    pulsar coordinator --nodes HOST:PORT,... ...      a stateless coordinator of a cluster
+    pulsar local --nodes N --data-dir DIR --port P    N node processes + a coordinator, supervised
     pulsar write --url URL --db DB [FILE]            line protocol from FILE or stdin
     pulsar query --url URL '{"db": ..., ...}'        native JSON query
     pulsar admin status|flush --url URL
@@ -122,6 +125,77 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     _add_engine_flags(p)
     commands["standalone"] = p
 
+    p = sub.add_parser("node", help="storage node: Raft shard replicas and the node API")
+    p.add_argument("--config", help="TOML configuration file")
+    p.add_argument("--node-id", required=False, help="stable node name; must be in --peers")
+    p.add_argument("--host", default="127.0.0.1", help="node API listen address")
+    p.add_argument("--port", type=int, default=7100, help="node API port (default 7100)")
+    p.add_argument("--raft-host", default=None, help="Raft listen address (default: advertised)")
+    p.add_argument("--raft-port", type=int, default=7200, help="Raft base port (default 7200)")
+    p.add_argument("--advertise-host", default=None, help="how others reach this node")
+    p.add_argument(
+        "--peers",
+        default=None,
+        help="initial members id=host:apiport:raftport,... identical on every node "
+        "(default: this node alone)",
+    )
+    p.add_argument("--shards", type=int, default=16, help="shard count, fixed at creation")
+    p.add_argument("--replication-factor", type=int, default=3, help="replicas per shard")
+    p.add_argument("--cluster-secret", default=None, help="Raft password and node API token")
+    p.add_argument("--join", default=None, help="join an existing cluster (not implemented yet)")
+    p.add_argument(
+        "--raft-election-timeout-ms",
+        type=int,
+        default=1500,
+        help="minimum Raft election timeout; the maximum is twice it (default 1500)",
+    )
+    p.add_argument(
+        "--leader-balance-interval-s",
+        type=float,
+        default=5.0,
+        help="move leadership to each shard's preferred replica this often (0: never)",
+    )
+    _add_engine_flags(p)
+    commands["node"] = p
+
+    p = sub.add_parser("coordinator", help="stateless coordinator in front of storage nodes")
+    p.add_argument("--config", help="TOML configuration file")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--nodes", default="127.0.0.1:7100", help="node API addresses host:port,...")
+    p.add_argument("--cluster-secret", default=None, help="node API token")
+    p.add_argument(
+        "--shard-deadline-s",
+        type=float,
+        default=20.0,
+        help="how long one request may retry a shard (leader changes) before 503 (default 20)",
+    )
+    _add_federation_flags(p)
+    p.add_argument("--max-body-mb", type=int, default=25, help="largest write body (MB)")
+    p.add_argument(
+        "--parse-workers",
+        type=int,
+        default=-1,
+        help="processes parsing write bodies (default: one per core; 0: none)",
+    )
+    _add_admin_token_flag(p)
+    p.add_argument("--log-level", default="info")
+    commands["coordinator"] = p
+
+    p = sub.add_parser("local", help="N node processes and a coordinator on 127.0.0.1")
+    p.add_argument("--config", help="TOML configuration file")
+    p.add_argument("--nodes", type=int, default=3, help="node processes (default 3)")
+    p.add_argument("--port", type=int, default=8080, help="coordinator port (default 8080)")
+    p.add_argument("--node-port-base", type=int, default=7100, help="node i API: base + i")
+    p.add_argument("--raft-port-base", type=int, default=7200, help="Raft ports from here up")
+    p.add_argument("--shards", type=int, default=16)
+    p.add_argument("--replication-factor", type=int, default=None, help="default min(3, nodes)")
+    p.add_argument("--cluster-secret", default=None, help="default: generated, kept in DATA_DIR")
+    p.add_argument("--raft-election-timeout-ms", type=int, default=1500)
+    _add_federation_flags(p)
+    _add_engine_flags(p)
+    commands["local"] = p
+
     p = sub.add_parser("write", help="write line protocol from a file or stdin")
     p.add_argument("--url", default="http://127.0.0.1:8080")
     p.add_argument("--db", required=True)
@@ -137,6 +211,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     p = sub.add_parser("admin", help="operate a running server")
     p.add_argument("--url", default="http://127.0.0.1:8080")
     p.add_argument("action", choices=["status", "flush"])
+    p.add_argument("--json", action="store_true", help="status: print the raw JSON")
     p.add_argument(
         "--admin-token",
         default=os.environ.get("PULSAR_ADMIN_TOKEN"),
@@ -150,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser, commands = build_parser()
     file_values: dict[str, Any] = {}
-    if argv and argv[0] in commands and argv[0] in ("standalone",):
+    if argv and argv[0] in commands and argv[0] in ("standalone", "node", "coordinator", "local"):
         file_values = apply_config_sources(commands[argv[0]], argv[1:])
     args = parser.parse_args(argv)
     args.config_file_values = file_values
@@ -184,6 +259,135 @@ def _cmd_standalone(args: argparse.Namespace) -> int:
     app = app_mod.create_app(node, settings)
     _role("coordinator.server").serve(app, args.host, args.port)
     return 0
+
+
+def _secret(args: argparse.Namespace) -> str:
+    if not args.cluster_secret:
+        raise SystemExit(
+            "pulsar: a cluster secret is required (--cluster-secret or PULSAR_CLUSTER_SECRET): "
+            "it authenticates and encrypts Raft traffic and the node API"
+        )
+    return str(args.cluster_secret)
+
+
+def _cmd_node(args: argparse.Namespace) -> int:
+    import dataclasses
+    import os
+
+    from pulsar_cluster.errors import PulsarError
+    from pulsar_cluster.logs import configure_logging
+    from pulsar_cluster.shardmap import Peer, parse_peers, static_shard_map
+
+    configure_logging(args.log_level)
+    secret = _secret(args)
+    if args.join:
+        raise SystemExit("pulsar: --join is not implemented yet; list every node in --peers")
+    advertise = args.advertise_host or args.host
+    try:
+        if args.peers:
+            peers = parse_peers(args.peers)
+        else:
+            peers = [Peer(args.node_id or "node-0", advertise, args.port, args.raft_port)]
+        node_id = args.node_id or (peers[0].id if len(peers) == 1 else None)
+        if node_id not in {p.id for p in peers}:
+            raise SystemExit(f"pulsar: --node-id {node_id!r} is not in --peers")
+        shard_map = static_shard_map(peers, args.shards, args.replication_factor)
+    except PulsarError as exc:
+        raise SystemExit(f"pulsar: {exc}") from None
+    engine_mod = _role("node.engine.engine")
+    raft_settings = _role("node.raft.settings")
+    service_mod = _role("node.service")
+    server_mod = _role("node.server")
+    election = args.raft_election_timeout_ms / 1000.0
+    settings = service_mod.NodeSettings(
+        node_id=node_id,
+        data_dir=args.data_dir,
+        secret=secret,
+        engine=engine_mod.EngineOptions(
+            fsync=args.fsync, memtable_bytes=args.memtable_mb * 1024 * 1024
+        ),
+        raft=dataclasses.replace(
+            raft_settings.RaftSettings.from_env(),
+            election_min_s=election,
+            election_max_s=2 * election,
+            leader_fallback_s=max(2 * election, 1.0),
+        ),
+        raft_bind_host=args.raft_host,
+    )
+    try:
+        service_mod.check_cluster_file(os.path.abspath(args.data_dir), shard_map, node_id)
+    except PulsarError as exc:
+        raise SystemExit(f"pulsar: {exc}") from None
+    service = service_mod.NodeService(settings, shard_map)
+    service.start()
+    app = server_mod.create_node_app(service, secret, args.leader_balance_interval_s)
+    server_mod.serve_node(app, args.host, args.port)
+    return 0
+
+
+def _cmd_coordinator(args: argparse.Namespace) -> int:
+    from pulsar_cluster.logs import configure_logging
+
+    configure_logging(args.log_level)
+    secret = _secret(args)
+    seeds = [n.strip() for n in args.nodes.split(",") if n.strip()]
+    cluster_mod = _role("coordinator.cluster")
+    backend = cluster_mod.ClusterBackend(
+        seeds,
+        secret,
+        cluster_mod.ClusterSettings(
+            shard_deadline_s=args.shard_deadline_s,
+            call_timeout_s=min(10.0, args.shard_deadline_s),
+        ),
+    )
+    app_mod = _role("coordinator.app")
+    parse_workers = args.parse_workers
+    if parse_workers < 0:
+        parse_workers = _role("coordinator.parsepool").default_parse_workers()
+    settings = app_mod.CoordinatorSettings(
+        max_body_bytes=args.max_body_mb * 1024 * 1024,
+        parse_workers=parse_workers,
+        admin_token=args.admin_token,
+        **federation_settings(args, args.config_file_values),
+    )
+    app = app_mod.create_app(backend, settings)
+    _role("coordinator.server").serve(app, args.host, args.port)
+    return 0
+
+
+def _cmd_local(args: argparse.Namespace) -> int:
+    from pulsar_cluster.localcluster import LocalCluster, LocalClusterOptions
+
+    options = LocalClusterOptions(
+        nodes=args.nodes,
+        data_dir=args.data_dir,
+        port=args.port,
+        node_port_base=args.node_port_base,
+        raft_port_base=args.raft_port_base,
+        shards=args.shards,
+        replication_factor=args.replication_factor or min(3, args.nodes),
+        secret=args.cluster_secret,
+        election_timeout_ms=args.raft_election_timeout_ms,
+        passthrough=[
+            "--fsync",
+            args.fsync,
+            "--memtable-mb",
+            str(args.memtable_mb),
+            "--log-level",
+            args.log_level,
+        ],
+        coordinator_args=[
+            "--cluster-name",
+            args.cluster_name,
+            "--remote-timeout",
+            str(args.remote_timeout),
+            *(x for r in args.remote_cluster for x in ("--remote-cluster", r)),
+            # --federation-token travels in the environment (not visible in `ps`)
+        ],
+    )
+    if args.federation_token:
+        os.environ["PULSAR_FEDERATION_TOKEN"] = args.federation_token
+    return LocalCluster(options).run()
 
 
 def _client(url: str, token: str | None = None) -> Any:
@@ -228,10 +432,22 @@ def _cmd_query(args: argparse.Namespace) -> int:
         return _run_client(lambda: client.query(query))
 
 
+def _status_view(status: Any) -> Any:
+    """A cluster's status as a table (printed here); other status documents as JSON."""
+    if isinstance(status, dict) and status.get("mode") == "cluster":
+        from pulsar_cluster.statusview import format_cluster_status
+
+        print(format_cluster_status(status))
+        return None
+    return status
+
+
 def _cmd_admin(args: argparse.Namespace) -> int:
     with _client(args.url, args.admin_token) as client:
         if args.action == "status":
-            return _run_client(lambda: client.admin("GET", "status"))
+            if args.json:
+                return _run_client(lambda: client.admin("GET", "status"))
+            return _run_client(lambda: _status_view(client.admin("GET", "status")))
         return _run_client(lambda: client.admin("POST", "flush", wait="true"))
 
 

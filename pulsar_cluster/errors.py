@@ -10,6 +10,7 @@
     ├── NotFoundError              404
     ├── OverloadedError            429/503 with Retry-After: back off and retry
     ├── UnavailableError           503  a shard or node cannot be reached
+    │   └── NotLeaderError         421  this node is not the shard's leader (or not a replica)
     ├── CorruptionError                 a file failed its checksum; carries file, offset, cause
     └── StorageError                    the engine cannot do its job (I/O error, closed)
 
@@ -31,6 +32,7 @@ __all__ = [
     "NotFoundError",
     "OverloadedError",
     "UnavailableError",
+    "NotLeaderError",
     "CorruptionError",
     "StorageError",
 ]
@@ -130,6 +132,24 @@ class OverloadedError(PulsarError):
 
 class UnavailableError(PulsarError):
     status_code = 503
+
+
+class NotLeaderError(UnavailableError):
+    """A node was asked for a shard it does not lead (or does not hold).
+
+    Carries the shard, the leader's node id when known (a hint: it may be stale) and the version
+    of the shard map the node used, so a client can refresh its cached map and retry there.
+    """
+
+    status_code = 421  # Misdirected Request: the right server exists, this is not it
+
+    def __init__(self, shard: int, leader: str | None, map_version: int, reason: str) -> None:
+        super().__init__(
+            f"shard {shard}: {reason}", shard=shard, leader=leader, map_version=map_version
+        )
+        self.shard = shard
+        self.leader = leader
+        self.map_version = map_version
 
 
 class CorruptionError(PulsarError):

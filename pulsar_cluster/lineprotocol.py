@@ -25,6 +25,7 @@ from pulsar_cluster.batch import BatchBuilder, FieldType, TypeConflictError, Wri
 from pulsar_cluster.errors import BadRequestError, LineProtocolError
 from pulsar_cluster.lpfast import parse_uniform
 from pulsar_cluster.series import SEP
+from pulsar_cluster.timeutil import TIME_UNITS
 
 __all__ = [
     "PRECISIONS",
@@ -38,17 +39,7 @@ __all__ = [
 ]
 
 #: Nanoseconds per unit of each `precision` query parameter value (v1 and v2 spellings).
-PRECISIONS: dict[str, int] = {
-    "ns": 1,
-    "n": 1,
-    "us": 1_000,
-    "u": 1_000,
-    "µ": 1_000,
-    "ms": 1_000_000,
-    "s": 1_000_000_000,
-    "m": 60_000_000_000,
-    "h": 3_600_000_000_000,
-}
+PRECISIONS: dict[str, int] = TIME_UNITS
 
 #: What InfluxDB 1.x `/write` accepts (n, u, ms, s, m, h; plus the v2 spellings).
 V1_PRECISIONS = frozenset(PRECISIONS)

@@ -6,10 +6,19 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-__all__ = ["parse_time", "parse_rfc3339", "parse_duration", "format_rfc3339", "DURATION_UNITS"]
+__all__ = [
+    "TIME_UNITS",
+    "parse_time",
+    "parse_rfc3339",
+    "parse_duration",
+    "format_rfc3339",
+    "DURATION_UNITS",
+]
 
-DURATION_UNITS: dict[str, int] = {
+#: Nanoseconds per time unit, as InfluxDB spells them in `precision=` and `epoch=` parameters.
+TIME_UNITS: dict[str, int] = {
     "ns": 1,
+    "n": 1,
     "u": 1_000,
     "µ": 1_000,
     "us": 1_000,
@@ -17,6 +26,11 @@ DURATION_UNITS: dict[str, int] = {
     "s": 1_000_000_000,
     "m": 60_000_000_000,
     "h": 3_600_000_000_000,
+}
+#: Units of InfluxQL duration literals (`10s`, `1h30m`, `2w`); the regex below decides which
+#: spellings parse.
+DURATION_UNITS: dict[str, int] = {
+    **TIME_UNITS,
     "d": 86_400_000_000_000,
     "w": 7 * 86_400_000_000_000,
 }

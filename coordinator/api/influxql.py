@@ -21,23 +21,13 @@ from coordinator.state import ORJSONResponse, app_state
 from pulsar_cluster.errors import BadRequestError, LimitExceededError, PulsarError, QueryError
 from pulsar_cluster.query.influxql.parser import parse_query
 from pulsar_cluster.query.influxql.planner import execute_statement
-from pulsar_cluster.timeutil import format_rfc3339
+from pulsar_cluster.timeutil import TIME_UNITS, format_rfc3339
 
 __all__ = ["router", "format_times", "EPOCH_UNITS"]
 
 router = APIRouter(tags=["query"])
 
-EPOCH_UNITS = {
-    "ns": 1,
-    "n": 1,
-    "u": 1_000,
-    "µ": 1_000,
-    "us": 1_000,
-    "ms": 1_000_000,
-    "s": 1_000_000_000,
-    "m": 60_000_000_000,
-    "h": 3_600_000_000_000,
-}
+EPOCH_UNITS = TIME_UNITS
 
 
 def format_times(series: list[dict[str, Any]], epoch: str | None) -> None:
@@ -103,7 +93,9 @@ async def query_influxql(
     status = 200
     for i, stmt in enumerate(statements):
         try:
-            answer = await execute_statement(stmt, database, backend, now)
+            answer = await execute_statement(
+                stmt, database, backend, now, state.settings.query_limits
+            )
             format_times(answer.get("series", []), epoch)
             if federated is not None and federated.missing:
                 answer["messages"] = [

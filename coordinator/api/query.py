@@ -88,10 +88,12 @@ async def query_native(request: Request) -> Response:
     spec = query.spec
     answer: dict[str, Any] = {"series": []}
     if query.needs_fields:
-        fields = await Catalog(backend).field_keys(spec.database, spec.measurement)
+        fields = await Catalog(backend, state.settings.query_limits).field_keys(
+            spec.database, spec.measurement
+        )
         spec.items = aggregate_items(doc, fields, spec.every) if fields else []
     if not query.needs_fields or spec.items:
-        plan, finish = compile_select(spec, now)
+        plan, finish = compile_select(spec, now, state.settings.query_limits)
         answer["series"] = await run_select(backend, plan, finish)
     if federated is not None and federated.missing:
         answer["missing_clusters"] = federated.missing

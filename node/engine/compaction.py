@@ -25,7 +25,13 @@ from node.engine.fs import FileSystem
 from node.engine.manifest import Tombstone
 from node.engine.sstable import SSTable, SSTableWriter, TableMeta
 
-__all__ = ["plan_partition", "merge_tables"]
+__all__ = ["plan_partition", "merge_tables", "SIZE_RATIO"]
+
+#: A table joins a run of newer ones if it is at most this many times their largest: tiers grow
+#: geometrically (Cassandra's size-tiered policy uses a similar bucket ratio).
+SIZE_RATIO = 4
+#: Below this size tables count as one tier (tiny flushes differ in size by noise alone).
+_MIN_TIER_BYTES = 64 * 1024
 
 
 def plan_partition(
@@ -38,8 +44,12 @@ def plan_partition(
     """The run of tables (oldest first) to merge in one partition, or [] for nothing to do.
 
     Full: every table, if there are two or more or a tombstone still applies.
-    Background: the newest contiguous run of small tables, once it reaches `trigger` tables;
-    when the partition has more than 2 * trigger tables, all of them (compaction fell behind).
+    Background (size-tiered): the newest contiguous run of small tables of similar size (each
+    at most SIZE_RATIO times the largest newer one in the run), once it reaches `trigger`
+    tables. Without the size rule the output, itself small, would be merged again with every
+    few new flushes: quadratic rewriting. With it, each point is rewritten about
+    log_SIZE_RATIO(partition size / flush size) times. When the partition has more than
+    4 * trigger tables, all of them are merged (compaction fell behind).
     """
     if not tables:
         return []
@@ -51,13 +61,15 @@ def plan_partition(
         if applicable(tombstones, m.database, m.seq, m.deletes_applied, t.min_time, t.max_time):
             return [t]
         return []
-    if len(tables) > 2 * trigger:
+    if len(tables) > 4 * trigger:
         return list(tables)
     run: list[SSTable] = []
+    largest = 0
     for t in reversed(tables):
-        if t.size > small_bytes:
+        if t.size > small_bytes or (run and t.size > SIZE_RATIO * max(largest, _MIN_TIER_BYTES)):
             break
         run.append(t)
+        largest = max(largest, t.size)
     run.reverse()
     return run if len(run) >= trigger else []
 

@@ -360,6 +360,23 @@ class Engine:
     def _check_types(self, batch: WriteBatch) -> None:
         prefix = batch.database.encode() + SEP
         field_types = self._index.field_types
+        table = batch.table_if_current()
+        if table is not None:
+            # Every series of a table has the same fields: compare whole type maps (C-level
+            # dict-view comparisons); only a series that differs is examined field by field.
+            expected = {name: ftype for name, ftype, _ in table.fields}
+            wanted = expected.items()
+            for key in table.keys:
+                known = field_types(prefix + key)
+                if not known or known.items() >= wanted:
+                    continue
+                for name, ftype in expected.items():
+                    existing = known.get(name)
+                    if existing is not None and existing is not ftype:
+                        raise FieldTypeConflictError(
+                            format_series_key(key), name, existing.label, ftype.label
+                        )
+            return
         for key, fields in batch.series.items():
             known = field_types(prefix + key)
             if not known:
@@ -376,7 +393,9 @@ class Engine:
         if not limit:
             return
         db = batch.database
-        new = sum(1 for key in batch.series if storage_key(db, key) not in self._index)
+        table = batch.table_if_current()
+        keys = table.keys if table is not None else batch.series
+        new = sum(1 for key in keys if storage_key(db, key) not in self._index)
         if new and self._index.series_count(db) + new > limit:
             raise LimitExceededError(
                 f"database '{db}' would exceed its limit of {limit} series "
@@ -390,6 +409,19 @@ class Engine:
         prefix = batch.database.encode() + SEP
         add_series = self._index.add_series
         points = 0
+        table = batch.table_if_current()
+        if table is not None:
+            # One O(series) pass for the index; the memtable keeps the table whole.
+            expected = {name: ftype for name, ftype, _ in table.fields}
+            for key in table.keys:
+                types = add_series(prefix + key)
+                if not types.keys() >= expected.keys():
+                    for name, ftype in expected.items():
+                        types.setdefault(name, ftype)
+            points = memtable.insert_table(prefix, table)
+            memtable.note_index(index)
+            self.stats.points_written += points
+            return
         for key, fields in batch.series.items():
             skey = prefix + key
             types = add_series(skey)
@@ -646,6 +678,17 @@ class Engine:
 
     # --- retention -----------------------------------------------------------------------------
 
+    def set_retention(self, database: str, policy: RetentionPolicy | None) -> None:
+        """Set (or with None remove) a database's retention; reads apply it at once, the
+        background worker drops partitions on its next retention pass."""
+        with self._lock:
+            retention = dict(self.options.retention)
+            if policy is None:
+                retention.pop(database, None)
+            else:
+                retention[database] = policy
+            self.options.retention = retention  # replaced, never mutated: readers hold the old
+
     def enforce_retention(self, now_ns: int | None = None) -> int:
         """Drop partitions past every retention of their database; returns tables dropped.
 
@@ -689,7 +732,7 @@ class Engine:
         self._persist_manifest()
         return len(dropped)
 
-    def _retention_start(self, skey: bytes) -> int:
+    def retention_start(self, skey: bytes) -> int:
         """The oldest timestamp reads may return for the series (retention hides the rest)."""
         if not self.options.retention:
             return _I64_MIN
@@ -702,7 +745,9 @@ class Engine:
 
     # --- reads ---------------------------------------------------------------------------------
 
-    def _sources(self) -> _View:
+    def read_view(self) -> _View:
+        """One consistent set of tables and memtables; pass it to `read_field` calls that must
+        see the same state (a whole query)."""
         with self._lock:
             return self._view
 
@@ -715,8 +760,8 @@ class Engine:
         sources: _View | None = None,
     ) -> FieldData | None:
         """Points of one field in [start, end), sorted, last write wins; None if absent."""
-        view = sources or self._sources()
-        start = max(start, self._retention_start(skey))
+        view = sources or self.read_view()
+        start = max(start, self.retention_start(skey))
         db = storage_key_database(skey)
         parts: list[tuple[np.ndarray, np.ndarray]] = []
         field_type: FieldType | None = None
@@ -801,7 +846,7 @@ class Engine:
         end: int,
     ) -> Iterator[tuple[bytes, dict[str, FieldData]]]:
         """(series key, {field: data}) for every matching series with data in the range."""
-        sources = self._sources()
+        sources = self.read_view()
         for skey in self.match_series(database, measurement, tags):
             names = fields if fields is not None else sorted(self.series_fields(skey))
             out: dict[str, FieldData] = {}
@@ -940,7 +985,7 @@ class Engine:
     def verify(self) -> list[str]:
         """Check every block of every table; returns the problems found (empty: all intact)."""
         problems = []
-        for _, _, tables in (p for parts in self._sources().partitions.values() for p in parts):
+        for _, _, tables in (p for parts in self.read_view().partitions.values() for p in parts):
             for table in tables:
                 try:
                     table.verify()

@@ -1,1 +1,2 @@
-"""Query model: parsing of the native JSON query and formatting of results."""
+"""Query model: one plan for the native JSON query and InfluxQL, mergeable partial aggregates,
+the coordinator-side merge and finalisation (see docs/api.md, docs/format/partials.md)."""

@@ -56,7 +56,29 @@ class Finish:
     always_tags: bool = True
 
 
+def _too_many(plan: Plan, rows: int) -> LimitExceededError:
+    return LimitExceededError(
+        f"query answers {rows} rows, more than the limit of {plan.limits.max_rows}",
+        limit="max_rows",
+    )
+
+
 def finalize(plan: Plan, finish: Finish, partial: Partial) -> list[dict[str, Any]]:
+    # Bound the answer before building it: rows are Python lists, the costly part.
+    if plan.kind == "raw":
+        upper = sum(len(b.t) for blocks in partial.raw.values() for b in blocks)
+    else:
+        per_group = 0
+        if plan.every > 0 and finish.fill != "none":
+            per_group = max(0, (plan.end - 1 - window_origin(plan)) // plan.every + 1)
+        upper = sum(
+            max([per_group, *(len(s.get("w", ())) for s in states)])
+            for states in partial.groups.values()
+        )
+    if finish.limit:
+        upper = min(upper, finish.limit * max(len(partial.raw), len(partial.groups)))
+    if upper > plan.limits.max_rows:
+        raise _too_many(plan, upper)
     if plan.kind == "raw":
         groups = sorted(partial.raw.items())
         series = [_raw_series(plan, finish, key, blocks) for key, blocks in groups]
@@ -71,10 +93,7 @@ def finalize(plan: Plan, finish: Finish, partial: Partial) -> list[dict[str, Any
         series = series[: finish.slimit]
     rows = sum(len(s["values"]) for s in series)
     if rows > plan.limits.max_rows:
-        raise LimitExceededError(
-            f"query answers {rows} rows, more than the limit of {plan.limits.max_rows}",
-            limit="max_rows",
-        )
+        raise _too_many(plan, rows)
     return series
 
 
@@ -114,7 +133,9 @@ def _agg_series(plan: Plan, finish: Finish, key: GroupKey, states: list[Any]) ->
         else:
             times = w0 + np.asarray(w, dtype=np.int64) * max(every, 0)
         if nwin and not multi:
-            times, values = _fill(finish, w0, every, nwin, np.asarray(w, np.int64), values)
+            times, values = _fill(
+                finish, w0, every, nwin, np.asarray(w, np.int64), values, col.fn == "count"
+            )
         if oc.transform is not None:
             tt, tv = apply_transform(oc.transform, times, values, oc.transform_args)
             times, values = tt, tv.tolist()
@@ -136,9 +157,17 @@ def _agg_series(plan: Plan, finish: Finish, key: GroupKey, states: list[Any]) ->
 
 
 def _fill(
-    finish: Finish, w0: int, every: int, nwin: int, w: np.ndarray, values: list[Any]
+    finish: Finish,
+    w0: int,
+    every: int,
+    nwin: int,
+    w: np.ndarray,
+    values: list[Any],
+    is_count: bool = False,
 ) -> tuple[np.ndarray, list[Any]]:
-    dense: list[Any] = [None] * nwin
+    # count() of an empty window is 0, not null (InfluxDB 1.x, influxdata/influxdb#7352)
+    empty = 0 if is_count and finish.fill == "null" else None
+    dense: list[Any] = [empty] * nwin
     inside = (w >= 0) & (w < nwin)
     for i, v in zip(
         w[inside].tolist(), np.asarray(values, dtype=object)[inside].tolist(), strict=True
@@ -173,7 +202,10 @@ def _raw_series(
     else:
         names = sorted({n for b in blocks for n in b.values})
         if finish.star_tags:
-            tag_names = sorted({k for b in blocks for k in b.tags} - set(names))
+            # tags the answer is grouped by are in "tags", not columns (InfluxDB's rule)
+            grouped = {k for b in blocks for k in b.tags} if plan.group_by is None else set()
+            grouped |= {k for k, _ in key}
+            tag_names = sorted({k for b in blocks for k in b.tags} - set(names) - grouped)
             outs = sorted(
                 [OutColumn(n, raw_field=n) for n in names]
                 + [OutColumn(k, tag=k) for k in tag_names],

@@ -151,6 +151,8 @@ def parse_native_query(doc: Any, now: int) -> NativeQuery:
             fn, args = None, ()  # derivative without windows: between raw points
         items = [Item(f, fn, args, transform, targs) for f in (fields or [])]
         groups = tuple(group_by or ())
+    if group_by == ["*"]:
+        groups = None  # every tag: one answer series per stored series
     spec = SelectSpec(
         database=db,
         measurement=measurement,

@@ -48,14 +48,15 @@ class ColumnSpec:
 class Limits:
     """Bounds of one query; exceeding any is a LimitExceededError (422), never an OOM."""
 
-    #: Points read from storage, over all series and fields (InfluxDB: max-select-point).
-    max_points: int = 50_000_000
+    #: Points read from storage, over all series and fields (InfluxDB: max-select-point);
+    #: 20 M points are about 320 MB of timestamps and values at most.
+    max_points: int = 20_000_000
     #: Series matched by the tag predicate (InfluxDB: max-select-series).
     max_series: int = 1_000_000
     #: Windows of GROUP BY time (InfluxDB: max-select-buckets).
     max_windows: int = 1_000_000
-    #: Rows in the answer.
-    max_rows: int = 5_000_000
+    #: Rows in the answer (checked before the rows are built).
+    max_rows: int = 2_000_000
     #: Wall time of the query at each shard and at the coordinator.
     timeout_ms: int = 60_000
 

@@ -355,12 +355,15 @@ STDDEV = StateKind(
 
 
 def _quantile_lift(w: np.ndarray, t: np.ndarray, x: np.ndarray, fn: str) -> State:
-    x = _numeric(x, fn).astype(np.float64)
+    is_int = _numeric(x, fn).dtype.kind in "iu"
     return {
         "w": w,
-        "x": x,
+        "x": x.astype(np.float64),
         "k": np.zeros(len(w), dtype=np.int64),
         "c": np.zeros(len(w), dtype=np.int64),
+        # 1: an exact value of an integer field (percentile answers it as an integer, as
+        # InfluxDB does); float64 holds integers exactly up to 2**53
+        "i": np.full(len(w), int(is_int), dtype=np.int64),
     }
 
 
@@ -391,6 +394,7 @@ def _quantile_reduce(s: State, _: tuple[Any, ...]) -> State:
             "x": np.zeros(len(st2)),
             "k": sk["k"][st2],
             "c": _sum_runs(sk["c"], st2),
+            "i": np.zeros(len(st2), dtype=np.int64),
         }
     out = concat_states([keep, sk])
     return _take(out, np.lexsort((out["k"], out["x"], out["w"]))) if out else keep
@@ -416,7 +420,12 @@ def _quantile_final(s: State, fn: str, a: tuple[Any, ...]) -> Rows:
                 values.append(float(x[n // 2]) if n % 2 else float((x[n // 2 - 1] + x[n // 2]) / 2))
                 continue
             i = percentile_rank(n, float(a[0]))
-            values.append(float(x[i]) if 0 <= i < n else None)
+            if not 0 <= i < n:
+                values.append(None)
+            elif bool(np.all(s["i"][lo:hi] == 1)):
+                values.append(int(x[i]))
+            else:
+                values.append(float(x[i]))
             continue
         cum = np.cumsum(c)
         n = int(cum[-1])
@@ -430,7 +439,7 @@ def _quantile_final(s: State, fn: str, a: tuple[Any, ...]) -> Rows:
 
 
 QUANTILE = StateKind(
-    "quantile", ("w", "x", "k", "c"), _quantile_lift, _quantile_reduce, _quantile_final
+    "quantile", ("w", "x", "k", "c", "i"), _quantile_lift, _quantile_reduce, _quantile_final
 )
 
 # mode and distinct: per window, each distinct value with its count and first time

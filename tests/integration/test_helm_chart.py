@@ -14,7 +14,9 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
+import yaml
 
+from tests.support.dockerfile import ROOT
 from tests.support.helm import CHART, find, helm_binary, render, run_helm
 
 pytestmark = pytest.mark.skipif(
@@ -77,6 +79,9 @@ def test_every_rendered_object_matches_the_kubernetes_schemas(
         assert obj["metadata"]["labels"]["app.kubernetes.io/instance"] == "pulsardb", name
         if obj["kind"] == "ServiceMonitor":
             _check_service_monitor(obj)
+            continue
+        if obj["kind"] == "PrometheusRule":  # a CRD too; its content is checked below
+            assert obj["apiVersion"] == "monitoring.coreos.com/v1" and obj["spec"]["groups"]
             continue
         for version in K8S_VERSIONS:
             try:
@@ -242,6 +247,11 @@ def test_servicemonitor_variant(tmp_path: Path) -> None:
     (secret,) = find(m, "Secret")
     assert base64.b64decode(secret["data"]["federation-token"]) == b"shared-with-the-eu-cluster"
     assert any(e["name"] == "PULSAR_FEDERATION_TOKEN" for e in coordinator["env"])
+    # the alerting rules, verbatim (Prometheus's {{ $labels }} templates untouched by Helm)
+    (rule,) = find(m, "PrometheusRule")
+    assert rule["metadata"]["labels"]["release"] == "prometheus"
+    alerts = yaml.safe_load((ROOT / "deploy/prometheus/alerts.yaml").read_text())
+    assert rule["spec"] == {"groups": alerts["groups"]}
     # one coordinator: a PDB with minAvailable 1 would block every drain, so none is rendered
     assert not find(m, "PodDisruptionBudget", "pulsardb-coordinator")
 
@@ -265,6 +275,14 @@ def test_values_that_would_break_the_cluster_are_refused(
 ) -> None:
     with pytest.raises(RuntimeError, match=re.escape(message)):
         render(tmp_path, sets=sets)
+
+
+def test_chart_alert_rules_are_the_documented_ones() -> None:
+    """Helm cannot read files outside the chart: files/alerts.yaml is a copy, kept identical."""
+    copy_ = (CHART / "files" / "alerts.yaml").read_bytes()
+    assert copy_ == (ROOT / "deploy/prometheus/alerts.yaml").read_bytes(), (
+        "cp deploy/prometheus/alerts.yaml deploy/helm/pulsardb/files/alerts.yaml"
+    )
 
 
 def test_helm_test_pod_asks_the_coordinator_with_the_admin_token(tmp_path: Path) -> None:

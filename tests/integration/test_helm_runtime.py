@@ -23,6 +23,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.dockerfile import entrypoint_process, parse_dockerfile
 from tests.support.helm import Manifests, expand, find, helm_binary, pod_env, render
@@ -34,6 +35,13 @@ pytestmark = pytest.mark.skipif(
 
 NODES = 3
 SHARDS = 4
+# deploy/grafana and deploy/prometheus use these names (tests/integration/test_helm_observability)
+RAFT_METRICS = {
+    "pulsar_raft_term",
+    "pulsar_raft_commit_index",
+    "pulsar_raft_applied_index",
+    "pulsar_raft_is_leader",
+}
 NAMESPACE = "default"
 DATA = "/var/lib/pulsardb"
 
@@ -234,6 +242,25 @@ def test_rendered_chart_runs_a_3_node_cluster(tmp_path: Path) -> None:
         assert got == want
         r = httpx.post(url + "/api/v1/query", json={"db": "k8s", "measurement": "mem"}, timeout=10)
         assert r.json()["series"][0]["values"] == [[start, 42]]
+
+        # the Raft metrics the dashboard and alerts use (by name and `shard` label), on every
+        # node's API port where the chart's ServiceMonitor scrapes them; one leader per shard
+        def leaders() -> dict[str, float] | None:
+            per_shard: dict[str, float] = {}
+            for i in range(NODES):
+                text = httpx.get(f"http://{node_ip(i)}:{api_port}/metrics", timeout=5).text
+                names = set()
+                for family in text_string_to_metric_families(text):
+                    for sample in family.samples:
+                        names.add(sample.name)
+                        if sample.name == "pulsar_raft_is_leader":
+                            shard = sample.labels["shard"]
+                            per_shard[shard] = per_shard.get(shard, 0) + sample.value
+                assert names >= RAFT_METRICS, f"node {i} lacks {RAFT_METRICS - names}"
+            ok = len(per_shard) == SHARDS and all(v == 1 for v in per_shard.values())
+            return per_shard if ok else None
+
+        wait_until(leaders, 15, 0.5, "exactly one Raft leader per shard in the node metrics")
 
         # the admin API wants the token from the rendered Secret
         token = pods[-1].env["PULSAR_ADMIN_TOKEN"]

@@ -209,6 +209,11 @@ def test_native_aggregates(server: ServerProcess) -> None:
                start="2026-01-01T00:00:00Z", end=T0 + 10 * S, where="host = 'h1'")  # fmt: skip
     assert r.json()["series"][0]["columns"] == ["time", "n", "usage"]
     assert r.json()["series"][0]["values"] == [[T0, 4.0, 104.5]]
+    r = native(server, db="tele", measurement="cpu", fields=["usage"], aggregate="count",
+               group_by=["*"], start=T0, end=T0 + 60 * S)  # fmt: skip
+    assert [(x["tags"]["host"], x["values"]) for x in r.json()["series"]] == [
+        (h, [[T0, 60]]) for h in HOSTS
+    ]
     r = native(server, db="tele", measurement="cpu", fields=["usage"], aggregate="rate",
                where="host = 'h1' AND region =~ /^e/", start=T0, end=T0 + 60 * S)  # fmt: skip
     assert r.json()["series"][0]["values"] == [[T0, 1.0]]
@@ -242,3 +247,23 @@ def test_delete_removes_points_of_matching_series(server: ServerProcess) -> None
     assert counts == {"h0": 4, "h1": 10, "h2": 3}
     r = influx(server, "SHOW TAG VALUES FROM del WITH KEY = host", db="tele")
     assert len(r.json()["results"][0]["series"][0]["values"]) == 3  # series stay in the index
+
+
+def test_influxdb_python_client_reads(server: ServerProcess) -> None:
+    from influxdb import InfluxDBClient  # the real InfluxDB 1.x client library
+
+    client = InfluxDBClient(host="127.0.0.1", port=server.port, database="tele", timeout=30)
+    try:
+        assert {"name": "tele"} in client.get_list_database()
+        assert {"name": "cpu"} in client.get_list_measurements()
+        rs = client.query(
+            f"SELECT max(usage) FROM cpu WHERE time >= {T0} AND time < {T0 + 60 * S} "
+            "GROUP BY time(1m), host",
+            epoch="s",
+        )
+        points = {tags["host"]: list(rs.get_points(tags=tags)) for _, tags in rs.keys()}  # noqa: SIM118 - ResultSet.keys(), not a dict
+        assert points["h2"] == [{"time": T0 // S, "max": 259.5}]
+        rs = client.query("SELECT usage FROM cpu WHERE host = 'h3' LIMIT 1")
+        assert list(rs.get_points()) == [{"time": "2026-01-01T00:00:00Z", "usage": 300.5}]
+    finally:
+        client.close()

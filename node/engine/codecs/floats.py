@@ -37,11 +37,11 @@ _ALSO_TRY_XOR = 10
 
 
 def _scaled(v: np.ndarray, p: int) -> np.ndarray | None:
-    """The int64 integers for exponent p if they reproduce v exactly, else None."""
+    """The int64 integers for exponent p if they reproduce v exactly, else None.
+    (Called with floating-point warnings off: inf and NaN are expected here.)"""
     r = np.rint(v * _POW10[p])
-    with np.errstate(invalid="ignore"):
-        if not (np.abs(r) <= _INT_LIMIT).all():  # also false for NaN
-            return None
+    if not (np.abs(r) <= _INT_LIMIT).all():  # also false for NaN
+        return None
     ints = r.astype(np.int64)
     back = ints.astype(np.float64) / _POW10[p]
     if not np.array_equal(back.view(np.uint64), v.view(np.uint64)):
@@ -51,18 +51,20 @@ def _scaled(v: np.ndarray, p: int) -> np.ndarray | None:
 
 def decimal_exponent(v: np.ndarray) -> tuple[int, np.ndarray] | None:
     """Smallest p with an exact decimal scaling of all of v, and the scaled integers."""
-    # A few values against all exponents at once give a lower bound for p cheaply; the full
-    # check then usually passes at that p at the first try.
-    sample = v[:_SAMPLE]
     with np.errstate(invalid="ignore", over="ignore"):
+        # A few values against all exponents at once give a lower bound for p cheaply; the
+        # full check then usually passes at that p at the first try.
+        sample = v[:_SAMPLE]
         r = np.rint(sample[:, None] * _POW10[None, :])
         ok = np.abs(r) <= _INT_LIMIT
         back = np.where(ok, r, 0.0).astype(np.int64).astype(np.float64) / _POW10[None, :]
-    ok &= back.view(np.uint64) == sample.view(np.uint64)[:, None]
-    candidates = np.flatnonzero(ok.all(axis=0))
-    if len(candidates) == 0:
-        return None
-    with np.errstate(over="ignore"):
+        ok &= back.view(np.uint64) == sample.view(np.uint64)[:, None]
+        candidates = np.flatnonzero(ok.all(axis=0))
+        if len(candidates) == 0:
+            return None
+        if len(v) <= _SAMPLE:
+            p = int(candidates[0])
+            return p, r[:, p].astype(np.int64)
         for p in range(int(candidates[0]), MAX_DECIMALS + 1):
             ints = _scaled(v, p)
             if ints is not None:

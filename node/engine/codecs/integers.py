@@ -6,9 +6,10 @@ Encodings, chosen per column by trying delta and delta-of-delta and keeping the 
 - INT_DOD: first value, first delta, then zigzag of the deltas' deltas as a plane stream. When
   that stream is all zeros (regular timestamps) nothing can beat it and delta is not tried.
 - INT_DELTA_GCD / INT_DOD_GCD: the same streams divided by their greatest common divisor g > 1
-  (used instead of the plain form whenever there is such a g).
-  Nanosecond timestamps of millisecond precision with jitter (Prometheus scrapes) have deltas
-  that are multiples of 10**6; dividing first turns three-byte numbers into a few bits.
+  (used instead of the plain form whenever there is such a g, except that streams shorter than
+  256 values keep whichever form is smaller). Nanosecond timestamps of millisecond precision
+  with jitter (Prometheus scrapes) have deltas that are multiples of 10**6; dividing first
+  turns three-byte numbers into a few bits.
 
 All arithmetic is modulo 2**64 (numpy integer arrays wrap), so every int64 sequence round-trips,
 including jumps between int64 min and max; unsigned columns are stored as their int64 bit
@@ -31,6 +32,7 @@ _SIGN_SHIFT = np.int64(63)
 # g is stored as u64 but used as an int64 multiplier; larger divisors never help anyway.
 _MAX_DIVISOR = 2**62
 _GCD_SAMPLE = 64
+# Below this many values the 8 bytes that store g can outweigh what dividing saves: try both.
 _SHORT_STREAM = 256
 
 
@@ -84,14 +86,13 @@ def encode_int_column(x: np.ndarray, level: int) -> bytes:
     if n == 0:
         return bytes((ColumnEncoding.EMPTY,))
     first = I64.pack(int(x[0]))
-    deltas = np.diff(x)
+    deltas = x[1:] - x[:-1]
     if n < 3:
         return bytes((ColumnEncoding.INT_DELTA,)) + first + encode_planes(zigzag(deltas), level)
-    dod = np.diff(deltas)
+    dod = deltas[1:] - deltas[:-1]
     dod_head = first + I64.pack(int(deltas[0]))
     if not dod.any():
         return bytes((ColumnEncoding.INT_DOD,)) + dod_head + encode_planes(zigzag(dod), level)
-    # min() keeps the first of equal sizes: plain delta, the cheapest to decode, wins ties.
     delta_form = _stream(
         ColumnEncoding.INT_DELTA, ColumnEncoding.INT_DELTA_GCD, first, deltas, level
     )

@@ -77,6 +77,9 @@ _RANDOM_BITS = 7.9
 # levels 3-9 cost more bits than the literals they replace (TSBS-like integer planes at level 3:
 # 1178 -> 1137 bytes per 4096 values).
 _MIN_MATCH = 7
+# Below this many packed bytes a plane is stored raw without trying zstd: a frame costs about
+# 15 bytes of headers, so the saving is small, and the attempt dominates small-block encoding.
+_MIN_ZSTD = 64
 _RANDOM_MIN = 1024
 
 
@@ -104,7 +107,9 @@ def encode_planes(values: np.ndarray, level: int) -> bytes:
         plane = np.ascontiguousarray(as_bytes[:, i])
         code = _width_code(int(plane.max()))
         packed = _pack(plane, _WIDTHS[code])
-        frame = None if _looks_random(plane, code) else zstd_compress(packed, level, _MIN_MATCH)
+        frame = None
+        if len(packed) >= _MIN_ZSTD and not _looks_random(plane, code):
+            frame = zstd_compress(packed, level, _MIN_MATCH)
         if frame is not None and len(frame) + U32.size < len(packed):
             parts.append(bytes((code | _MODE_ZSTD << 4,)) + U32.pack(len(frame)) + frame)
         else:

@@ -14,8 +14,9 @@ from pulsar_cluster.errors import QueryError
 
 __all__ = ["Token", "tokenize", "parse_error"]
 
-_DURATION = re.compile(r"(?:\d+(?:ns|us|µs|µ|u|ms|s|m|h|d|w))+(?![A-Za-z0-9_])")
-_NUMBER = re.compile(r"\d+\.\d*|\.\d+|\d+")
+_DURATION = re.compile(r"(?:[0-9]+(?:ns|us|µ|u|ms|s|m|h|d|w))+(?![A-Za-z0-9_])")
+_NUMBER = re.compile(r"[0-9]+\.[0-9]*|\.[0-9]+|[0-9]+")
+_DIGITS = "0123456789"
 _BARE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _OPS = (
     "=~",
@@ -67,7 +68,7 @@ def _regex_allowed(prev: Token | None, in_from: bool) -> bool:
         return True
     if prev.is_kw("FROM", "MEASUREMENT", "BY"):
         return True
-    return in_from and prev.kind == "OP" and prev.value == ","
+    return in_from and prev.kind == "OP" and prev.value in (",", ".")
 
 
 def _quoted(text: str, i: int, quote: str) -> tuple[str, int]:
@@ -127,14 +128,15 @@ def tokenize(text: str) -> list[Token]:
             tokens.append(Token("QIDENT", value, i))
             i = i2
             continue
-        if c.isdigit() or (c == "." and i + 1 < len(text) and text[i + 1].isdigit()):
+        if c in _DIGITS or (c == "." and i + 1 < len(text) and text[i + 1] in _DIGITS):
             m = _DURATION.match(text, i)
             if m:
                 tokens.append(Token("DURATION", m.group(), i))
                 i = m.end()
                 continue
             m = _NUMBER.match(text, i)
-            assert m is not None  # a digit or .digit always matches
+            if m is None:  # unreachable: a digit or .digit always matches
+                raise parse_error(text, i, f"found {c}, expected a number")
             kind = "NUMBER" if "." in m.group() else "INTEGER"
             tokens.append(Token(kind, m.group(), i))
             i = m.end()

@@ -86,6 +86,12 @@ class _Parser:
             return self.advance().value
         raise self.error(what)
 
+    def parse_duration(self, tok: Token) -> int:
+        try:
+            return parse_duration(tok.value)
+        except ValueError:
+            raise parse_error(self.text, tok.pos, f"invalid duration {tok.value}") from None
+
     def string(self) -> str:
         if self.tok.kind != "STRING":
             raise self.error("string")
@@ -225,7 +231,7 @@ class _Parser:
         if tok.kind != "DURATION":
             raise self.error("duration")
         self.advance()
-        ns = parse_duration(tok.value)
+        ns = self.parse_duration(tok)
         if ns <= 0:
             raise parse_error(self.text, tok.pos, "duration must be positive")
         return ns
@@ -249,24 +255,30 @@ class _Parser:
     def sources(self) -> list[Source]:
         out = []
         while True:
+            if self.tok.kind == "OP" and self.tok.value == "(":
+                raise self._unsupported("subqueries (FROM (SELECT ...))")
             if self.tok.kind == "REGEX":
                 out.append(Source(regex=self.advance().value))
             else:
                 parts = [self.ident("measurement")]
+                regex: str | None = None
                 while self.accept_op("."):
                     if self.tok.kind == "REGEX":
-                        parts.append("/" + self.advance().value)
-                    else:
-                        parts.append(self.ident("measurement") if self.tok.kind != "OP" else "")
-                if len(parts) > 3:
+                        regex = self.advance().value
+                        break
+                    parts.append(self.ident("measurement") if self.tok.kind != "OP" else "")
+                if len(parts) + (regex is not None) > 3:
                     raise self.error("measurement")
-                name = parts[-1]
-                db = parts[0] if len(parts) == 3 else None
-                rp = parts[-2] if len(parts) >= 2 else None
-                if name.startswith("/"):
-                    out.append(Source(regex=name[1:], database=db, retention_policy=rp))
+                # db.rp.m, rp.m or m; the last part may be a /regex/
+                names: list[str] = parts if regex is None else [*parts, ""]
+                db = names[0] if len(names) == 3 else None
+                rp = names[-2] if len(names) >= 2 else None
+                if regex is not None:
+                    out.append(
+                        Source(regex=regex, database=db or None, retention_policy=rp or None)
+                    )
                 else:
-                    out.append(Source(name, database=db or None, retention_policy=rp or None))
+                    out.append(Source(parts[-1], database=db or None, retention_policy=rp or None))
             if not self.accept_op(","):
                 return out
 
@@ -438,7 +450,7 @@ class _Parser:
             return Literal(float(tok.value))
         if tok.kind == "DURATION":
             self.advance()
-            return Duration(parse_duration(tok.value), tok.value)
+            return Duration(self.parse_duration(tok), tok.value)
         if tok.kind == "REGEX":
             self.advance()
             return Regex(tok.value)

@@ -15,13 +15,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from node.engine.engine import DeleteRequest, Engine, EngineOptions
+from pulsar_cluster.lineprotocol import parse_line_protocol
 from tests.unit.engine.helpers import batch_of, read_all
 
 HOSTS = ["a", "b", "c"]
 ts_st = st.integers(-60, 60)  # few timestamps: many overwrites; several partitions of 25
 point = st.tuples(st.sampled_from(HOSTS), st.sampled_from(["f", "g"]), ts_st, st.integers(0, 9))
+# Rows with both fields, sent as line protocol: the parser's table batches (kept whole by the
+# memtable until read or flushed), interleaved with the per-series batches above.
+row = st.tuples(st.sampled_from(HOSTS), ts_st, st.integers(0, 9), st.integers(0, 9))
 op_st = st.one_of(
     st.tuples(st.just("write"), st.lists(point, min_size=1, max_size=12)),
+    st.tuples(st.just("write_table"), st.lists(row, min_size=1, max_size=12)),
     st.tuples(st.just("flush")),
     st.tuples(st.just("compact"), st.booleans()),
     st.tuples(st.just("delete"), st.sampled_from([None, *HOSTS]), ts_st, st.integers(1, 60)),
@@ -55,6 +60,14 @@ def test_engine_matches_a_dict(ops):
                     engine.apply(batch_of(pts))
                     for h, f, t, v in pts:
                         model[(h, f, t)] = v
+                elif kind == "write_table":
+                    body = "\n".join(f"cpu,host={h} f={a}.5,g={b}.5 {t}" for h, t, a, b in op[1])
+                    batch = parse_line_protocol(body.encode(), "db")
+                    assert batch.table is not None  # the table path is what is under test
+                    engine.apply(batch)
+                    for h, t, a, b in op[1]:
+                        model[(h, "f", t)] = a + 0.5
+                        model[(h, "g", t)] = b + 0.5
                 elif kind == "flush":
                     engine.flush()
                 elif kind == "compact":

@@ -144,7 +144,7 @@ def test_sharded_query_answers_like_one_shard(series, spec, expr, shards, assign
         decode_partial(execute_encoded(encode_plan(plan), s)) for s in build(series, shards, assign)
     ]
     split = finalize(plan, finish, merge(plan, parts))
-    assert split == whole
+    assert approx_equal(split, whole)
 
 
 def test_fill_previous_linear_value_and_none() -> None:
@@ -302,3 +302,58 @@ def test_extreme_time_ranges_do_not_overflow() -> None:
             continue
         out = finalize(plan, finish, execute_partial(plan, src))
         assert out[0]["values"][0][1] == 3
+
+
+def test_answer_rows_are_bounded_before_they_are_built() -> None:
+    src = build([("h0", None, [(i, i) for i in range(30)]), ("h1", None, [(1, 1)])])[0]
+    where = Where(0, 100, None, None, True, True)
+    for items, every in (([Item("v")], 0), ([Item("v", "sum")], 1)):
+        plan, finish = compile_select(
+            SelectSpec("db", "cpu", items, where, every=every), 0, Limits(max_rows=20)
+        )
+        with pytest.raises(LimitExceededError, match="more than the limit of 20") as info:
+            finalize(plan, finish, execute_partial(plan, src))
+        assert info.value.details["limit"] == "max_rows"
+    spec = SelectSpec("db", "cpu", [Item("v")], where, limit=5)
+    plan, finish = compile_select(spec, 0, Limits(max_rows=20))
+    assert len(finalize(plan, finish, execute_partial(plan, src))[0]["values"]) == 5
+
+
+@settings(max_examples=80, deadline=None)
+@given(series=SERIES, spec=SPECS, fw=st.one_of(st.none(), st.just(["fcmp", "v", "<", 10])))
+def test_chunked_reads_answer_like_one_read(series, spec, fw) -> None:
+    import node.query as executor
+
+    fn, every, group_by = spec
+    plan, finish = compile_select(spec_for(fn, every, group_by, ["true"], fw), now=10**6)
+    src = build(series)[0]
+    whole = finalize(plan, finish, execute_partial(plan, src))
+    old = executor.CHUNK_NS
+    executor.CHUNK_NS = 7  # 15 chunks over [0, 100)
+    try:
+        assert len(executor._chunks(plan)) == (15 if plan.kind == "select" else 1)
+        chunked = finalize(plan, finish, execute_partial(plan, src))
+    finally:
+        executor.CHUNK_NS = old
+    assert approx_equal(chunked, whole)
+
+
+def approx_equal(a: Any, b: Any) -> bool:
+    """Equal, floats within 1e-9 (summation order differs between chunkings)."""
+    if isinstance(a, float) and isinstance(b, float):
+        return abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b))
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(approx_equal(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(approx_equal(a[k], b[k]) for k in a)
+    return bool(a == b)
+
+
+def test_count_of_an_empty_window_is_zero() -> None:
+    src = MemSource()
+    src.add("db", "m", {}, "v", FieldType.FLOAT, [0, 35], [1.0, 2.0])
+    where = Where(0, 40, None, None, True, True)
+    spec = SelectSpec("db", "m", [Item("v", "count"), Item("v", "mean")], where, every=10)
+    plan, finish = compile_select(spec, 0)
+    out = finalize(plan, finish, execute_partial(plan, src))
+    assert out[0]["values"] == [[0, 1, 1.0], [10, 0, None], [20, 0, None], [30, 1, 2.0]]

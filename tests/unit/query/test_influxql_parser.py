@@ -72,6 +72,17 @@ def test_grafana_select() -> None:
         ),
         ("SELECT v FROM /^cp/, mem", lambda s: s.sources == [Source(regex="^cp"), Source("mem")]),
         (
+            'SELECT v FROM "db"."rp"./^c/, "/", db..m',
+            lambda s: (
+                s.sources
+                == [
+                    Source(regex="^c", database="db", retention_policy="rp"),
+                    Source("/"),
+                    Source("m", database="db"),
+                ]
+            ),
+        ),
+        (
             "SELECT percentile(v, 99.5), top(v, 3) FROM m",
             lambda s: (
                 s.fields[0][0] == Call("percentile", (Ident("v"), Literal(99.5)))
@@ -229,6 +240,7 @@ def test_parse_errors_say_where(query: str, message: str) -> None:
         ("SELECT v INTO x FROM m", "SELECT ... INTO"),
         ("GRANT ALL TO bob", "GRANT"),
         ("SELECT v FROM m GROUP BY /re/", "GROUP BY /regex/"),
+        ("SELECT max FROM (SELECT max(v) FROM m)", "subqueries"),
     ],
 )
 def test_unsupported_statements_are_named(query: str, name: str) -> None:
@@ -302,3 +314,10 @@ def test_native_where_in_lists_and_parentheses() -> None:
         split_where(parse_expression("time > 5 OR host = 'a'"), 0)
     w = split_where(parse_expression("v > 1 AND host = 'a' AND time >= 10 AND time < 20"), 0)
     assert (w.start, w.end, w.fields) == (10, 20, ["fcmp", "v", ">", 1])
+
+
+def test_grafana_absolute_range_in_epoch_milliseconds() -> None:
+    s = one("SELECT mean(v) FROM m WHERE time >= 1767225600000ms and time <= 1767229200000ms "
+            "GROUP BY time(1m) fill(null)")  # fmt: skip
+    w = split_where(s.condition, 0)
+    assert (w.start, w.end) == (1767225600 * S, 1767229200 * S + 1)

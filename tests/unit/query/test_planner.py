@@ -91,6 +91,11 @@ def test_raw_select_merges_series_and_selects_tags() -> None:
     (r,) = run("SELECT * FROM cpu WHERE host = 'c' AND time = 0")
     assert r["series"][0]["columns"] == ["time", "host", "region", "state", "usage"]
     assert r["series"][0]["values"] == [[0, "c", "us", "ok-c", 20.0]]
+    (r,) = run("SELECT * FROM cpu WHERE time = 0 GROUP BY host LIMIT 1")
+    assert r["series"][0]["tags"] == {"host": "a"}
+    assert r["series"][0]["columns"] == ["time", "region", "state", "usage"]
+    (r,) = run("SELECT * FROM cpu WHERE time = 0 GROUP BY * LIMIT 1")
+    assert r["series"][0]["columns"] == ["time", "state", "usage"]
     (r,) = run("SELECT state FROM cpu WHERE state =~ /b$/")
     assert r["series"][0]["values"] == [[0, "ok-b"]]
     (r,) = run("SELECT usage FROM cpu GROUP BY host SLIMIT 1 SOFFSET 1 LIMIT 1 OFFSET 2")

@@ -1,0 +1,364 @@
+"""StorageBackend over a Raft cluster: writes routed by shard to leaders, queries fanned out.
+
+The coordinator learns the shard map from any reachable node (`--nodes` seeds) and caches it
+with its version; it caches the leader of each shard and follows the `leader` hint of a 421
+NotLeaderError. Every node call has a timeout, retries are bounded in count and time, and a
+shard with no reachable replica fails the request with an UnavailableError naming the shard.
+
+Retries are safe: a write whose outcome is unknown (timeout, leader change) may have committed,
+and sending it again rewrites the same (series, field, timestamp) values: last write wins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from pulsar_cluster.batch import WriteBatch
+from pulsar_cluster.batchcodec import encode_batch
+from pulsar_cluster.errors import (
+    BadRequestError,
+    NotLeaderError,
+    OverloadedError,
+    PulsarError,
+    UnavailableError,
+)
+from pulsar_cluster.logs import get_logger
+from pulsar_cluster.nodeapi import ScanRequest, SeriesData, TagMatcher
+from pulsar_cluster.nodeclient import NodeAuthError, NodeClient
+from pulsar_cluster.query.partial import Partial, decode_partial, encode_plan, merge
+from pulsar_cluster.query.plan import Plan
+from pulsar_cluster.series import shard_for
+from pulsar_cluster.shardmap import ShardMap
+
+__all__ = ["ClusterBackend", "ClusterSettings", "split_by_shard"]
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterSettings:
+    #: Per node call; a write waits for commit + apply on the leader within it.
+    call_timeout_s: float = 10.0
+    #: Total time a request may spend retrying one shard (leader changes take a few election
+    #: timeouts: 1.5-3 s each with the default Raft settings).
+    shard_deadline_s: float = 20.0
+    max_attempts: int = 30
+    #: Small status calls (readiness, map discovery).
+    probe_timeout_s: float = 2.0
+
+
+def split_by_shard(batch: WriteBatch, shard_count: int) -> dict[int, WriteBatch]:
+    """One sub-batch per shard; one hash per series (never per point)."""
+    out: dict[int, WriteBatch] = {}
+    for key, fields in batch.series.items():
+        shard = shard_for(batch.database, key, shard_count)
+        sub = out.get(shard)
+        if sub is None:
+            sub = out[shard] = WriteBatch(batch.database)
+        sub.series[key] = fields
+    return out
+
+
+class ClusterBackend:
+    def __init__(
+        self, seeds: list[str], token: str, settings: ClusterSettings | None = None
+    ) -> None:
+        if not seeds:
+            raise ValueError("at least one node address is needed")
+        self.settings = settings or ClusterSettings()
+        self._seeds = [s if "://" in s else f"http://{s}" for s in seeds]
+        self._token = token
+        self._http = httpx.AsyncClient(
+            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64)
+        )
+        self._map: ShardMap | None = None
+        self._clients: dict[str, NodeClient] = {}
+        self._leaders: dict[int, str] = {}
+        self._map_lock = asyncio.Lock()
+        self._rr = 0
+
+    # --- map and clients -------------------------------------------------------------------------
+
+    def _client(self, node_id: str) -> NodeClient:
+        client = self._clients.get(node_id)
+        if client is None:
+            assert self._map is not None
+            client = NodeClient(
+                self._map.peer(node_id).api_url,
+                self._token,
+                self.settings.call_timeout_s,
+                self._http,
+            )
+            self._clients[node_id] = client
+        return client
+
+    async def shard_map(self) -> ShardMap:
+        if self._map is not None:
+            return self._map
+        async with self._map_lock:
+            if self._map is not None:
+                return self._map
+            errors = []
+            for seed in self._seeds:
+                client = NodeClient(seed, self._token, self.settings.probe_timeout_s, self._http)
+                try:
+                    self._map = await client.shard_map()
+                    log.info("shard_map_loaded", version=self._map.version, seed=seed)
+                    return self._map
+                except NodeAuthError:
+                    raise
+                except PulsarError as exc:
+                    errors.append(str(exc))
+            raise UnavailableError(
+                "no node reachable to load the shard map: " + "; ".join(errors), nodes=self._seeds
+            )
+
+    def _note_map_version(self, version: int) -> None:
+        if self._map is not None and version > self._map.version:
+            self._map = None  # reload on next use (a newer map exists)
+
+    # --- writes ----------------------------------------------------------------------------------
+
+    async def write(self, batch: WriteBatch) -> None:
+        if not batch:
+            return
+        shard_map = await self.shard_map()
+        parts = split_by_shard(batch, shard_map.shard_count)
+        payloads = await asyncio.to_thread(
+            lambda: {shard: encode_batch(sub) for shard, sub in parts.items()}
+        )
+        results = await asyncio.gather(
+            *(self._write_shard(shard, data) for shard, data in payloads.items()),
+            return_exceptions=True,
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    async def _write_shard(self, shard: int, payload: bytes) -> None:
+        async def attempt(node_id: str, remaining: float) -> None:
+            await self._client(node_id).write(shard, payload, timeout_s=remaining)
+
+        await self._with_leader(shard, attempt, leader_only=True)
+
+    async def _with_leader(self, shard: int, call: Any, leader_only: bool) -> Any:
+        """Run `call(node_id, remaining_s)` against the shard's leader (or any replica),
+        following hints and moving on from unreachable replicas, bounded in count and time."""
+        s = self.settings
+        shard_map = await self.shard_map()
+        replicas = shard_map.replicas[shard]
+        if leader_only:
+            candidate = self._leaders.get(shard, replicas[0])
+        else:
+            self._rr += 1
+            candidate = replicas[self._rr % len(replicas)]
+        deadline = time.monotonic() + s.shard_deadline_s
+        last_error = "no attempt"
+        delay = 0.05
+        for _ in range(s.max_attempts):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                result = await call(candidate, min(remaining, s.call_timeout_s))
+                if leader_only:
+                    self._leaders[shard] = candidate
+                return result
+            except NotLeaderError as exc:
+                self._note_map_version(exc.map_version)
+                last_error = f"{candidate}: {exc.message}"
+                if exc.leader and exc.leader != candidate and exc.leader in replicas:
+                    candidate = exc.leader
+                    continue  # follow the hint at once
+                self._leaders.pop(shard, None)
+            except (BadRequestError, OverloadedError, NodeAuthError):
+                raise
+            except UnavailableError as exc:
+                last_error = f"{candidate}: {exc.message}"
+                self._leaders.pop(shard, None)
+            # No usable hint: next replica, after a growing pause (an election takes time).
+            candidate = replicas[(replicas.index(candidate) + 1) % len(replicas)]
+            await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            delay = min(delay * 2, 0.5)
+        raise UnavailableError(
+            f"shard {shard} unavailable: no {'leader' if leader_only else 'replica'} answered "
+            f"within {s.shard_deadline_s}s (last error: {last_error})",
+            shard=shard,
+        )
+
+    # --- reads -----------------------------------------------------------------------------------
+
+    async def scan(self, request: ScanRequest, consistency: str = "leader") -> list[SeriesData]:
+        parts = await self._fan_out(
+            lambda client, shard: client.scan(shard, request, consistency), consistency
+        )
+        # A series lives in exactly one shard: the parts are disjoint.
+        out = [series for part in parts for series in part]
+        out.sort(key=lambda s: s.key)
+        return out
+
+    async def _fan_out(self, call: Any, consistency: str) -> list[Any]:
+        """`call(client, shard)` on one replica of every shard, concurrently."""
+        shard_map = await self.shard_map()
+        leader_only = consistency == "leader"
+
+        async def one(shard: int) -> Any:
+            async def attempt(node_id: str, remaining: float) -> Any:
+                return await call(self._client(node_id), shard)
+
+            return await self._with_leader(shard, attempt, leader_only)
+
+        return list(await asyncio.gather(*(one(s) for s in range(shard_map.shard_count))))
+
+    async def query(self, plan: Plan, consistency: str = "leader") -> Partial:
+        """Send the plan to one replica of every shard; merge their partials."""
+        encoded = encode_plan(plan)
+        answers = await self._fan_out(
+            lambda client, shard: client.query(shard, encoded, consistency), consistency
+        )
+
+        def combine() -> Partial:
+            return merge(plan, [decode_partial(a) for a in answers])
+
+        return await asyncio.to_thread(combine)
+
+    async def delete(self, plan: Plan) -> None:
+        """Propose the delete plan through every shard's log (leaders only, concurrently)."""
+        encoded = encode_plan(plan)
+        shard_map = await self.shard_map()
+
+        async def one(shard: int) -> None:
+            async def attempt(node_id: str, remaining: float) -> None:
+                await self._client(node_id).delete(shard, encoded, timeout_s=remaining)
+
+            await self._with_leader(shard, attempt, leader_only=True)
+
+        await asyncio.gather(*(one(s) for s in range(shard_map.shard_count)))
+
+    async def select_series(
+        self,
+        database: str,
+        measurement: str,
+        matchers: list[TagMatcher],
+        start: int,
+        end: int,
+        fields: list[str] | None = None,
+        consistency: str = "leader",
+    ) -> list[SeriesData]:
+        for m in matchers:
+            m.compiled()  # re.error here, before any network call
+        parts = await self._fan_out(
+            lambda client, shard: client.select(
+                shard, consistency, database, measurement, matchers, start, end, fields
+            ),
+            consistency,
+        )
+        out = [series for part in parts for series in part]
+        out.sort(key=lambda s: s.key)
+        return out
+
+    async def compact(self) -> None:
+        await self._all_nodes("compact", lambda c: c.compact(), tolerate=False)
+
+    async def _all_nodes(self, what: str, call: Any, tolerate: bool) -> list[Any]:
+        shard_map = await self.shard_map()
+        results = await asyncio.gather(
+            *(call(self._client(p.id)) for p in shard_map.peers), return_exceptions=True
+        )
+        out = []
+        for peer, result in zip(shard_map.peers, results, strict=True):
+            if isinstance(result, BaseException):
+                if not tolerate or not isinstance(result, PulsarError):
+                    raise result
+                log.warning("node_call_failed", node=peer.id, what=what, error=str(result))
+                continue
+            out.append(result)
+        return out
+
+    async def databases(self) -> list[str]:
+        found = await self._all_nodes("databases", lambda c: c.databases(), tolerate=True)
+        return sorted({d for names in found for d in names})
+
+    async def measurements(self, database: str) -> list[str]:
+        found = await self._all_nodes(
+            "measurements", lambda c: c.measurements(database), tolerate=True
+        )
+        return sorted({m for names in found for m in names})
+
+    async def flush(self) -> None:
+        await self._all_nodes("flush", lambda c: c.flush(), tolerate=False)
+
+    # --- status ----------------------------------------------------------------------------------
+
+    async def _node_statuses(self) -> dict[str, dict[str, Any]]:
+        shard_map = await self.shard_map()
+
+        async def one(node_id: str) -> dict[str, Any]:
+            try:
+                return await asyncio.wait_for(
+                    self._client(node_id).status(), self.settings.probe_timeout_s
+                )
+            except (PulsarError, TimeoutError) as exc:
+                return {"error": str(exc) or type(exc).__name__}
+
+        ids = [p.id for p in shard_map.peers]
+        return dict(zip(ids, await asyncio.gather(*(one(i) for i in ids)), strict=True))
+
+    async def status(self) -> dict[str, Any]:
+        shard_map = await self.shard_map()
+        nodes = await self._node_statuses()
+        shards = []
+        for shard in range(shard_map.shard_count):
+            leader, term, commit = None, 0, 0
+            replicas: dict[str, Any] = {}
+            for node_id in shard_map.replicas[shard]:
+                st = nodes.get(node_id, {}).get("shards", {}).get(str(shard))
+                if st is None:
+                    replicas[node_id] = "unreachable"
+                    continue
+                replicas[node_id] = {
+                    "role": st["role"],
+                    "term": st["term"],
+                    "commit_index": st["commit_index"],
+                    "last_applied": st["last_applied"],
+                    "engine_last_index": st["engine_last_index"],
+                }
+                if st["role"] == "leader" and st["term"] >= term:
+                    leader, term, commit = node_id, st["term"], st["commit_index"]
+            for info in replicas.values():
+                if isinstance(info, dict):
+                    info["lag"] = max(0, commit - info["last_applied"]) if leader else None
+            if leader:
+                self._leaders[shard] = leader
+            shards.append({"shard": shard, "leader": leader, "term": term, "replicas": replicas})
+        return {
+            "mode": "cluster",
+            "map_version": shard_map.version,
+            "shard_count": shard_map.shard_count,
+            "replication_factor": shard_map.replication_factor,
+            "nodes": {
+                node_id: (
+                    {"state": "up", "leads": sum(1 for s in shards if s["leader"] == node_id)}
+                    if "error" not in st
+                    else {"state": "down", "error": st["error"]}
+                )
+                for node_id, st in nodes.items()
+            },
+            "shards": shards,
+            "shards_without_leader": [s["shard"] for s in shards if s["leader"] is None],
+        }
+
+    async def ready(self) -> bool:
+        try:
+            status = await self.status()
+        except PulsarError:
+            return False
+        return not status["shards_without_leader"]
+
+    async def close(self) -> None:
+        await self._http.aclose()

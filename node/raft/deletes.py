@@ -1,0 +1,48 @@
+"""Replicated deletes: a DELETE Raft command carries an encoded delete plan, and every replica
+resolves the plan's series against its own index *at that log index* (the same state on every
+replica, so the same series) and records one engine delete at the command's Raft index."""
+
+from __future__ import annotations
+
+from node.engine.deletes import DeleteRequest
+from node.engine.engine import Engine
+from node.query import EngineSource
+from pulsar_cluster.errors import QueryError
+from pulsar_cluster.query.conditions import compile_regex, resolve_series
+from pulsar_cluster.query.partial import decode_plan
+from pulsar_cluster.query.plan import Plan
+from pulsar_cluster.series import SEP
+
+__all__ = ["apply_delete", "check_delete_plan"]
+
+
+def check_delete_plan(plan: Plan) -> None:
+    """Refuse, before replicating it, a plan every replica would refuse."""
+    if plan.kind != "delete":
+        raise QueryError(f"malformed delete plan: {plan.kind!r} is not a delete")
+    if plan.fields_where is not None:
+        raise QueryError("fields not supported in WHERE clause during deletion")
+
+
+def apply_delete(engine: Engine, body: bytes, index: int) -> int:
+    """Delete the plan's series in [start, end) at Raft index `index`; series matched."""
+    plan = decode_plan(body)
+    check_delete_plan(plan)
+    source = EngineSource(engine)
+    names = source.measurements(plan.database)
+    if plan.measurement:
+        names = [plan.measurement] if plan.measurement in names else []
+    elif plan.measurement_regex:
+        rx = compile_regex(plan.measurement_regex)
+        names = [m for m in names if rx.search(m)]
+    keys: set[bytes] = set()
+    for measurement in names:
+        skeys = resolve_series(plan.tags, source, plan.database, measurement)
+        keys.update(k.partition(SEP)[2] for k in skeys)
+    if keys:
+        # One engine record per command: the engine skips a second record at the same index.
+        request = DeleteRequest(
+            plan.database, names[0], plan.start, plan.end, series=tuple(sorted(keys))
+        )
+        engine.delete(request, index=index)
+    return len(keys)

@@ -1,0 +1,264 @@
+"""The node's HTTP API (internal: coordinators and admin tools), port 7100 by default.
+
+Every route under /v1 requires `Authorization: Bearer <cluster secret>`; /health, /ready and
+/metrics answer without it (probes and scrapers), and reveal no data. Routes and bodies:
+docs/format/node-api.md. Errors are JSON `{"error": ..., ...}` with the PulsarError's status;
+a request for a shard this node does not lead answers 421 with `shard`, `leader`, `map_version`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from node.service import NodeService
+from pulsar_cluster.errors import BadRequestError, OverloadedError, PulsarError
+from pulsar_cluster.logs import get_logger
+from pulsar_cluster.nodeapi import ScanRequest, TagMatcher
+
+__all__ = ["create_node_app", "serve_node", "TOKEN_HEADER"]
+
+TOKEN_HEADER = "authorization"
+log = get_logger(__name__)
+
+
+def _json(doc: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(doc), status, headers, media_type="application/json")
+
+
+class _UnauthorizedError(PulsarError):
+    status_code = 401
+
+
+def create_node_app(
+    service: NodeService, secret: str, balance_interval_s: float = 5.0
+) -> Starlette:
+    expected = f"Bearer {secret}".encode()
+    registry = CollectorRegistry()
+    # Names and labels as the Helm chart's alerts and dashboard expect them (deploy/prometheus).
+    gauges = {
+        name: Gauge(f"pulsar_raft_{name}", help_text, ["shard"], registry=registry)
+        for name, help_text in (
+            ("is_leader", "1 if this node leads the shard's Raft group"),
+            ("term", "Raft term of the shard's group on this node"),
+            ("commit_index", "Raft commit index of the shard's group on this node"),
+            ("applied_index", "last Raft index applied to this node's engine replica"),
+        )
+    }
+
+    def authorize(request: Request) -> None:
+        got = request.headers.get(TOKEN_HEADER, "").encode()
+        if not hmac.compare_digest(got, expected):
+            raise _UnauthorizedError("missing or wrong cluster token")
+
+    async def health(_: Request) -> Response:
+        return _json({"status": "pass", "node_id": service.node_id})
+
+    async def ready(_: Request) -> Response:
+        if service.ready():
+            return _json({"status": "ready"})
+        return _json({"status": "not ready: a shard has no leader yet"}, 503)
+
+    async def metrics(_: Request) -> Response:
+        for shard, st in service.status()["shards"].items():
+            gauges["is_leader"].labels(shard).set(1 if st["role"] == "leader" else 0)
+            gauges["term"].labels(shard).set(st["term"])
+            gauges["commit_index"].labels(shard).set(st["commit_index"])
+            gauges["applied_index"].labels(shard).set(st["last_applied"])
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def shard_map(request: Request) -> Response:
+        authorize(request)
+        return _json(service.map.to_dict())
+
+    async def status(request: Request) -> Response:
+        authorize(request)
+        return _json(service.status())
+
+    async def write(request: Request) -> Response:
+        authorize(request)
+        shard = int(request.path_params["shard"])
+        body = await request.body()
+        commands = await service.write(shard, body)
+        return _json({"commands": commands})
+
+    async def delete(request: Request) -> Response:
+        authorize(request)
+        await service.delete(int(request.path_params["shard"]), await request.body())
+        return _json({"status": "done"})
+
+    async def scan(request: Request) -> Response:
+        authorize(request)
+        shard = int(request.path_params["shard"])
+        req, consistency = _parse_scan(await request.body())
+        data = await service.scan(shard, req, consistency)
+        return Response(data, media_type="application/octet-stream")
+
+    async def query(request: Request) -> Response:
+        authorize(request)
+        shard = int(request.path_params["shard"])
+        consistency = _consistency(request.query_params.get("consistency", "leader"))
+        data = await service.query(shard, await request.body(), consistency)
+        return Response(data, media_type="application/octet-stream")
+
+    async def select(request: Request) -> Response:
+        authorize(request)
+        shard = int(request.path_params["shard"])
+        args = _parse_select(await request.body())
+        data = await service.select(shard, *args)
+        return Response(data, media_type="application/octet-stream")
+
+    async def compact(request: Request) -> Response:
+        authorize(request)
+        await service.compact()
+        return _json({"status": "done"})
+
+    async def checksum(request: Request) -> Response:
+        authorize(request)
+        return _json(await service.checksum(int(request.path_params["shard"])))
+
+    async def databases(request: Request) -> Response:
+        authorize(request)
+        return _json({"databases": service.databases()})
+
+    async def measurements(request: Request) -> Response:
+        authorize(request)
+        db = request.query_params.get("db", "")
+        return _json({"measurements": service.measurements(db)})
+
+    async def flush(request: Request) -> Response:
+        authorize(request)
+        await service.flush()
+        return _json({"status": "done"})
+
+    async def pulsar_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, PulsarError)
+        headers = {}
+        if isinstance(exc, OverloadedError):
+            headers["Retry-After"] = str(max(1, round(exc.retry_after_s)))
+        return _json(exc.to_dict(), exc.status_code, headers)
+
+    async def balance_loop() -> None:
+        # Leader balancing: every few seconds, not faster than elections settle.
+        while True:
+            await asyncio.sleep(balance_interval_s)
+            try:
+                asked = service.balance_leaders()
+            except Exception:  # a bug here must not stop the node; it is logged loudly
+                log.exception("leader_balancing_failed")
+                continue
+            if asked:
+                log.info("leader_transfer_requested", shards=asked)
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        task = asyncio.create_task(balance_loop()) if balance_interval_s > 0 else None
+        yield
+        if task is not None:
+            task.cancel()
+        await asyncio.to_thread(service.close)
+        log.info("node_stopped", node=service.node_id)
+
+    return Starlette(
+        routes=[
+            Route("/health", health),
+            Route("/ready", ready),
+            Route("/metrics", metrics),
+            Route("/v1/map", shard_map),
+            Route("/v1/status", status),
+            Route("/v1/shards/{shard:int}/write", write, methods=["POST"]),
+            Route("/v1/shards/{shard:int}/scan", scan, methods=["POST"]),
+            Route("/v1/shards/{shard:int}/delete", delete, methods=["POST"]),
+            Route("/v1/shards/{shard:int}/query", query, methods=["POST"]),
+            Route("/v1/shards/{shard:int}/select", select, methods=["POST"]),
+            Route("/v1/shards/{shard:int}/checksum", checksum),
+            Route("/v1/compact", compact, methods=["POST"]),
+            Route("/v1/databases", databases),
+            Route("/v1/measurements", measurements),
+            Route("/v1/flush", flush, methods=["POST"]),
+        ],
+        exception_handlers={PulsarError: pulsar_error},
+        lifespan=lifespan,
+    )
+
+
+def _parse_scan(body: bytes) -> tuple[ScanRequest, str]:
+    try:
+        doc = orjson.loads(body)
+        fields = doc.get("fields")
+        req = ScanRequest(
+            database=str(doc["database"]),
+            measurement=str(doc["measurement"]),
+            start=int(doc["start"]),
+            end=int(doc["end"]),
+            tags={str(k): str(v) for k, v in (doc.get("tags") or {}).items()},
+            fields=None if fields is None else [str(f) for f in fields],
+        )
+        consistency = str(doc.get("consistency", "leader"))
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise BadRequestError(f"malformed scan request: {exc}") from None
+    return req, _consistency(consistency)
+
+
+def _consistency(value: str) -> str:
+    if value not in ("leader", "any"):
+        raise BadRequestError("consistency must be 'leader' or 'any'")
+    return value
+
+
+def _parse_select(body: bytes) -> tuple[Any, ...]:
+    """(consistency, database, measurement, matchers, start, end, fields) of a select body."""
+    try:
+        doc = orjson.loads(body)
+        matchers = []
+        for name, op, value in doc["matchers"]:
+            if op not in ("=", "!=", "=~", "!~"):
+                raise ValueError(f"unknown matcher operator {op!r}")
+            matchers.append(TagMatcher(str(name), op, str(value)))
+        for m in matchers:
+            m.compiled()
+        fields = doc.get("fields")
+        return (
+            _consistency(str(doc.get("consistency", "leader"))),
+            str(doc["database"]),
+            str(doc["measurement"]),
+            matchers,
+            int(doc["start"]),
+            int(doc["end"]),
+            None if fields is None else [str(f) for f in fields],
+        )
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, re.error) as exc:
+        raise BadRequestError(f"malformed select request: {exc}") from None
+
+
+def serve_node(app: Starlette, host: str, port: int, graceful_timeout_s: float = 30.0) -> None:
+    """Serve until SIGTERM/SIGINT; the lifespan then stops Raft and closes the engines."""
+    import sys
+
+    import uvicorn
+
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=int(graceful_timeout_s),
+        timeout_keep_alive=30,
+    )
+    print(f"PulsarDB node API on http://{host}:{port}", file=sys.stderr, flush=True)
+    uvicorn.Server(config).run()

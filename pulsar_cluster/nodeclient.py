@@ -1,0 +1,181 @@
+"""The coordinator's HTTP client to one storage node's API (docs/format/node-api.md).
+
+The coordinator reaches nodes only through this module. Every call has a timeout; transport
+failures become UnavailableError naming the node, and the node's JSON errors are turned back
+into the PulsarError they came from (NotLeaderError keeps its shard, leader and map version).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import orjson
+
+from pulsar_cluster.batchcodec import decode_batch
+from pulsar_cluster.errors import (
+    BadRequestError,
+    NotLeaderError,
+    OverloadedError,
+    PulsarError,
+    UnavailableError,
+)
+from pulsar_cluster.nodeapi import ScanRequest, SeriesData, TagMatcher
+from pulsar_cluster.shardmap import ShardMap
+
+__all__ = ["NodeClient", "NodeAuthError"]
+
+
+class NodeAuthError(PulsarError):
+    """The node refused our cluster token: a configuration error, not a transient one."""
+
+    status_code = 500
+
+
+class NodeClient:
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        timeout_s: float = 10.0,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {token}"}
+        self._timeout = httpx.Timeout(timeout_s, connect=min(2.0, timeout_s))
+        self._client = client or httpx.AsyncClient(
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32)
+        )
+        self._owns_client = client is None
+
+    async def close(self) -> None:
+        if self._owns_client:
+            await self._client.aclose()
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = await self._client.request(
+                method,
+                self.base_url + path,
+                headers=self._headers,
+                timeout=kwargs.pop("timeout", self._timeout),
+                **kwargs,
+            )
+        except httpx.HTTPError as exc:
+            raise UnavailableError(
+                f"node {self.base_url} unreachable: {type(exc).__name__}: {exc}",
+                node=self.base_url,
+            ) from None
+        if response.status_code >= 400:
+            raise _error_from(self.base_url, response)
+        return response
+
+    async def shard_map(self) -> ShardMap:
+        return ShardMap.from_dict((await self._request("GET", "/v1/map")).json())
+
+    async def status(self) -> dict[str, Any]:
+        return (await self._request("GET", "/v1/status")).json()  # type: ignore[no-any-return]
+
+    async def write(self, shard: int, encoded_batch: bytes, timeout_s: float | None = None) -> None:
+        kwargs: dict[str, Any] = {"content": encoded_batch}
+        if timeout_s is not None:
+            kwargs["timeout"] = httpx.Timeout(timeout_s, connect=min(2.0, timeout_s))
+        await self._request("POST", f"/v1/shards/{shard}/write", **kwargs)
+
+    async def scan(self, shard: int, request: ScanRequest, consistency: str) -> list[SeriesData]:
+        body = orjson.dumps(
+            {
+                "database": request.database,
+                "measurement": request.measurement,
+                "start": request.start,
+                "end": request.end,
+                "tags": request.tags,
+                "fields": request.fields,
+                "consistency": consistency,
+            }
+        )
+        response = await self._request("POST", f"/v1/shards/{shard}/scan", content=body)
+        batch = decode_batch(response.content)
+        return [SeriesData(key, columns) for key, columns in batch.series.items()]
+
+    async def delete(self, shard: int, encoded_plan: bytes, timeout_s: float | None = None) -> None:
+        kwargs: dict[str, Any] = {"content": encoded_plan}
+        if timeout_s is not None:
+            kwargs["timeout"] = httpx.Timeout(timeout_s, connect=min(2.0, timeout_s))
+        await self._request("POST", f"/v1/shards/{shard}/delete", **kwargs)
+
+    async def query(self, shard: int, encoded_plan: bytes, consistency: str) -> bytes:
+        """The encoded partial (docs/format/partials.md) of one shard for an encoded plan."""
+        response = await self._request(
+            "POST",
+            f"/v1/shards/{shard}/query",
+            params={"consistency": consistency},
+            content=encoded_plan,
+        )
+        return response.content
+
+    async def select(
+        self,
+        shard: int,
+        consistency: str,
+        database: str,
+        measurement: str,
+        matchers: list[TagMatcher],
+        start: int,
+        end: int,
+        fields: list[str] | None,
+    ) -> list[SeriesData]:
+        body = orjson.dumps(
+            {
+                "consistency": consistency,
+                "database": database,
+                "measurement": measurement,
+                "matchers": [[m.name, m.op, m.value] for m in matchers],
+                "start": start,
+                "end": end,
+                "fields": fields,
+            }
+        )
+        response = await self._request("POST", f"/v1/shards/{shard}/select", content=body)
+        batch = decode_batch(response.content)
+        return [SeriesData(key, columns) for key, columns in batch.series.items()]
+
+    async def compact(self, timeout_s: float = 3600.0) -> None:
+        await self._request("POST", "/v1/compact", timeout=timeout_s)
+
+    async def databases(self) -> list[str]:
+        return list((await self._request("GET", "/v1/databases")).json()["databases"])
+
+    async def measurements(self, database: str) -> list[str]:
+        response = await self._request("GET", "/v1/measurements", params={"db": database})
+        return list(response.json()["measurements"])
+
+    async def flush(self, timeout_s: float = 300.0) -> None:
+        await self._request("POST", "/v1/flush", timeout=timeout_s)
+
+
+def _error_from(node: str, response: httpx.Response) -> PulsarError:
+    try:
+        doc = orjson.loads(response.content)
+        message = str(doc.pop("error"))
+    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+        doc, message = {}, response.text[:200] or response.reason_phrase
+    status = response.status_code
+    if status == 421:
+        err = NotLeaderError(
+            int(doc.get("shard", -1)), doc.get("leader"), int(doc.get("map_version", 0)), ""
+        )
+        err.message = message
+        err.args = (message,)
+        return err
+    if status == 401:
+        return NodeAuthError(f"node {node} rejected the cluster token: {message}")
+    if status in (429, 503) and "retry_after" in doc:
+        return OverloadedError(message, float(doc["retry_after"]), status)
+    if status == 503:
+        return UnavailableError(message, node=node, **doc)
+    if 400 <= status < 500:
+        err400 = BadRequestError(message, **doc)
+        err400.status_code = status
+        return err400
+    return UnavailableError(f"node {node} failed ({status}): {message}", node=node)

@@ -1,0 +1,118 @@
+"""Raft commands of a shard group: our own compact binary bytes, never pickled objects.
+
+Byte layout: docs/format/raft-command.md. A command is an 8-byte header (magic `PLRC`, version,
+kind, reserved) followed by the body; kind 1 (`WRITE`) carries one encoded WriteBatch
+(docs/format/write-batch.md). pysyncobj wraps the bytes in its own framing (a pickled call),
+which is documented there too.
+
+Size: pysyncobj mishandles entries of 64 KB and more (its append-entries chunking picks the last
+chunk by command length, not pickled length: truncated unpickles and 50 ms stalls, measured in
+/work/shared/pysyncobj-notes.md). `split_write` therefore cuts a batch into commands of at most
+`MAX_COMMAND_BYTES`, first by series, then, for a single huge series, by rows.
+"""
+
+from __future__ import annotations
+
+import struct
+from enum import IntEnum
+
+from pulsar_cluster.batch import Column, WriteBatch
+from pulsar_cluster.batchcodec import decode_batch, encode_batch
+from pulsar_cluster.errors import BadRequestError
+
+__all__ = [
+    "CommandKind",
+    "MAX_COMMAND_BYTES",
+    "encode_command",
+    "decode_command",
+    "split_write",
+    "decode_write",
+    "RaftCommandError",
+]
+
+MAGIC = b"PLRC"
+VERSION = 1
+_HEADER = struct.Struct("<4sBBH")  # magic, version, kind, reserved (0)
+#: 48 KB leaves room under pysyncobj's 64 KB threshold for its pickle framing and for the
+#: ~0.1% zstd worst-case expansion of incompressible bodies.
+MAX_COMMAND_BYTES = 48 * 1024
+
+
+class CommandKind(IntEnum):
+    """Command kinds: on disk (Raft journal) and on the wire. Never reuse a number."""
+
+    WRITE = 1
+    #: body: an encoded delete plan (docs/format/partials.md, magic PQPL); node/raft/deletes.py
+    DELETE = 2
+
+
+class RaftCommandError(BadRequestError):
+    """Bytes that are not a valid Raft command."""
+
+
+def encode_command(kind: CommandKind, body: bytes) -> bytes:
+    return _HEADER.pack(MAGIC, VERSION, int(kind), 0) + body
+
+
+def decode_command(data: bytes) -> tuple[CommandKind, memoryview]:
+    if len(data) < _HEADER.size:
+        raise RaftCommandError("raft command shorter than its header")
+    magic, version, kind, _ = _HEADER.unpack_from(data, 0)
+    if magic != MAGIC:
+        raise RaftCommandError(f"bad raft command magic {magic!r}")
+    if version != VERSION:
+        raise RaftCommandError(f"unsupported raft command version {version}")
+    try:
+        return CommandKind(kind), memoryview(data)[_HEADER.size :]
+    except ValueError:
+        raise RaftCommandError(f"unknown raft command kind {kind}") from None
+
+
+def split_write(batch: WriteBatch, max_bytes: int = MAX_COMMAND_BYTES) -> list[bytes]:
+    """WRITE commands, each at most `max_bytes`, that together hold every point of `batch`.
+
+    Each command is applied atomically; the batch as a whole is not (see docs/architecture.md).
+    Raises RaftCommandError if a single point does not fit (a string value near `max_bytes`).
+    """
+    out: list[bytes] = []
+    _split_into(batch, max_bytes - _HEADER.size, out)
+    return out
+
+
+def _split_into(batch: WriteBatch, limit: int, out: list[bytes]) -> None:
+    if not batch:
+        return
+    body = encode_batch(batch)
+    if len(body) <= limit:
+        out.append(encode_command(CommandKind.WRITE, body))
+        return
+    keys = list(batch.series)
+    if len(keys) > 1:
+        half = len(keys) // 2
+        for key_part in (keys[:half], keys[half:]):
+            sub = {k: batch.series[k] for k in key_part}
+            _split_into(WriteBatch(batch.database, sub), limit, out)
+        return
+    key = keys[0]
+    fields = batch.series[key]
+    if len(fields) > 1:
+        field_names = list(fields)
+        half = len(field_names) // 2
+        for name_part in (field_names[:half], field_names[half:]):
+            sub_fields = {n: fields[n] for n in name_part}
+            _split_into(WriteBatch(batch.database, {key: sub_fields}), limit, out)
+        return
+    ((name, col),) = fields.items()
+    if len(col) <= 1:
+        raise RaftCommandError(
+            f"one value of field '{name}' does not fit in a raft command of {limit} bytes"
+        )
+    half = len(col) // 2
+    for sl in (slice(0, half), slice(half, None)):
+        piece = Column(col.type, col.timestamps[sl], col.values[sl])
+        _split_into(WriteBatch(batch.database, {key: {name: piece}}), limit, out)
+
+
+def decode_write(body: memoryview) -> WriteBatch:
+    """The WriteBatch of a WRITE command body."""
+    return decode_batch(body)
