@@ -296,7 +296,11 @@ def render_markdown(report: dict[str, Any]) -> str:
         st = s["queries"][q]
         return None if st["errors"] >= st["count"] else st[key]
 
-    for q in QUERY_TYPES:
+    # Query rows only for types that some system ran or explained (not with --no-queries).
+    ran = [q for q in QUERY_TYPES if any(q in s.get("queries", {}) for s in systems)]
+    if not ran and any(s.get("query_status") for s in systems):
+        ran = list(QUERY_TYPES)
+    for q in ran:
         for key, label, kind in (
             ("p50_ms", "p50 ms", "ms"),
             ("p99_ms", "p99 ms", "ms"),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -88,6 +89,26 @@ def dir_bytes(path: str | Path, exclude: tuple[str, ...] = (), apparent: bool = 
                 continue  # a compaction removed it while we walked
             total += st.st_size if apparent else st.st_blocks * 512
     return total
+
+
+def free_port_range(count: int, tries: int = 50) -> int:
+    """A base port such that base .. base+count-1 are all free on 127.0.0.1 right now."""
+    rng = random.Random()
+    for _ in range(tries):
+        base = rng.randrange(20_000, 60_000 - count)
+        socks = []
+        try:
+            for port in range(base, base + count):
+                sock = socket.socket()
+                socks.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise SystemUnavailableError(f"no {count} consecutive free ports found")
 
 
 class System:
@@ -255,11 +276,19 @@ class PulsarCluster(PulsarStandalone):
         return out.returncode == 0
 
     def command(self) -> list[str]:
+        # Node APIs and Raft ports are ranges from a base: take free ranges, not the defaults
+        # (7100, 7200), which a developer's `make run` or another test may be using.
         return [
             *pulsar_command(),
             "local",
             "--nodes",
             str(self.nodes),
+            "--replication-factor",
+            str(self.nodes),
+            "--node-port-base",
+            str(free_port_range(self.nodes)),
+            "--raft-port-base",
+            str(free_port_range(64)),
             "--data-dir",
             str(self.data_dir),
             "--port",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -12,7 +13,15 @@ from pathlib import Path
 import pytest
 
 from bench.procmem import RssSampler, status_kb, tree_kb, tree_pids
-from bench.systems import InfluxDB, PulsarStandalone, VictoriaMetrics, dir_bytes, http
+from bench.systems import (
+    InfluxDB,
+    PulsarCluster,
+    PulsarStandalone,
+    VictoriaMetrics,
+    dir_bytes,
+    free_port_range,
+    http,
+)
 
 
 def test_tree_pids_and_memory_include_children() -> None:
@@ -90,3 +99,19 @@ def test_pulsar_standalone_under_the_harness(tmp_path: Path) -> None:
     finally:
         system.stop()
     assert system.proc is not None and system.proc.poll() is not None
+
+
+def test_cluster_command_uses_rf3_and_free_port_ranges(tmp_path: Path) -> None:
+    cmd = PulsarCluster(tmp_path).command()
+    assert cmd[cmd.index("local") + 1 : cmd.index("local") + 5] == [
+        "--nodes",
+        "3",
+        "--replication-factor",
+        "3",
+    ]
+    base = int(cmd[cmd.index("--raft-port-base") + 1])
+    assert 20_000 <= base < 60_000
+    base = free_port_range(5)
+    for port in range(base, base + 5):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", port))  # free: binds
