@@ -42,7 +42,8 @@ def _add_engine_flags(p: argparse.ArgumentParser) -> None:
         "--memtable-mb",
         type=int,
         default=64,
-        help="flush the memtable to an SSTable above this size (MB)",
+        help="memory for memtables, MB (default 64); a node divides it among its shard "
+        "replicas; a memtable above its share is flushed to an SSTable",
     )
     p.add_argument("--log-level", default="info", help="debug, info, warning, error")
 
