@@ -25,7 +25,7 @@ import sys
 from typing import Any
 
 from pulsar_cluster import __version__
-from pulsar_cluster.config import apply_config_sources
+from pulsar_cluster.config import apply_config_sources, parse_retention
 
 __all__ = ["main", "build_parser"]
 
@@ -45,7 +45,32 @@ def _add_engine_flags(p: argparse.ArgumentParser) -> None:
         help="memory for memtables, MB (default 64); a node divides it among its shard "
         "replicas; a memtable above its share is flushed to an SSTable",
     )
+    p.add_argument(
+        "--retention",
+        action="append",
+        default=[],
+        metavar="DB[/MEASUREMENT]=DURATION",
+        help="keep a database's data this long, e.g. telemetry=30d, with per-measurement "
+        "overrides telemetry/debug=1d (repeatable; env PULSAR_RETENTION, comma-separated); "
+        "expired partitions are dropped whole; default: keep forever",
+    )
     p.add_argument("--log-level", default="info", help="debug, info, warning, error")
+
+
+def _engine_options(args: argparse.Namespace) -> Any:
+    """EngineOptions from the engine flags (`_add_engine_flags`)."""
+    engine_mod = _role("node.engine.engine")
+    try:
+        specs = parse_retention(args.retention)
+    except ValueError as exc:
+        raise SystemExit(f"pulsar: {exc}") from None
+    retention = {
+        db: engine_mod.RetentionPolicy(duration, overrides)
+        for db, (duration, overrides) in specs.items()
+    }
+    return engine_mod.EngineOptions(
+        fsync=args.fsync, memtable_bytes=args.memtable_mb * 1024 * 1024, retention=retention
+    )
 
 
 def _add_admin_token_flag(p: argparse.ArgumentParser) -> None:
@@ -259,11 +284,7 @@ def _cmd_standalone(args: argparse.Namespace) -> int:
     from pulsar_cluster.logs import configure_logging
 
     configure_logging(args.log_level)
-    engine_mod = _role("node.engine.engine")
-    options = engine_mod.EngineOptions(
-        fsync=args.fsync, memtable_bytes=args.memtable_mb * 1024 * 1024
-    )
-    node = _role("node.local").LocalNode(args.data_dir, options)
+    node = _role("node.local").LocalNode(args.data_dir, _engine_options(args))
     return _serve_coordinator(node, args)
 
 
@@ -300,7 +321,6 @@ def _cmd_node(args: argparse.Namespace) -> int:
         shard_map = static_shard_map(peers, args.shards, args.replication_factor)
     except PulsarError as exc:
         raise SystemExit(f"pulsar: {exc}") from None
-    engine_mod = _role("node.engine.engine")
     raft_settings = _role("node.raft.settings")
     service_mod = _role("node.service")
     server_mod = _role("node.server")
@@ -309,9 +329,7 @@ def _cmd_node(args: argparse.Namespace) -> int:
         node_id=node_id,
         data_dir=args.data_dir,
         secret=secret,
-        engine=engine_mod.EngineOptions(
-            fsync=args.fsync, memtable_bytes=args.memtable_mb * 1024 * 1024
-        ),
+        engine=_engine_options(args),
         raft=dataclasses.replace(
             raft_settings.RaftSettings.from_env(),
             election_min_s=election,
@@ -369,6 +387,7 @@ def _cmd_local(args: argparse.Namespace) -> int:
             str(args.memtable_mb),
             "--log-level",
             args.log_level,
+            *(x for spec in args.retention for x in ("--retention", spec)),
         ],
         coordinator_args=[
             "--cluster-name",

@@ -13,7 +13,7 @@ import tomllib
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["apply_config_sources", "env_name", "ENV_ALIASES"]
+__all__ = ["apply_config_sources", "env_name", "ENV_ALIASES", "parse_retention"]
 
 #: Flags whose environment variable is not simply PULSAR_<FLAG> (DESIGN.md names these).
 ENV_ALIASES = {"remote_cluster": "PULSAR_REMOTE_CLUSTERS"}
@@ -69,3 +69,32 @@ def apply_config_sources(
             value = action.type(value)
         parser.set_defaults(**{dest: value})
     return file_values
+
+
+def parse_retention(specs: list[str]) -> dict[str, tuple[int, dict[str, int]]]:
+    """`DB=DURATION` and `DB/MEASUREMENT=DURATION` specs -> {db: (ns, {measurement: ns})}.
+
+    A database given only per measurement keeps its other measurements forever (0). Raises
+    ValueError naming the bad spec.
+    """
+    from pulsar_cluster.timeutil import parse_duration
+
+    out: dict[str, tuple[int, dict[str, int]]] = {}
+    for spec in specs:
+        target, sep, duration_text = spec.partition("=")
+        db, _, measurement = target.partition("/")
+        if not sep or not db.strip() or (target.count("/") and not measurement.strip()):
+            raise ValueError(f"invalid retention '{spec}': use DB=30d or DB/MEASUREMENT=1d")
+        try:
+            duration = parse_duration(duration_text)
+        except ValueError as exc:
+            raise ValueError(f"invalid retention '{spec}': {exc}") from None
+        if duration <= 0:
+            raise ValueError(f"invalid retention '{spec}': the duration must be positive")
+        default, overrides = out.get(db.strip(), (0, {}))
+        if measurement:
+            overrides[measurement.strip()] = duration
+        else:
+            default = duration
+        out[db.strip()] = (default, overrides)
+    return out

@@ -195,3 +195,23 @@ def test_sigterm_shuts_down_gracefully_and_keeps_data(tmp_path: Path) -> None:
         assert query(again.url, db="s", measurement="m")["series"][0]["values"] == [[T0, 1.0]]
     finally:
         again.stop()
+
+
+def test_retention_flag_hides_expired_data(tmp_path: Path) -> None:
+    """`--retention db=1h`: points older than an hour are not returned; newer ones are."""
+    import time
+
+    server = ServerProcess(tmp_path / "data", extra_args=["--retention", "r=1h"]).start()
+    try:
+        now = time.time_ns()
+        old, new = now - 2 * 3600 * 10**9, now - 60 * 10**9
+        r = httpx.post(
+            f"{server.url}/write", params={"db": "r"}, content=f"m f=1 {old}\nm f=2 {new}\n"
+        )
+        assert r.status_code == 204
+        assert query(server.url, db="r", measurement="m")["series"][0]["values"] == [[new, 2.0]]
+        # Another database keeps everything.
+        httpx.post(f"{server.url}/write", params={"db": "keep"}, content=f"m f=1 {old}\n")
+        assert query(server.url, db="keep", measurement="m")["series"][0]["values"] == [[old, 1.0]]
+    finally:
+        server.stop()

@@ -31,3 +31,20 @@ def test_env_values_are_typed() -> None:
     p = parser()
     apply_config_sources(p, [], environ={"PULSAR_PORT": "7"})
     assert p.parse_args([]).port == 7
+
+
+def test_retention_specs() -> None:
+    from pulsar_cluster.config import parse_retention
+
+    day, hour = 86_400 * 10**9, 3_600 * 10**9
+    assert parse_retention(["t=30d", "t/debug=1h", "other/m=2h"]) == {
+        "t": (30 * day, {"debug": hour}),
+        "other": (0, {"m": 2 * hour}),
+    }
+    for bad in ("t", "t=", "t=soon", "=1d", "t/=1d", "t=0s"):
+        try:
+            parse_retention([bad])
+        except ValueError as exc:
+            assert bad in str(exc)
+        else:
+            raise AssertionError(f"{bad!r} was accepted")
