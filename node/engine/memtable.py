@@ -123,10 +123,10 @@ class Memtable:
         for _, field_type, _values in table.fields:
             width = _STRING_BYTES_ESTIMATE if field_type is FieldType.STRING else 8
             nbytes += table.rows * (8 + width)
-        with self._lock:
+        with self._lock:  # counters too: a reader's _absorb may _collapse concurrently
             self._pending.append((prefix, table))
-        self.bytes += nbytes + _CHUNK_OVERHEAD * len(table.keys)
-        self.points += points
+            self.bytes += nbytes + _CHUNK_OVERHEAD * len(table.keys)
+            self.points += points
         return points
 
     def _absorb(self) -> None:
