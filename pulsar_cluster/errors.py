@@ -100,7 +100,7 @@ class FieldTypeConflictError(BadRequestError):
 
 
 class QueryError(BadRequestError):
-    pass
+    """A query that cannot be parsed or planned (the message says where and why)."""
 
 
 class UnsupportedMediaTypeError(BadRequestError):

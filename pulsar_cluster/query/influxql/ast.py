@@ -24,7 +24,7 @@ __all__ = [
 
 
 class Expr:
-    pass
+    """Base of every InfluxQL expression node."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +51,7 @@ class Regex(Expr):
 
 @dataclass(frozen=True, slots=True)
 class Wildcard(Expr):
-    pass
+    """`*` in a field list or GROUP BY."""
 
 
 @dataclass(frozen=True, slots=True)
