@@ -1,47 +1,13 @@
-"""Running an app under uvicorn with graceful shutdown.
-
-uvicorn handles SIGINT and SIGTERM: it stops accepting connections, lets in-flight requests
-finish (up to `graceful_timeout_s`), then runs the app's lifespan shutdown, which closes storage
-(flush + WAL sync). The process then exits 0.
-
-uvicorn re-raises the captured signal once it has shut down, into whatever handler was installed
-before it started. With the default handlers that would kill the process by the signal (exit
--15) after a clean shutdown, which Kubernetes and systemd report as a failure; so `serve`
-installs handlers that accept the re-raised signal quietly.
-"""
+"""Serving the coordinator's app (graceful shutdown and exit codes: pulsar_cluster/serving.py)."""
 
 from __future__ import annotations
 
-import signal
-import sys
-from types import FrameType
-
-import uvicorn
 from fastapi import FastAPI
+
+from pulsar_cluster.serving import serve as _serve
 
 __all__ = ["serve"]
 
 
 def serve(app: FastAPI, host: str, port: int, graceful_timeout_s: float = 30.0) -> None:
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=int(graceful_timeout_s),
-        # Large line-protocol bodies arrive in many chunks; keep-alive clients reuse sockets.
-        timeout_keep_alive=30,
-    )
-    server = uvicorn.Server(config)
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, _after_shutdown)
-    print(f"PulsarDB serving on http://{host}:{port}", file=sys.stderr, flush=True)
-    server.run()
-
-
-def _after_shutdown(signum: int, frame: FrameType | None) -> None:
-    """Receives the signal uvicorn re-raises after its graceful shutdown: nothing left to do."""
+    _serve(app, host, port, "PulsarDB serving", graceful_timeout_s)

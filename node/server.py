@@ -26,6 +26,7 @@ from node.service import NodeService
 from pulsar_cluster.errors import BadRequestError, OverloadedError, PulsarError
 from pulsar_cluster.logs import get_logger
 from pulsar_cluster.nodeapi import ScanRequest, TagMatcher
+from pulsar_cluster.serving import serve
 
 __all__ = ["create_node_app", "serve_node", "TOKEN_HEADER"]
 
@@ -244,21 +245,4 @@ def _parse_select(body: bytes) -> tuple[Any, ...]:
 
 def serve_node(app: Starlette, host: str, port: int, graceful_timeout_s: float = 30.0) -> None:
     """Serve until SIGTERM/SIGINT; the lifespan then stops Raft and closes the engines."""
-    import sys
-
-    import uvicorn
-
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=int(graceful_timeout_s),
-        timeout_keep_alive=30,
-    )
-    print(f"PulsarDB node API on http://{host}:{port}", file=sys.stderr, flush=True)
-    uvicorn.Server(config).run()
+    serve(app, host, port, "PulsarDB node API", graceful_timeout_s)
