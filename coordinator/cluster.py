@@ -40,6 +40,11 @@ __all__ = ["ClusterBackend", "ClusterSettings", "split_by_shard"]
 log = get_logger(__name__)
 
 
+#: How long a cached map is used before it is re-read (a 421 with a newer version re-reads it
+#: at once); bounds how long a coordinator misses a node that joined.
+_MAP_TTL_S = 5.0
+
+
 @dataclass(frozen=True, slots=True)
 class ClusterSettings:
     #: Per node call; a write waits for commit + apply on the leader within it.
@@ -72,6 +77,7 @@ class ClusterBackend:
             limits=httpx.Limits(max_connections=256, max_keepalive_connections=64)
         )
         self._map: ShardMap | None = None
+        self._map_at = 0.0  # monotonic time of the last load
         self._clients: dict[str, NodeClient] = {}
         self._leaders: dict[int, str] = {}
         self._map_lock = asyncio.Lock()
@@ -93,16 +99,35 @@ class ClusterBackend:
         return client
 
     async def shard_map(self) -> ShardMap:
-        if self._map is not None:
+        if self._map is not None and time.monotonic() - self._map_at < _MAP_TTL_S:
             return self._map
         async with self._map_lock:
+            if self._map is not None and time.monotonic() - self._map_at < _MAP_TTL_S:
+                return self._map
             if self._map is not None:
+                # Periodic refresh (nodes that joined, moves): from a member of the metadata
+                # group; the cached map stays in use when none answers.
+                for node_id in self._map.meta_members():
+                    try:
+                        fresh = await NodeClient(
+                            self._map.peer(node_id).api_url,
+                            self._token,
+                            self.settings.probe_timeout_s,
+                            self._http,
+                        ).shard_map()
+                    except PulsarError:
+                        continue
+                    if fresh.version >= self._map.version:
+                        self._map = fresh
+                    break
+                self._map_at = time.monotonic()
                 return self._map
             errors = []
             for seed in self._seeds:
                 client = NodeClient(seed, self._token, self.settings.probe_timeout_s, self._http)
                 try:
                     self._map = await client.shard_map()
+                    self._map_at = time.monotonic()
                     log.info("shard_map_loaded", version=self._map.version, seed=seed)
                     return self._map
                 except NodeAuthError:
@@ -115,7 +140,57 @@ class ClusterBackend:
 
     def _note_map_version(self, version: int) -> None:
         if self._map is not None and version > self._map.version:
-            self._map = None  # reload on next use (a newer map exists)
+            self._map_at = 0.0  # reload on next use (a newer map exists)
+
+    # --- membership (docs/api.md: admin nodes, drain, rebalance) ---------------------------------
+
+    async def membership(self, method: str, path: str, body: Any = None) -> Any:
+        """A membership call on the node API (`/v1/members...`, `/v1/rebalance`), sent to a
+        member of the metadata group (any node would forward it there)."""
+        shard_map = await self.shard_map()
+        errors = []
+        for node_id in [*shard_map.meta_members(), *(p.id for p in shard_map.peers)]:
+            client = NodeClient(shard_map.peer(node_id).api_url, self._token, 30.0, self._http)
+            try:
+                answer = await client.call_json(method, path, body)
+            except UnavailableError as exc:
+                errors.append(f"{node_id}: {exc.message}")
+                continue
+            self._map_at = 0.0  # the map changed: reload on next use
+            return answer
+        raise UnavailableError("no node accepted the membership change: " + "; ".join(errors))
+
+    async def nodes(self) -> dict[str, Any]:
+        """Every node of the map: addresses, replicas, preferred leaderships, state."""
+        self._map_at = 0.0
+        shard_map = await self.shard_map()
+        statuses = await self._node_statuses()
+        out = []
+        for peer in shard_map.peers:
+            st = statuses.get(peer.id, {})
+            shards = shard_map.shards_of(peer.id)
+            out.append(
+                {
+                    "id": peer.id,
+                    "api_url": peer.api_url,
+                    "raft_port": peer.raft_port,
+                    "state": "down" if "error" in st else "up",
+                    "meta_member": peer.id in shard_map.meta_members(),
+                    "replicas": len(shards),
+                    "shards": shards,
+                    "preferred_leader_of": sum(
+                        1 for r in shard_map.replicas if r and r[0] == peer.id
+                    ),
+                    "leads": sum(
+                        1 for s in st.get("shards", {}).values() if s.get("role") == "leader"
+                    ),
+                }
+            )
+        return {
+            "map_version": shard_map.version,
+            "nodes": out,
+            "moves": [m.to_dict() for m in shard_map.moves],
+        }
 
     # --- writes ----------------------------------------------------------------------------------
 

@@ -22,6 +22,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from node.memberapi import membership_routes
+from node.membership import Membership
 from node.service import NodeService
 from pulsar_cluster.errors import BadRequestError, OverloadedError, PulsarError
 from pulsar_cluster.logs import get_logger
@@ -162,12 +164,17 @@ def create_node_app(
             if asked:
                 log.info("leader_transfer_requested", shards=asked)
 
+    membership = Membership(service, secret)
+
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         task = asyncio.create_task(balance_loop()) if balance_interval_s > 0 else None
+        member_task = asyncio.create_task(membership.run())
         yield
         if task is not None:
             task.cancel()
+        member_task.cancel()
+        await membership.close()
         await asyncio.to_thread(service.close)
         log.info("node_stopped", node=service.node_id)
 
@@ -188,6 +195,7 @@ def create_node_app(
             Route("/v1/databases", databases),
             Route("/v1/measurements", measurements),
             Route("/v1/flush", flush, methods=["POST"]),
+            *membership_routes(membership, authorize),
         ],
         exception_handlers={PulsarError: pulsar_error},
         lifespan=lifespan,

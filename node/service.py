@@ -17,6 +17,7 @@ import asyncio
 import dataclasses
 import hashlib
 import os
+import shutil
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,14 +26,17 @@ import numpy as np
 from node import reads
 from node.background import BackgroundWorker
 from node.engine.engine import Engine, EngineOptions
+from node.mapstore import load_map, meta_status, save_map, start_meta_group
 from node.raft.budget import ByteBudget
 from node.raft.deletes import check_delete_plan
 from node.raft.group import ShardGroup
+from node.raft.meta import MetaGroup
 from node.raft.settings import RaftSettings, make_conf
 from node.raft.snapshot import ShardSnapshotter
 from pulsar_cluster.batchcodec import decode_batch
 from pulsar_cluster.errors import BadRequestError, NotLeaderError, UnavailableError
 from pulsar_cluster.logs import get_logger
+from pulsar_cluster.metacommand import MapConflictError, NotMetaMemberError, encode_cas
 from pulsar_cluster.nodeapi import ScanRequest, TagMatcher
 from pulsar_cluster.query.partial import decode_plan
 from pulsar_cluster.raftcommand import MAX_COMMAND_BYTES, CommandKind, encode_command, split_write
@@ -89,72 +93,197 @@ class NodeService:
     def __init__(self, settings: NodeSettings, shard_map: ShardMap) -> None:
         self.settings = settings
         self.map = shard_map
+        #: The map this node was started with (the creation map for initial peers).
+        self.initial_map = shard_map
         self.node_id = settings.node_id
         self._replicas: dict[int, _Replica] = {}
         # Raft address of every (shard, node), to turn pysyncobj's leader into a node id.
         self._raft_owner: dict[tuple[int, str], str] = {}
-        for shard, ids in enumerate(shard_map.replicas):
-            for node_id in ids:
-                addr = shard_map.peer(node_id).shard_raft_address(shard)
-                self._raft_owner[(shard, addr)] = node_id
+        self._set_map(shard_map)
+        #: The metadata group's replica on this node (its members only; node/raft/meta.py).
+        self.meta: MetaGroup | None = None
 
     # --- lifecycle -------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Open engines and start Raft groups (blocking; call before serving)."""
+        """Start the metadata group (on its members), open engines, start shard groups
+        (blocking; call before serving)."""
+        s = self.settings
+        os.makedirs(os.path.join(s.data_dir, "raft"), exist_ok=True)
+        persisted = load_map(s.data_dir)
+        if persisted is not None and persisted.version > self.map.version:
+            self._set_map(persisted)
+        elif persisted is None:
+            save_map(s.data_dir, self.map)
+        if self.initial_map.version == 1 and self.node_id in self.initial_map.meta_members():
+            self.meta = start_meta_group(self.initial_map, self.settings)
+        for shard in self.map.local_shards(self.node_id):
+            self._open_replica(shard)
+        log.info("node_started", node=self.node_id, shards=sorted(self._replicas))
+
+    def _budget_share(self) -> int:
+        return max(1, len(self.map.local_shards(self.node_id)))
+
+    def _open_replica(self, shard: int) -> _Replica:
         s = self.settings
         me = self.map.peer(self.node_id)
         raft_dir = os.path.join(s.data_dir, "raft")
-        os.makedirs(raft_dir, exist_ok=True)
-        shards = list(self.map.shards_of(self.node_id))
         # --memtable-mb and the block cache are the node's budgets: a node holding 16 shard
         # replicas must not keep 16 full-size memtables and caches (measured: 3 to 4 GB peak
         # for a 3-node cluster on the TSBS benchmark before this).
-        share = max(1, len(shards))
+        share = self._budget_share()
         per_shard = dataclasses.replace(
             s.engine,
             memtable_bytes=max(_MIN_MEMTABLE_BYTES, s.engine.memtable_bytes // share),
             block_cache_bytes=s.engine.block_cache_bytes // share,
         )
-        for shard in shards:
-            engine = Engine(os.path.join(s.data_dir, "shards", str(shard)), per_shard)
-            partners = [
-                self.map.peer(n).shard_raft_address(shard)
-                for n in self.map.replicas[shard]
-                if n != self.node_id
-            ]
-            snapshotter = ShardSnapshotter(
-                engine, os.path.join(raft_dir, f"shard-{shard}.snapshot-work")
+        engine = Engine(os.path.join(s.data_dir, "shards", str(shard)), per_shard)
+        partners = [
+            self.map.peer(n).shard_raft_address(shard)
+            for n in self.map.replicas[shard]
+            if n != self.node_id
+        ]
+        snapshotter = ShardSnapshotter(
+            engine, os.path.join(raft_dir, f"shard-{shard}.snapshot-work")
+        )
+        os.makedirs(snapshotter.work_dir, exist_ok=True)
+        conf = make_conf(
+            s.raft,
+            s.secret,
+            os.path.join(raft_dir, f"shard-{shard}.journal"),
+            os.path.join(raft_dir, f"shard-{shard}.dump"),
+            bind_address=(
+                None
+                if s.raft_bind_host is None
+                else f"{s.raft_bind_host}:{me.raft_port + 1 + shard}"
+            ),
+            serializer=snapshotter.serialize,
+            deserializer=snapshotter.deserialize,
+        )
+        # pysyncobj binds the host part of selfNode; it listens on this address only.
+        group = ShardGroup(
+            shard,
+            engine,
+            me.shard_raft_address(shard),
+            partners,
+            conf,
+            # fsync=always promises power-loss durability: the journal must sync too.
+            durable_journal=s.engine.fsync == "always",
+            # The target of a move: not a member until the leader adds it (membership.py).
+            joining=self.node_id not in self.map.replicas[shard],
+        )
+        budget = ByteBudget(max(_MIN_INFLIGHT, s.inflight_bytes // share))
+        replica = _Replica(shard, engine, group, budget)
+        replica.worker.start()
+        self._replicas[shard] = replica
+        return replica
+
+    # --- membership (node/membership.py drives these) --------------------------------------------
+
+    def _set_map(self, new: ShardMap) -> None:
+        self.map = new
+        self._raft_owner = {
+            (shard, p.shard_raft_address(shard)): p.id
+            for p in new.peers
+            for shard in range(new.shard_count)
+        }
+
+    def set_map(self, new: ShardMap) -> bool:
+        """Adopt `new` when it is newer than ours (persisted first, DIR/map.json)."""
+        if new.version <= self.map.version:
+            return False
+        save_map(self.settings.data_dir, new)
+        self._set_map(new)
+        log.info("shard_map_updated", version=new.version, moves=len(new.moves))
+        return True
+
+    def reconcile(self) -> tuple[list[int], list[int]]:
+        """Open the replicas the map gives this node and destroy (deleting their data) those it
+        no longer does. Blocking (joins tick threads): run it in a worker thread."""
+        wanted = set(self.map.local_shards(self.node_id))
+        opened = sorted(wanted - set(self._replicas))
+        dropped = sorted(set(self._replicas) - wanted)
+        for shard in opened:
+            self._open_replica(shard)
+        for shard in dropped:
+            self._drop_replica(shard)
+        if opened or dropped:
+            log.info("replicas_reconciled", opened=opened, dropped=dropped)
+        return opened, dropped
+
+    def _drop_replica(self, shard: int) -> None:
+        replica = self._replicas.pop(shard)
+        replica.group.destroy()
+        replica.group.destroy_synchronous()
+        replica.worker.stop()
+        replica.engine.close()
+        # The shard moved away: its data and Raft files go (a later move back starts fresh).
+        shutil.rmtree(os.path.join(self.settings.data_dir, "shards", str(shard)))
+        raft_dir = os.path.join(self.settings.data_dir, "raft")
+        for name in os.listdir(raft_dir):
+            if name.startswith(f"shard-{shard}."):
+                path = os.path.join(raft_dir, name)
+                if os.path.isdir(path):
+                    shutil.rmtree(path)
+                else:
+                    os.remove(path)
+
+    async def change_shard_membership(self, shard: int, op: str, node_id: str) -> str:
+        """On the shard's leader: add (op "add") or remove ("remove") `node_id` from its Raft
+        group. Idempotent: answers "already" when the group is already like that."""
+        if op not in ("add", "remove"):
+            raise BadRequestError("op must be 'add' or 'remove'")
+        replica = self._require_leader(shard)
+        try:
+            address = self.map.peer(node_id).shard_raft_address(shard)
+        except KeyError:
+            raise BadRequestError(f"no node {node_id} in the map") from None
+        if node_id == self.node_id:
+            raise BadRequestError("a leader cannot change its own membership; transfer first")
+        if (address in replica.group.members()) == (op == "add"):
+            return "already"
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[tuple[Any, int]] = loop.create_future()
+        replica.group.change_membership(op, address, _resolver(loop, fut))
+        try:
+            _result, reason = await asyncio.wait_for(fut, self.settings.write_timeout_s)
+        except TimeoutError:
+            raise UnavailableError(f"shard {shard}: membership change not confirmed") from None
+        if reason != 0:
+            raise UnavailableError(
+                f"shard {shard}: membership change refused: {_FAIL_REASONS.get(reason, reason)} "
+                "(another change may be in progress; retry)",
+                shard=shard,
             )
-            os.makedirs(snapshotter.work_dir, exist_ok=True)
-            conf = make_conf(
-                s.raft,
-                s.secret,
-                os.path.join(raft_dir, f"shard-{shard}.journal"),
-                os.path.join(raft_dir, f"shard-{shard}.dump"),
-                bind_address=(
-                    None
-                    if s.raft_bind_host is None
-                    else f"{s.raft_bind_host}:{me.raft_port + 1 + shard}"
-                ),
-                serializer=snapshotter.serialize,
-                deserializer=snapshotter.deserialize,
+        return "done"
+
+    def transfer_leadership(self, shard: int, node_id: str | None) -> None:
+        """Ask this leader to hand `shard` to `node_id` (None: any caught-up follower)."""
+        replica = self._require_leader(shard)
+        address = "" if node_id is None else self.map.peer(node_id).shard_raft_address(shard)
+        replica.group.request_leadership_transfer(address)
+
+    async def propose_map(self, expect: int, new: ShardMap) -> ShardMap:
+        """Compare-and-set the cluster's map through the metadata group (members only)."""
+        if self.meta is None:
+            raise NotMetaMemberError("this node is not a member of the metadata group")
+        data = encode_cas(expect, new)
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[tuple[Any, int]] = loop.create_future()
+        self.meta.propose(data, _resolver(loop, fut))
+        try:
+            refused, reason = await asyncio.wait_for(fut, self.settings.write_timeout_s)
+        except TimeoutError:
+            raise UnavailableError("metadata change not confirmed (no metadata leader?)") from None
+        if reason != 0:
+            raise UnavailableError(
+                f"metadata change failed: {_FAIL_REASONS.get(reason, reason)}; retry"
             )
-            # pysyncobj binds the host part of selfNode; it listens on this address only.
-            group = ShardGroup(
-                shard,
-                engine,
-                me.shard_raft_address(shard),
-                partners,
-                conf,
-                # fsync=always promises power-loss durability: the journal must sync too.
-                durable_journal=s.engine.fsync == "always",
-            )
-            budget = ByteBudget(max(_MIN_INFLIGHT, s.inflight_bytes // share))
-            replica = _Replica(shard, engine, group, budget)
-            replica.worker.start()
-            self._replicas[shard] = replica
-        log.info("node_started", node=self.node_id, shards=sorted(self._replicas))
+        if refused is not None:
+            raise MapConflictError(refused, map_version=self.meta.current().version)
+        current = self.meta.current()
+        self.set_map(current)
+        return current
 
     def balance_leaders(self) -> list[int]:
         """Hand each shard this node leads, but is not the preferred (first) replica of, to its
@@ -162,7 +291,9 @@ class NodeService:
         returns the shards asked to transfer. Graceful (TimeoutNow), and refused by pysyncobj
         when the preferred replica is behind or disconnected: then we simply keep leading."""
         asked = []
-        for shard, replica in self._replicas.items():
+        for shard, replica in list(self._replicas.items()):
+            if self.map.move_of(shard) is not None or shard >= self.map.shard_count:
+                continue  # the mover decides who leads while a replica moves
             preferred = self.map.replicas[shard][0]
             if preferred == self.node_id or not replica.group.is_leader():
                 continue
@@ -176,6 +307,10 @@ class NodeService:
 
     def close(self) -> None:
         """Stop Raft first (no more applies), then flush and close the engines."""
+        if self.meta is not None:
+            self.meta.destroy()
+            self.meta.destroy_synchronous()
+            self.meta = None
         for replica in self._replicas.values():
             replica.group.destroy()
         for replica in self._replicas.values():
@@ -359,6 +494,7 @@ class NodeService:
             "node_id": self.node_id,
             "pid": os.getpid(),
             "map_version": self.map.version,
+            "meta": meta_status(self.meta),
             "shards": shards,
         }
 
@@ -406,7 +542,7 @@ def check_cluster_file(data_dir: str, shard_map: ShardMap, node_id: str) -> None
     import json
 
     path = os.path.join(data_dir, "cluster.json")
-    current = {"node_id": node_id, "map": shard_map.to_dict()}
+    current = {"node_id": node_id, "map": _creation_fields(shard_map.to_dict())}
     try:
         with open(path, encoding="utf-8") as f:
             recorded = json.load(f)
@@ -419,8 +555,15 @@ def check_cluster_file(data_dir: str, shard_map: ShardMap, node_id: str) -> None
             os.fsync(f.fileno())
         os.replace(tmp, path)
         return
+    if isinstance(recorded.get("map"), dict):
+        recorded["map"] = _creation_fields(recorded["map"])
     if recorded != current:
         raise BadRequestError(
             f"{path} records another cluster (node id, shard count, replication factor or "
             "peers differ from the flags); these are fixed at cluster creation"
         )
+
+
+def _creation_fields(doc: dict[str, Any]) -> dict[str, Any]:
+    """The part of a map fixed at creation (membership changes later live in DIR/map.json)."""
+    return {k: v for k, v in doc.items() if k not in ("meta", "moves")}

@@ -168,7 +168,11 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     p.add_argument("--shards", type=int, default=16, help="shard count, fixed at creation")
     p.add_argument("--replication-factor", type=int, default=3, help="replicas per shard")
     p.add_argument("--cluster-secret", default=None, help="Raft password and node API token")
-    p.add_argument("--join", default=None, help="join an existing cluster (not implemented yet)")
+    p.add_argument(
+        "--join",
+        default=None,
+        help="join an existing cluster through this node API URL (host:port); needs --node-id",
+    )
     p.add_argument(
         "--raft-election-timeout-ms",
         type=int,
@@ -236,7 +240,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
 
     p = sub.add_parser("admin", help="operate a running server")
     p.add_argument("--url", default="http://127.0.0.1:8080")
-    p.add_argument("action", choices=["status", "flush"])
+    p.add_argument("action", choices=["status", "flush", *_membership_actions()])
+    p.add_argument("node", nargs="?", help="drain-node/remove-node: the node id")
+    p.add_argument("--no-wait", action="store_true", help="drain-node/rebalance: do not wait")
     p.add_argument("--json", action="store_true", help="status: print the raw JSON")
     p.add_argument(
         "--admin-token",
@@ -307,18 +313,26 @@ def _cmd_node(args: argparse.Namespace) -> int:
 
     configure_logging(args.log_level)
     secret = _secret(args)
-    if args.join:
-        raise SystemExit("pulsar: --join is not implemented yet; list every node in --peers")
     advertise = args.advertise_host or args.host
     try:
-        if args.peers:
+        if args.join:
+            from pulsar_cluster.membershipcli import join_cluster
+
+            if not args.node_id:
+                raise SystemExit("pulsar: --join needs --node-id")
+            me = Peer(args.node_id, advertise, args.port, args.raft_port)
+            peers = []
+            shard_map = join_cluster(args.join, secret, me, os.path.abspath(args.data_dir))
+            node_id = me.id
+        elif args.peers:
             peers = parse_peers(args.peers)
         else:
             peers = [Peer(args.node_id or "node-0", advertise, args.port, args.raft_port)]
-        node_id = args.node_id or (peers[0].id if len(peers) == 1 else None)
-        if node_id not in {p.id for p in peers}:
-            raise SystemExit(f"pulsar: --node-id {node_id!r} is not in --peers")
-        shard_map = static_shard_map(peers, args.shards, args.replication_factor)
+        if not args.join:
+            node_id = args.node_id or (peers[0].id if len(peers) == 1 else None)
+            if node_id not in {p.id for p in peers}:
+                raise SystemExit(f"pulsar: --node-id {node_id!r} is not in --peers")
+            shard_map = static_shard_map(peers, args.shards, args.replication_factor)
     except PulsarError as exc:
         raise SystemExit(f"pulsar: {exc}") from None
     raft_settings = _role("node.raft.settings")
@@ -339,7 +353,8 @@ def _cmd_node(args: argparse.Namespace) -> int:
         raft_bind_host=args.raft_host,
     )
     try:
-        service_mod.check_cluster_file(os.path.abspath(args.data_dir), shard_map, node_id)
+        if not args.join:  # a joined node's shape comes from the cluster (DIR/map.json)
+            service_mod.check_cluster_file(os.path.abspath(args.data_dir), shard_map, node_id)
     except PulsarError as exc:
         raise SystemExit(f"pulsar: {exc}") from None
     service = service_mod.NodeService(settings, shard_map)
@@ -455,8 +470,20 @@ def _status_view(status: Any) -> Any:
     return status
 
 
+def _membership_actions() -> tuple[str, ...]:
+    from pulsar_cluster.membershipcli import ADMIN_ACTIONS
+
+    return ADMIN_ACTIONS
+
+
 def _cmd_admin(args: argparse.Namespace) -> int:
     with _client(args.url, args.admin_token) as client:
+        if args.action in _membership_actions():
+            from pulsar_cluster.membershipcli import run_admin_action
+
+            return _run_client(
+                lambda: run_admin_action(client, args.action, args.node, not args.no_wait)
+            )
         if args.action == "status":
             if args.json:
                 return _run_client(lambda: client.admin("GET", "status"))

@@ -153,6 +153,17 @@ class NodeClient:
     async def flush(self, timeout_s: float = 300.0) -> None:
         await self._request("POST", "/v1/flush", timeout=timeout_s)
 
+    async def call_json(
+        self, method: str, path: str, body: Any = None, timeout_s: float | None = None
+    ) -> Any:
+        """A JSON call of the membership routes (docs/format/node-api.md), JSON answer."""
+        kwargs: dict[str, Any] = {}
+        if body is not None:
+            kwargs["content"] = orjson.dumps(body)
+        if timeout_s is not None:
+            kwargs["timeout"] = httpx.Timeout(timeout_s, connect=min(2.0, timeout_s))
+        return (await self._request(method, path, **kwargs)).json()
+
 
 def _error_from(node: str, response: httpx.Response) -> PulsarError:
     try:

@@ -1,9 +1,10 @@
 """Cluster membership and the shard map: which nodes hold a replica of which shard.
 
-Step one of issue 6: the map is *static*, computed deterministically from the `--peers` list at
-cluster creation, so every node and coordinator derives the same map without talking to anyone.
-A later metadata Raft group will own the map and bump `version` on every change; the wire shape
-(`to_dict`/`from_dict`, served at `GET /v1/map`, docs/format/node-api.md) already carries it.
+A new cluster's map (version 1) is computed deterministically from the `--peers` list, so every
+node derives the same one without talking to anyone. From then on the metadata Raft group
+(node/raft/meta.py) owns it: every change (a node joins, a replica move advances) is a
+compare-and-set on `version`. The wire shape (`to_dict`/`from_dict`, served at `GET /v1/map`,
+docs/format/node-api.md, stored in the metadata snapshot, docs/format/meta.md) carries it.
 
 Placement: peers sorted by id; shard s has replicas peers[(s + k) mod n] for k in 0..rf-1, so
 every node holds the same number of replicas (within one) and is the *first* replica (the
@@ -19,7 +20,22 @@ from typing import Any
 
 from pulsar_cluster.errors import BadRequestError
 
-__all__ = ["Peer", "ShardMap", "parse_peers", "format_peers", "static_shard_map", "PeersError"]
+__all__ = [
+    "Peer",
+    "Move",
+    "ShardMap",
+    "parse_peers",
+    "format_peers",
+    "static_shard_map",
+    "PeersError",
+    "MAX_META_MEMBERS",
+    "MOVE_STEPS",
+]
+
+#: Size cap of the metadata Raft group: the first (by id) initial peers, at most this many.
+MAX_META_MEMBERS = 5
+#: The steps of a replica move, in order (node/membership.py drives them; architecture.md).
+MOVE_STEPS = ("add", "catchup", "remove")
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}$")
 
@@ -78,6 +94,36 @@ def format_peers(peers: list[Peer]) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class Move:
+    """One replica move in progress: `target` joins shard `shard`'s group, then `source` (None:
+    nothing to remove) leaves it. `step` is the next thing to do (MOVE_STEPS)."""
+
+    shard: int
+    source: str | None
+    target: str
+    step: str = "add"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "shard": self.shard,
+            "source": self.source,
+            "target": self.target,
+            "step": self.step,
+        }
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> Move:
+        source = doc.get("source")
+        move = cls(
+            int(doc["shard"]), None if source is None else str(source), str(doc["target"]),
+            str(doc.get("step", "add")),
+        )  # fmt: skip
+        if move.step not in MOVE_STEPS:
+            raise ValueError(f"unknown move step {move.step!r}")
+        return move
+
+
+@dataclass(frozen=True, slots=True)
 class ShardMap:
     version: int
     shard_count: int
@@ -85,6 +131,29 @@ class ShardMap:
     peers: list[Peer]
     #: replicas[s] = node ids holding shard s, preferred leader first.
     replicas: list[list[str]] = field(default_factory=list)
+    #: Node ids of the metadata Raft group (fixed at creation; empty: derived from peers).
+    meta: list[str] = field(default_factory=list)
+    #: Replica moves in progress (at most one per shard).
+    moves: list[Move] = field(default_factory=list)
+
+    def meta_members(self) -> list[str]:
+        if self.meta:
+            return list(self.meta)
+        return [p.id for p in sorted(self.peers)[:MAX_META_MEMBERS]]
+
+    def move_of(self, shard: int) -> Move | None:
+        for move in self.moves:
+            if move.shard == shard:
+                return move
+        return None
+
+    def holds(self, node_id: str, shard: int) -> bool:
+        """`node_id` must run a replica of `shard`: a member, or the target of its move."""
+        move = self.move_of(shard)
+        return node_id in self.replicas[shard] or (move is not None and move.target == node_id)
+
+    def local_shards(self, node_id: str) -> list[int]:
+        return [s for s in range(self.shard_count) if self.holds(node_id, s)]
 
     def peer(self, node_id: str) -> Peer:
         for p in self.peers:
@@ -105,6 +174,8 @@ class ShardMap:
                 for p in self.peers
             ],
             "replicas": [list(r) for r in self.replicas],
+            "meta": self.meta_members(),
+            "moves": [m.to_dict() for m in self.moves],
         }
 
     @classmethod
@@ -120,6 +191,8 @@ class ShardMap:
                 int(doc["replication_factor"]),
                 peers,
                 [[str(i) for i in r] for r in doc["replicas"]],
+                [str(i) for i in doc.get("meta", [])],
+                [Move.from_dict(m) for m in doc.get("moves", [])],
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise PeersError(f"malformed shard map: {exc}") from None
@@ -128,6 +201,17 @@ class ShardMap:
             not r or set(r) - known for r in out.replicas
         ):
             raise PeersError("malformed shard map: replicas do not match shards and peers")
+        if set(out.meta) - known or len(set(out.meta)) != len(out.meta):
+            raise PeersError("malformed shard map: unknown or repeated metadata members")
+        shards = [m.shard for m in out.moves]
+        if len(set(shards)) != len(shards) or any(
+            not 0 <= m.shard < out.shard_count
+            or m.target not in known
+            or (m.target in out.replicas[m.shard]) != (m.step == "remove")
+            or (m.source is not None and m.source not in out.replicas[m.shard])
+            for m in out.moves
+        ):
+            raise PeersError("malformed shard map: bad replica moves")
         return out
 
 
@@ -144,4 +228,5 @@ def static_shard_map(peers: list[Peer], shard_count: int, replication_factor: in
     replicas = [
         [ordered[(s + k) % n].id for k in range(replication_factor)] for s in range(shard_count)
     ]
-    return ShardMap(1, shard_count, replication_factor, ordered, replicas)
+    meta = [p.id for p in ordered[:MAX_META_MEMBERS]]
+    return ShardMap(1, shard_count, replication_factor, ordered, replicas, meta)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response
 
 from coordinator.state import ORJSONResponse, app_state
+from pulsar_cluster.errors import BadRequestError
 
 __all__ = ["router"]
 
@@ -48,3 +50,41 @@ async def admin_status(request: Request) -> Response:
 async def admin_federation(request: Request) -> Response:
     federation = app_state(request).federation
     return ORJSONResponse({"cluster": federation.local_name, "remotes": await federation.health()})
+
+
+# --- membership (cluster mode only; docs/api.md, docs/operations.md) ---------------------------
+
+
+def _cluster(request: Request) -> Any:
+    backend = app_state(request).backend
+    if not hasattr(backend, "membership"):
+        raise BadRequestError("membership changes need a cluster (this is a standalone server)")
+    return backend
+
+
+@router.get("/nodes", summary="Nodes, their replicas and leaderships, moves in progress")
+async def admin_nodes(request: Request) -> Response:
+    return ORJSONResponse(await _cluster(request).nodes())
+
+
+@router.get("/moves", summary="Replica moves in progress")
+async def admin_moves(request: Request) -> Response:
+    nodes = await _cluster(request).nodes()
+    return ORJSONResponse({"map_version": nodes["map_version"], "moves": nodes["moves"]})
+
+
+@router.post("/nodes/{node_id}/drain", summary="Move every replica off a node")
+async def admin_drain(request: Request, node_id: str) -> Response:
+    return ORJSONResponse(
+        await _cluster(request).membership("POST", f"/v1/members/{node_id}/drain")
+    )
+
+
+@router.delete("/nodes/{node_id}", summary="Remove a drained node from the cluster")
+async def admin_remove_node(request: Request, node_id: str) -> Response:
+    return ORJSONResponse(await _cluster(request).membership("DELETE", f"/v1/members/{node_id}"))
+
+
+@router.post("/rebalance", summary="Even out replicas and preferred leaders across nodes")
+async def admin_rebalance(request: Request) -> Response:
+    return ORJSONResponse(await _cluster(request).membership("POST", "/v1/rebalance"))

@@ -47,7 +47,9 @@ log = get_logger(__name__)
 
 #: Result of a command every replica refused: (error message, details); None means applied.
 Rejected = tuple[str, dict[str, Any]]
-_EXIT_STORAGE_FAILURE = 70  # EX_SOFTWARE-like: the supervisor restarts us, the journal replays
+_EXIT_STORAGE_FAILURE = 70
+#: How far a joining replica pushes its election deadline, every tick, until it has a leader.
+_JOINING_HOLD_S = 3600.0  # EX_SOFTWARE-like: the supervisor restarts us, the journal replays
 
 
 def apply_command(engine: Engine, data: bytes, index: int) -> Rejected | None:
@@ -109,7 +111,14 @@ class ShardGroup(SyncObj):  # type: ignore[misc]
         partner_addresses: list[str],
         conf: SyncObjConf,
         durable_journal: bool = True,
+        joining: bool = False,
     ) -> None:
+        # A replica being added (a move's target) must not campaign before the group's leader
+        # has added it: pysyncobj has no PreVote, and a higher term from a node that is not yet
+        # a member would depose the leader once it is added (membership.py; the members
+        # disconnect unknown nodes, but an encrypted connection looks up for a moment). So it
+        # holds its election timer until it hears from a leader.
+        self._joining = joining
         # Set before SyncObj.__init__: pysyncobj's own snapshots skip attributes that exist
         # before it (and compaction is off until engine snapshots replace them; settings.py).
         self.shard = shard
@@ -123,6 +132,8 @@ class ShardGroup(SyncObj):  # type: ignore[misc]
         if durable_journal:
             # Installed right after start-up; entries replayed from disk are already there.
             self.journal_sync = JournalSync(self._SyncObj__raftLog)
+        if joining:
+            self._hold_election()
         self.addOnTickCallback(self._on_tick)
 
     # --- durability hooks (node/raft/durable.py): tick thread ------------------------------------
@@ -145,6 +156,10 @@ class ShardGroup(SyncObj):  # type: ignore[misc]
             self, node, reset=reset, nextNodeIdx=nextNodeIdx, success=success
         )
 
+    def _hold_election(self) -> None:
+        # pysyncobj's private election deadline (monotonic clock; version pinned: 0.3.17).
+        self._SyncObj__raftElectionDeadline = time.monotonic() + _JOINING_HOLD_S
+
     def request_leadership_transfer(self, address: str) -> None:
         """Ask this leader to hand leadership to `address` (Raft TimeoutNow), from any thread.
 
@@ -154,9 +169,15 @@ class ShardGroup(SyncObj):  # type: ignore[misc]
         self._transfer_to = address
 
     def _on_tick(self) -> None:  # tick thread
+        if self._joining:
+            if self._getLeader() is None:
+                self._hold_election()
+            else:
+                self._joining = False  # each append-entries now re-arms the normal timer
         target, self._transfer_to = self._transfer_to, None
         if target is not None and self._isLeader():
-            self.transferLeadership(target, callback=self._on_transfer)
+            # "" = any caught-up follower (pysyncobj picks the most caught-up one).
+            self.transferLeadership(target or None, callback=self._on_transfer)
 
     def _on_transfer(self, _result: Any, reason: int) -> None:
         if reason == 0:
@@ -184,6 +205,20 @@ class ShardGroup(SyncObj):  # type: ignore[misc]
         acknowledged data. Reads pysyncobj's private `__noopIDx` (version pinned: 0.3.17)."""
         noop = getattr(self, "_SyncObj__noopIDx", None)
         return self.is_leader() and noop is not None and self.raftLastApplied >= noop
+
+    def members(self) -> set[str]:
+        """Raft addresses of the other members, as this replica knows them."""
+        return {str(n.address) for n in self.otherNodes}
+
+    def change_membership(
+        self, op: str, address: str, callback: Callable[[Any, int], None]
+    ) -> None:
+        """Add or remove `address` (leader only; one change at a time: pysyncobj refuses a
+        second one, REQUEST_DENIED, until the first is applied)."""
+        if op == "add":
+            self.addNodeToCluster(address, callback=callback)
+        else:
+            self.removeNodeFromCluster(address, callback=callback)
 
     def term(self) -> int:
         return int(self._getTerm())
