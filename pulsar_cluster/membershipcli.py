@@ -25,6 +25,7 @@ from pulsar_cluster.shardmap import Peer, ShardMap
 __all__ = ["join_cluster", "run_admin_action", "ADMIN_ACTIONS"]
 
 ADMIN_ACTIONS = ("drain-node", "remove-node", "rebalance", "nodes", "moves")
+_MAX_REBALANCE_ROUNDS = 20
 
 
 def _stored_map(data_dir: str, node_id: str) -> ShardMap | None:
@@ -88,12 +89,18 @@ def run_admin_action(client: Any, action: str, node: str | None, wait: bool) -> 
         return client.admin("DELETE", f"nodes/{node}")
     if action == "drain-node":
         answer = client.admin("POST", f"nodes/{node}/drain")
-    else:
+        total = len(answer.get("moves", []))
+        return _progress(client, total) if wait and total else answer
+    # A shard moves once at a time: with few shards one plan may not reach balance, so the
+    # rebalance is planned again after its moves until nothing more is planned (bounded).
+    answer = client.admin("POST", "rebalance")
+    for _ in range(_MAX_REBALANCE_ROUNDS):
+        total = len(answer.get("moves", []))
+        if not wait or total == 0:
+            return answer
+        _progress(client, total)
         answer = client.admin("POST", "rebalance")
-    total = len(answer.get("moves", []))
-    if not wait or total == 0:
-        return answer
-    return _progress(client, total)
+    return answer
 
 
 def _progress(client: Any, total: int, timeout_s: float = 3600.0) -> Any:

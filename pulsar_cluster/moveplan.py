@@ -143,20 +143,30 @@ def plan_rebalance(m: ShardMap, exclude: frozenset[str] = frozenset()) -> ShardM
         for s in range(m.shard_count)
     }
     for _ in range(m.shard_count * max(1, len(counts))):
-        high = max(counts, key=lambda n: (counts[n], n))
-        low = min(counts, key=lambda n: (counts[n], n))
-        if counts[high] - counts[low] <= 1:
+        found = None
+        # From the most loaded node to the least loaded one that can take one of its shards;
+        # a shard has one move at a time, so with few shards a second rebalance (after these
+        # moves) may be needed: `pulsar admin rebalance` repeats until nothing is planned.
+        for high in sorted(counts, key=lambda n: (-counts[n], n)):
+            for low in sorted(counts, key=lambda n: (counts[n], n)):
+                if counts[high] - counts[low] <= 1:
+                    break
+                shard = next(
+                    (
+                        s
+                        for s in range(m.shard_count)
+                        if s not in busy and high in holders[s] and low not in holders[s]
+                    ),
+                    None,
+                )
+                if shard is not None:
+                    found = (shard, high, low)
+                    break
+            if found is not None:
+                break
+        if found is None:
             break
-        shard = next(
-            (
-                s
-                for s in range(m.shard_count)
-                if s not in busy and high in holders[s] and low not in holders[s]
-            ),
-            None,
-        )
-        if shard is None:
-            break  # every shard of `high` is busy or already on `low`: next rebalance
+        shard, high, low = found
         moves.append(Move(shard, high, low))
         busy.add(shard)
         holders[shard] = (holders[shard] - {high}) | {low}
@@ -171,18 +181,28 @@ def plan_rebalance(m: ShardMap, exclude: frozenset[str] = frozenset()) -> ShardM
 
 def balance_preferred(m: ShardMap) -> list[list[str]]:
     """Replica lists reordered so each node is the preferred (first) replica of about the same
-    number of shards; shards with a move in progress keep their order."""
-    firsts: Counter[str] = Counter({p.id: 0 for p in m.peers})
+    number of shards; shards with a move in progress keep their order.
+
+    Local search: hand a shard's preference from its first replica to another of its replicas
+    that leads at least two fewer shards, until no such hand-over is left (each one lowers the
+    sum of squared counts, so it ends). Result: no shard can move its preference to a replica
+    leading two or more fewer shards than the current one."""
     out = [list(r) for r in m.replicas]
-    for s in range(m.shard_count):
-        if m.move_of(s) is not None:
-            firsts[out[s][0]] += 1
-    for s in range(m.shard_count):
-        if m.move_of(s) is not None:
-            continue
-        best = min(out[s], key=lambda n: (firsts[n], out[s].index(n)))
-        firsts[best] += 1
-        out[s] = [best, *[n for n in out[s] if n != best]]
+    firsts: Counter[str] = Counter(r[0] for r in out)
+    for _ in range(m.shard_count * m.shard_count + 1):
+        changed = False
+        for s in range(m.shard_count):
+            if m.move_of(s) is not None:
+                continue
+            first = out[s][0]
+            best = min(out[s], key=lambda n: (firsts[n], out[s].index(n)))
+            if firsts[best] + 2 <= firsts[first]:
+                firsts[first] -= 1
+                firsts[best] += 1
+                out[s] = [best, *[n for n in out[s] if n != best]]
+                changed = True
+        if not changed:
+            break
     return out
 
 
