@@ -224,6 +224,8 @@ class ClusterBackend:
         replicas = shard_map.replicas[shard]
         if leader_only:
             candidate = self._leaders.get(shard, replicas[0])
+            if candidate not in replicas:  # cached from an older map (the replica moved)
+                candidate = replicas[0]
         else:
             self._rr += 1
             candidate = replicas[self._rr % len(replicas)]

@@ -4,17 +4,49 @@ the replicas of every shard end with identical checksums."""
 
 from __future__ import annotations
 
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from tests.integration.test_cluster_faults import Writer, assert_all_acked_readable
+from tests.integration.test_cluster_faults import (
+    SERIES,
+    T0,
+    Writer,
+    assert_all_acked_readable,
+)
 from tests.support.cluster import SECRET, Cluster, free_port_range
-from tests.support.processes import free_port, wait_until
+from tests.support.processes import free_port, pulsar_command, wait_until
 
 SHARDS = 4
+
+
+class PhaseWriter(Writer):
+    """The fault tests' writer, numbering its points from `first` (one writer per phase)."""
+
+    def __init__(self, url: str, first: int) -> None:
+        super().__init__(url, max_requests=100_000)
+        self.first = first
+
+    def run(self) -> None:
+        with httpx.Client(timeout=30) as client:
+            for seq in range(self.first, self.first + self.max_requests):
+                if self.stop_event.is_set():
+                    return
+                body = "".join(f"w,s=s{s} v={seq}i {T0 + seq}\n" for s in range(SERIES))
+                try:
+                    r = client.post(f"{self.url}/write", params={"db": "f"}, content=body)
+                except httpx.HTTPError:
+                    self.failures += 1
+                    time.sleep(0.05)
+                    continue
+                if r.status_code == 204:
+                    self.acked.append((seq, time.monotonic()))
+                else:
+                    self.failures += 1
+                    time.sleep(0.05)
 
 
 def current_map(cluster: Cluster) -> dict[str, Any]:
@@ -58,9 +90,10 @@ def test_join_rebalance_drain_remove_under_writes(tmp_path: Path) -> None:
         env={"PULSAR_RAFT_COMPACTION_ENTRIES": "50"},
     )
     writer: Writer | None = None
+    acked: list[tuple[int, float]] = []
     try:
         cluster.start()
-        writer = Writer(cluster.url, max_requests=100_000)
+        writer = PhaseWriter(cluster.url, 0)
         writer.start()
         urls = {f"node-{i}": cluster.node_url(i) for i in range(3)}
 
@@ -73,7 +106,7 @@ def test_join_rebalance_drain_remove_under_writes(tmp_path: Path) -> None:
                 "node", "--node-id", "node-3", "--join", f"127.0.0.1:{cluster.api_ports[1]}",
                 "--data-dir", str(tmp_path / "node-3"),
                 "--host", "127.0.0.1", "--port", str(api), "--raft-port", str(raft),
-                "--raft-election-timeout-ms", "400", "--log-level", "warning",
+                "--raft-election-timeout-ms", "400", "--log-level", "info",
             ],
         )  # fmt: skip
         wait_until(
@@ -81,6 +114,8 @@ def test_join_rebalance_drain_remove_under_writes(tmp_path: Path) -> None:
             30, 0.2, "node-3 in the map",
         )  # fmt: skip
 
+        # Enough writes that every shard's log was compacted past its start (every 50 entries).
+        wait_until(lambda: len(writer.acked) >= 120, 60, 0.1, "120 acknowledged writes")
         r = httpx.post(cluster.url + "/api/v1/admin/rebalance", timeout=30)
         assert r.status_code == 200, r.text
         assert len(r.json()["moves"]) == 3  # 12 replicas over 4 nodes: 3 each
@@ -89,15 +124,27 @@ def test_join_rebalance_drain_remove_under_writes(tmp_path: Path) -> None:
         assert counts == {"node-0": 3, "node-1": 3, "node-2": 3, "node-3": 3}, doc
         acked_before = len(writer.acked)
         wait_until(lambda: len(writer.acked) > acked_before + 5, 30, 0.1, "writes go on")
+        # Replicas agree once writes pause (node-3's new replicas hold the data too).
+        writer.finish()
+        acked += writer.acked
         assert_replicas_identical(cluster, urls, doc)
+        # The new replicas caught up by snapshot transfer (node/raft/snapshot.py).
+        assert "raft_snapshot_restored" in (tmp_path / "node-3.log").read_text(errors="replace")
+        writer = PhaseWriter(cluster.url, 1_000_000)
+        writer.start()
         nodes = httpx.get(cluster.url + "/api/v1/admin/nodes", timeout=10).json()
         assert {n["id"]: n["replicas"] for n in nodes["nodes"]} == counts
 
         # A node with replicas cannot be removed; drain it first.
         r = httpx.delete(cluster.url + "/api/v1/admin/nodes/node-3", timeout=30)
         assert r.status_code == 400 and "drain" in r.json()["error"], r.text
-        r = httpx.post(cluster.url + "/api/v1/admin/nodes/node-3/drain", timeout=30)
-        assert r.status_code == 200, r.text
+        # The CLI: plans the drain, shows "moves done/total", returns when the moves are done.
+        out = subprocess.run(
+            [*pulsar_command(), "admin", "drain-node", "node-3", "--url", cluster.url],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        assert "moves 3/3 done" in out.stderr, out.stderr
         doc = wait_moves_done(cluster)
         assert not any("node-3" in r for r in doc["replicas"]), doc
         r = httpx.delete(cluster.url + "/api/v1/admin/nodes/node-3", timeout=30)
@@ -112,7 +159,8 @@ def test_join_rebalance_drain_remove_under_writes(tmp_path: Path) -> None:
         acked_before = len(writer.acked)
         wait_until(lambda: len(writer.acked) > acked_before + 5, 30, 0.1, "writes go on")
         writer.finish()
-        assert_all_acked_readable(cluster, writer.acked)
+        acked += writer.acked
+        assert_all_acked_readable(cluster, acked)
         assert_replicas_identical(cluster, urls, doc)
     finally:
         if writer is not None and writer.is_alive():
