@@ -98,22 +98,7 @@ def test_join_rebalance_drain_remove_under_writes(tmp_path: Path) -> None:
         urls = {f"node-{i}": cluster.node_url(i) for i in range(3)}
 
         # A 4th node joins through node-1's API.
-        api, raft = free_port(), free_port_range(SHARDS + 1)
-        urls["node-3"] = f"http://127.0.0.1:{api}"
-        cluster._spawn(
-            "node-3",
-            [
-                "node", "--node-id", "node-3", "--join", f"127.0.0.1:{cluster.api_ports[1]}",
-                "--data-dir", str(tmp_path / "node-3"),
-                "--host", "127.0.0.1", "--port", str(api), "--raft-port", str(raft),
-                "--raft-election-timeout-ms", "400", "--log-level", "info",
-            ],
-        )  # fmt: skip
-        wait_until(
-            lambda: "node-3" in {p["id"] for p in current_map(cluster)["peers"]},
-            30, 0.2, "node-3 in the map",
-        )  # fmt: skip
-
+        urls["node-3"] = join_node(cluster, tmp_path, "node-3", 1)
         # Enough writes that every shard's log was compacted past its start (every 50 entries).
         wait_until(lambda: len(writer.acked) >= 120, 60, 0.1, "120 acknowledged writes")
         r = httpx.post(cluster.url + "/api/v1/admin/rebalance", timeout=30)
@@ -162,6 +147,63 @@ def test_join_rebalance_drain_remove_under_writes(tmp_path: Path) -> None:
         acked += writer.acked
         assert_all_acked_readable(cluster, acked)
         assert_replicas_identical(cluster, urls, doc)
+    finally:
+        if writer is not None and writer.is_alive():
+            writer.stop_event.set()
+        cluster.stop()
+
+
+def join_node(cluster: Cluster, tmp_path: Path, name: str, via: int) -> str:
+    """Start `name` with --join through node `via`; its API URL once it is in the map."""
+    api, raft = free_port(), free_port_range(SHARDS + 1)
+    cluster._spawn(
+        name,
+        [
+            "node", "--node-id", name, "--join", f"127.0.0.1:{cluster.api_ports[via]}",
+            "--data-dir", str(tmp_path / name),
+            "--host", "127.0.0.1", "--port", str(api), "--raft-port", str(raft),
+            "--raft-election-timeout-ms", "400", "--log-level", "info",
+        ],
+    )  # fmt: skip
+    wait_until(
+        lambda: name in {p["id"] for p in current_map(cluster)["peers"]},
+        30, 0.2, f"{name} in the map",
+    )  # fmt: skip
+    return f"http://127.0.0.1:{api}"
+
+
+def test_replace_a_dead_node(tmp_path: Path) -> None:
+    """kill -9 a node holding replicas; a new node joins, the dead one is drained (its moves
+    never hear from it) and removed; no acknowledged write is lost."""
+    cluster = Cluster(tmp_path, nodes=3, shards=SHARDS, replication_factor=3)
+    writer: Writer | None = None
+    try:
+        cluster.start()
+        urls = {f"node-{i}": cluster.node_url(i) for i in range(3)}
+        urls["node-3"] = join_node(cluster, tmp_path, "node-3", 0)
+        r = httpx.post(cluster.url + "/api/v1/admin/rebalance", timeout=30)
+        assert r.status_code == 200, r.text
+        wait_moves_done(cluster)
+        writer = PhaseWriter(cluster.url, 0)
+        writer.start()
+        wait_until(lambda: len(writer.acked) >= 20, 30, 0.1, "20 acknowledged writes")
+
+        cluster.kill("node-3")
+        urls["node-4"] = join_node(cluster, tmp_path, "node-4", 2)
+        r = httpx.post(cluster.url + "/api/v1/admin/nodes/node-3/drain", timeout=30)
+        assert r.status_code == 200, r.text
+        assert {m["target"] for m in r.json()["moves"]} == {"node-4"}
+        doc = wait_moves_done(cluster, 90)
+        assert not any("node-3" in ids for ids in doc["replicas"])
+        assert sum("node-4" in ids for ids in doc["replicas"]) == 3
+        r = httpx.delete(cluster.url + "/api/v1/admin/nodes/node-3", timeout=30)
+        assert r.status_code == 200, r.text
+
+        acked_before = len(writer.acked)
+        wait_until(lambda: len(writer.acked) > acked_before + 5, 30, 0.1, "writes go on")
+        writer.finish()
+        assert_all_acked_readable(cluster, writer.acked)
+        assert_replicas_identical(cluster, urls, current_map(cluster))
     finally:
         if writer is not None and writer.is_alive():
             writer.stop_event.set()
