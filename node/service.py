@@ -464,8 +464,12 @@ class NodeService:
         await asyncio.gather(*(asyncio.to_thread(r.engine.flush) for r in self._replicas.values()))
 
     def ready(self) -> bool:
-        """Every local replica knows a leader (ours or another)."""
-        return bool(self._replicas) and all(self.leader_of(s) is not None for s in self._replicas)
+        """Every local replica knows a leader (ours or another). A node the map gives no
+        replica (just joined, or drained) is ready: it serves its API."""
+        assigned = self.map.local_shards(self.node_id)
+        return all(s in self._replicas for s in assigned) and all(
+            self.leader_of(s) is not None for s in assigned
+        )
 
     def status(self) -> dict[str, Any]:
         shards = {}

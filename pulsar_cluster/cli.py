@@ -171,7 +171,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     p.add_argument(
         "--join",
         default=None,
-        help="join an existing cluster through this node API URL (host:port); needs --node-id",
+        help="join an existing cluster through this node API URL (host:port); needs --node-id; "
+        "ignored when --node-id is in --peers (an initial member)",
     )
     p.add_argument(
         "--raft-election-timeout-ms",
@@ -314,6 +315,14 @@ def _cmd_node(args: argparse.Namespace) -> int:
     configure_logging(args.log_level)
     secret = _secret(args)
     advertise = args.advertise_host or args.host
+    # --join with --peers: an initial peer starts as one (the flag is ignored), any other node
+    # joins. One set of flags for every pod of a StatefulSet (deploy/helm).
+    if args.join and args.peers and args.node_id:
+        try:
+            if args.node_id in {p.id for p in parse_peers(args.peers)}:
+                args.join = None
+        except PulsarError as exc:
+            raise SystemExit(f"pulsar: {exc}") from None
     try:
         if args.join:
             from pulsar_cluster.membershipcli import join_cluster

@@ -66,11 +66,16 @@ app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
 {{ $node }}-{{ .i }}.{{ $node }}.{{ .ctx.Release.Namespace }}.svc.{{ .ctx.Values.clusterDomain }}
 {{- end }}
 
+{{/* Pods that form the cluster at creation: cluster.initialNodes, or node.replicas when 0. */}}
+{{- define "pulsardb.initialNodes" -}}
+{{- if gt (int .Values.cluster.initialNodes) 0 }}{{ int .Values.cluster.initialNodes }}{{ else }}{{ int .Values.node.replicas }}{{ end }}
+{{- end }}
+
 {{/* Initial Raft members, identical on every node: id=host:apiport:raftport for pods
-0..replicas-1 (the CLI's --peers format). */}}
+0..initialNodes-1 (the CLI's --peers format). Pods beyond them join (--join). */}}
 {{- define "pulsardb.peers" -}}
 {{- $peers := list }}
-{{- range $i := until (int .Values.node.replicas) }}
+{{- range $i := until (int (include "pulsardb.initialNodes" .)) }}
 {{- $host := include "pulsardb.nodeHost" (dict "ctx" $ "i" $i) }}
 {{- $peers = append $peers (printf "%s-%d=%s:%d:%d" (include "pulsardb.nodeName" $) $i $host (int $.Values.node.ports.api) (int $.Values.node.ports.raft)) }}
 {{- end }}
@@ -138,6 +143,12 @@ new random one (first install). (dict "ctx" . "key" "admin-token" "value" "...")
 {{- end }}
 {{- if lt (int .Values.cluster.shards) 1 }}
 {{- fail "cluster.shards must be at least 1" }}
+{{- end }}
+{{- if gt (int (include "pulsardb.initialNodes" .)) (int .Values.node.replicas) }}
+{{- fail (printf "cluster.initialNodes (%d) must be <= node.replicas (%d)" (int .Values.cluster.initialNodes) (int .Values.node.replicas)) }}
+{{- end }}
+{{- if lt (int (include "pulsardb.initialNodes" .)) $rf }}
+{{- fail (printf "cluster.initialNodes must be >= cluster.replicationFactor (%d)" $rf) }}
 {{- end }}
 {{- include "pulsardb.checkFixedTopology" . }}
 {{- if and .Values.coordinator.autoscaling.enabled (gt (int .Values.coordinator.autoscaling.minReplicas) (int .Values.coordinator.autoscaling.maxReplicas)) }}
