@@ -18,6 +18,7 @@ import dataclasses
 import hashlib
 import os
 import shutil
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +60,8 @@ _FAIL_REASONS = {
 #: Smallest memtable a shard replica gets from the node's budget: below a few MB flushes write
 #: tiny tables and compaction does the work again.
 _MIN_MEMTABLE_BYTES = 4 * 1024 * 1024
+#: Seconds a replica the map no longer lists stays open before it is destroyed.
+_DROP_GRACE_S = 2.0
 #: Smallest in-flight proposal budget of a shard replica: a few of the largest commands.
 _MIN_INFLIGHT = 1024 * 1024
 
@@ -102,6 +105,8 @@ class NodeService:
         self._set_map(shard_map)
         #: The metadata group's replica on this node (its members only; node/raft/meta.py).
         self.meta: MetaGroup | None = None
+        #: Local replicas the map no longer gives this node, and since when (monotonic).
+        self._unwanted_since: dict[int, float] = {}
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -202,11 +207,23 @@ class NodeService:
         no longer does. Blocking (joins tick threads): run it in a worker thread."""
         wanted = set(self.map.local_shards(self.node_id))
         opened = sorted(wanted - set(self._replicas))
-        dropped = sorted(set(self._replicas) - wanted)
+        now = time.monotonic()
+        for shard in wanted:
+            self._unwanted_since.pop(shard, None)
+        for shard in set(self._replicas) - wanted:
+            self._unwanted_since.setdefault(shard, now)
+        # A replica leaves a grace period after the map stops listing it: reads that started
+        # here (consistency=any, coordinators with the old map) finish first.
+        dropped = sorted(
+            shard
+            for shard, since in self._unwanted_since.items()
+            if shard in self._replicas and now - since >= _DROP_GRACE_S
+        )
         for shard in opened:
             self._open_replica(shard)
         for shard in dropped:
             self._drop_replica(shard)
+            del self._unwanted_since[shard]
         if opened or dropped:
             log.info("replicas_reconciled", opened=opened, dropped=dropped)
         return opened, dropped
