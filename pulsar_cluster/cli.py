@@ -338,9 +338,10 @@ def _cmd_node(args: argparse.Namespace) -> int:
         else:
             peers = [Peer(args.node_id or "node-0", advertise, args.port, args.raft_port)]
         if not args.join:
-            node_id = args.node_id or (peers[0].id if len(peers) == 1 else None)
-            if node_id not in {p.id for p in peers}:
-                raise SystemExit(f"pulsar: --node-id {node_id!r} is not in --peers")
+            wanted = args.node_id or (peers[0].id if len(peers) == 1 else None)
+            if wanted not in {p.id for p in peers}:
+                raise SystemExit(f"pulsar: --node-id {wanted!r} is not in --peers")
+            node_id = str(wanted)
             shard_map = static_shard_map(peers, args.shards, args.replication_factor)
     except PulsarError as exc:
         raise SystemExit(f"pulsar: {exc}") from None

@@ -21,6 +21,7 @@ from tests.support.cluster import SECRET, Cluster, free_port_range
 from tests.support.processes import free_port, pulsar_command, wait_until
 
 SHARDS = 4
+HEADERS = {"Authorization": f"Bearer {SECRET}"}
 
 
 class PhaseWriter(Writer):
@@ -101,7 +102,17 @@ def test_join_rebalance_drain_remove_under_writes(tmp_path: Path) -> None:
         urls["node-3"] = join_node(cluster, tmp_path, "node-3", 1)
         # Enough writes that every shard's log was compacted past its start (every 50 entries).
         wait_until(lambda: len(writer.acked) >= 120, 60, 0.1, "120 acknowledged writes")
-        r = httpx.post(cluster.url + "/api/v1/admin/rebalance", timeout=30)
+        # Bad input changes nothing.
+        version = current_map(cluster)["version"]
+        r = httpx.post(
+            urls["node-0"] + "/v1/members", json={"id": "bad id!"}, headers=HEADERS, timeout=10
+        )
+        assert r.status_code == 400, r.text
+        r = httpx.post(urls["node-0"] + "/v1/members/node-9/drain", headers=HEADERS, timeout=10)
+        assert r.status_code == 400 and "node-9" in r.json()["error"], r.text
+        assert current_map(cluster)["version"] == version
+        # Rebalance through node-3, which is not in the metadata group: it forwards.
+        r = httpx.post(urls["node-3"] + "/v1/rebalance", headers=HEADERS, timeout=30)
         assert r.status_code == 200, r.text
         assert len(r.json()["moves"]) == 3  # 12 replicas over 4 nodes: 3 each
         doc = wait_moves_done(cluster)
