@@ -74,6 +74,10 @@ class EngineSource:
     def series_fields(self, skey: bytes) -> dict[str, FieldType]:
         return self._engine.series_fields(skey)
 
+    def retention_policy(self, database: str) -> tuple[str, int] | None:
+        """(policy name, duration ns) of an existing database, else None."""
+        return self._engine.retention_policy(database)
+
     def retention_floor(self, skey: bytes) -> int:
         """The oldest time reads return for the series (the engine's retention rule)."""
         return self._engine.retention_start(skey)
@@ -316,7 +320,7 @@ def is_cheap_meta(plan: Plan) -> bool:
     return (
         plan.kind == "meta"
         and plan.tags == TRUE
-        and plan.meta in ("databases", "measurements", "tag_keys")
+        and plan.meta in ("databases", "measurements", "tag_keys", "retention")
     )
 
 
@@ -324,6 +328,12 @@ def _meta(plan: Plan, source: QuerySource) -> Partial:
     out = Partial()
     if plan.meta == "databases":
         out.meta[""] = {(db,) for db in source.databases()}
+        return out
+    if plan.meta == "retention":
+        policy = getattr(source, "retention_policy", None)
+        found = policy(plan.database) if policy is not None else None
+        if found is not None:
+            out.meta[""] = {(found[0], str(found[1]))}
         return out
     filtered = plan.tags != TRUE
     if not filtered and plan.meta in ("measurements", "tag_keys"):

@@ -77,6 +77,10 @@ class MemSource:
     def databases(self) -> list[str]:
         return sorted({self._parts(k)[0] for k in self.data})
 
+    def retention_policy(self, database: str) -> tuple[str, int] | None:
+        """Every database of the reference keeps its data forever under `autogen`."""
+        return ("autogen", 0) if database in self.databases() else None
+
     def measurements(self, database: str) -> list[str]:
         return sorted({self._parts(k)[1] for k in self.data if self._parts(k)[0] == database})
 
