@@ -62,6 +62,9 @@ def split_by_shard(batch: WriteBatch, shard_count: int) -> dict[int, WriteBatch]
 
 
 class ClusterBackend:
+    #: `query(plan, consistency=...)` reads followers too with "any" (coordinator/consistency.py)
+    supports_consistency = True
+
     def __init__(
         self, seeds: list[str], token: str, settings: ClusterSettings | None = None
     ) -> None:
