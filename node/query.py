@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -83,9 +84,14 @@ class EngineSource:
         return self._engine.retention_start(skey)
 
     def read_field(
-        self, skey: bytes, name: str, start: int, end: int
+        self,
+        skey: bytes,
+        name: str,
+        start: int,
+        end: int,
+        on_block: Callable[[int], None] | None = None,
     ) -> tuple[FieldType, np.ndarray, np.ndarray] | None:
-        data = self._engine.read_field(skey, name, start, end, self._view)
+        data = self._engine.read_field(skey, name, start, end, self._view, on_block)
         if data is None:
             return None
         return data.type, data.timestamps, data.values
@@ -204,10 +210,11 @@ def _reader(source: QuerySource, skey: bytes, lo: int, hi: int, budget: _Budget)
 
     def get(name: str) -> tuple[np.ndarray, np.ndarray] | None:
         if name not in cache:
-            found = source.read_field(skey, name, lo, hi)
+            # The budget counts every stored block before it is decoded (whole blocks, so a
+            # little more than the points in range): a huge series is refused after at most
+            # one block beyond the limit instead of after being read whole.
+            found = source.read_field(skey, name, lo, hi, budget.read)
             cache[name] = None if found is None else (found[1], found[2])
-            if found is not None:
-                budget.read(len(found[1]))
         return cache[name]
 
     return get

@@ -926,8 +926,13 @@ class Engine:
         start: int,
         end: int,
         sources: _View | None = None,
+        on_block: Callable[[int], None] | None = None,
     ) -> FieldData | None:
-        """Points of one field in [start, end), sorted, last write wins; None if absent."""
+        """Points of one field in [start, end), sorted, last write wins; None if absent.
+
+        `on_block(points)` runs before each stored block is decoded and for each memtable's
+        part; it may raise (query limits) to stop the read after at most one more block.
+        """
         view = sources or self.read_view()
         start = max(start, self.retention_start(skey))
         db = storage_key_database(skey)
@@ -940,7 +945,7 @@ class Engine:
             for table in tables:  # oldest first: later sources win
                 if table.max_time < start or table.min_time >= end:
                     continue
-                found = table.read(skey, name, start, end)
+                found = table.read(skey, name, start, end, on_block)
                 if found is None:
                     continue
                 field_type = found[0]
@@ -961,6 +966,8 @@ class Engine:
                 continue
             field_type = got[0]
             ts, values = time_slice(got[1], got[2], start, end)
+            if on_block is not None:
+                on_block(len(ts))
             if tombstones:
                 tombs = applicable(tombstones, db, memtable.seq, 0, start, end - 1)
                 ts, values = apply_tombstones(skey, ts, values, tombs)

@@ -87,10 +87,12 @@ class MemSource:
     def series_fields(self, skey: bytes) -> dict[str, FieldType]:
         return {n: d[0] for n, d in self.data.get(skey, {}).items()}
 
-    def read_field(self, skey: bytes, name: str, start: int, end: int):  # type: ignore[no-untyped-def]
+    def read_field(self, skey: bytes, name: str, start: int, end: int, on_block=None):  # type: ignore[no-untyped-def]
         found = self.data.get(skey, {}).get(name)
         if found is None:
             return None
         ftype, t, v = found
         lo, hi = np.searchsorted(t, start), np.searchsorted(t, end)
+        if on_block is not None:
+            on_block(int(hi - lo))  # one block: the points in range
         return ftype, t[lo:hi], v[lo:hi]
