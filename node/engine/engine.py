@@ -810,7 +810,7 @@ class Engine:
                     self._fs.fsync_dir(self._sst_dir)
                 merged += len(run)
                 self.stats.compactions += 1
-            if plans:
+            if plans or full:  # full: also tombstones that only applied to flushed memtables
                 self._collect_tombstones()
             return merged
 
