@@ -20,6 +20,7 @@ import httpx
 
 from pulsar_cluster.batch import WriteBatch, partition_batch
 from pulsar_cluster.batchcodec import encode_batch
+from pulsar_cluster.catalogop import CatalogOp, encode_drop_database
 from pulsar_cluster.errors import (
     BadRequestError,
     NotLeaderError,
@@ -32,6 +33,7 @@ from pulsar_cluster.nodeapi import ScanRequest, SeriesData, TagMatcher
 from pulsar_cluster.nodeclient import NodeAuthError, NodeClient
 from pulsar_cluster.query.partial import Partial, decode_partial, encode_plan, merge
 from pulsar_cluster.query.plan import Plan
+from pulsar_cluster.raftcommand import CommandKind, encode_command
 from pulsar_cluster.series import shard_for
 from pulsar_cluster.shardmap import ShardMap
 
@@ -65,6 +67,9 @@ def split_by_shard(batch: WriteBatch, shard_count: int) -> dict[int, WriteBatch]
 
 
 class ClusterBackend:
+    #: `query(plan, consistency=...)` reads followers too with "any" (coordinator/consistency.py)
+    supports_consistency = True
+
     def __init__(
         self, seeds: list[str], token: str, settings: ClusterSettings | None = None
     ) -> None:
@@ -311,6 +316,36 @@ class ClusterBackend:
             await self._with_leader(shard, attempt, leader_only=True)
 
         await asyncio.gather(*(one(s) for s in range(shard_map.shard_count)))
+
+    async def catalog(self, op: CatalogOp) -> None:
+        """Propose the registry change on every shard group (every engine keeps the registry)."""
+        await self._ddl(encode_command(CommandKind.CATALOG, op.encode()))
+
+    async def drop_database(self, database: str) -> None:
+        await self._ddl(encode_command(CommandKind.DROP_DATABASE, encode_drop_database(database)))
+
+    async def drop_series(self, plan: Plan) -> None:
+        await self._ddl(encode_command(CommandKind.DROP_SERIES, encode_plan(plan)))
+
+    async def _ddl(self, command: bytes) -> None:
+        """Propose one DDL command through every shard's log (leaders, concurrently); returns
+        when every shard has committed and applied it. A shard that fails fails the call; the
+        statement may then be applied on some shards only, and repeating it is harmless (every
+        DDL command is idempotent)."""
+        shard_map = await self.shard_map()
+
+        async def one(shard: int) -> None:
+            async def attempt(node_id: str, remaining: float) -> None:
+                await self._client(node_id).ddl(shard, command, timeout_s=remaining)
+
+            await self._with_leader(shard, attempt, leader_only=True)
+
+        results = await asyncio.gather(
+            *(one(s) for s in range(shard_map.shard_count)), return_exceptions=True
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
 
     async def select_series(
         self,

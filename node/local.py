@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from node import ddl
 from node.background import BackgroundWorker
 from node.engine.engine import Engine, EngineOptions
 from node.lastcache import LastValueCache
 from node.query import EngineSource, execute_delete, execute_partial, is_cheap_meta
 from node.reads import scan_series, select_series
 from pulsar_cluster.batch import WriteBatch
+from pulsar_cluster.catalogop import CatalogOp
 from pulsar_cluster.nodeapi import ScanRequest, SeriesData, TagMatcher
 from pulsar_cluster.query.partial import Partial
 from pulsar_cluster.query.plan import Plan
@@ -72,6 +74,22 @@ class LocalNode:
         self.last_cache.clear()  # in-flight reads may not fill it with what is being deleted
         try:
             execute_delete(plan, self.engine)
+        finally:
+            self.last_cache.clear()
+
+    async def catalog(self, op: CatalogOp) -> None:
+        await asyncio.to_thread(self.engine.catalog, op)
+
+    async def drop_database(self, database: str) -> None:
+        await asyncio.to_thread(self._dropping, ddl.drop_database, self.engine, database)
+
+    async def drop_series(self, plan: Plan) -> None:
+        await asyncio.to_thread(self._dropping, ddl.drop_series, self.engine, plan)
+
+    def _dropping(self, fn: Any, *args: Any) -> None:
+        self.last_cache.clear()  # as for deletes: nothing cached may outlive the drop
+        try:
+            fn(*args)
         finally:
             self.last_cache.clear()
 

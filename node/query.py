@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -74,14 +75,23 @@ class EngineSource:
     def series_fields(self, skey: bytes) -> dict[str, FieldType]:
         return self._engine.series_fields(skey)
 
+    def retention_policy(self, database: str) -> tuple[str, int] | None:
+        """(policy name, duration ns) of an existing database, else None."""
+        return self._engine.retention_policy(database)
+
     def retention_floor(self, skey: bytes) -> int:
         """The oldest time reads return for the series (the engine's retention rule)."""
         return self._engine.retention_start(skey)
 
     def read_field(
-        self, skey: bytes, name: str, start: int, end: int
+        self,
+        skey: bytes,
+        name: str,
+        start: int,
+        end: int,
+        on_block: Callable[[int], None] | None = None,
     ) -> tuple[FieldType, np.ndarray, np.ndarray] | None:
-        data = self._engine.read_field(skey, name, start, end, self._view)
+        data = self._engine.read_field(skey, name, start, end, self._view, on_block)
         if data is None:
             return None
         return data.type, data.timestamps, data.values
@@ -200,10 +210,11 @@ def _reader(source: QuerySource, skey: bytes, lo: int, hi: int, budget: _Budget)
 
     def get(name: str) -> tuple[np.ndarray, np.ndarray] | None:
         if name not in cache:
-            found = source.read_field(skey, name, lo, hi)
+            # The budget counts every stored block before it is decoded (whole blocks, so a
+            # little more than the points in range): a huge series is refused after at most
+            # one block beyond the limit instead of after being read whole.
+            found = source.read_field(skey, name, lo, hi, budget.read)
             cache[name] = None if found is None else (found[1], found[2])
-            if found is not None:
-                budget.read(len(found[1]))
         return cache[name]
 
     return get
@@ -316,7 +327,7 @@ def is_cheap_meta(plan: Plan) -> bool:
     return (
         plan.kind == "meta"
         and plan.tags == TRUE
-        and plan.meta in ("databases", "measurements", "tag_keys")
+        and plan.meta in ("databases", "measurements", "tag_keys", "retention")
     )
 
 
@@ -324,6 +335,12 @@ def _meta(plan: Plan, source: QuerySource) -> Partial:
     out = Partial()
     if plan.meta == "databases":
         out.meta[""] = {(db,) for db in source.databases()}
+        return out
+    if plan.meta == "retention":
+        policy = getattr(source, "retention_policy", None)
+        found = policy(plan.database) if policy is not None else None
+        if found is not None:
+            out.meta[""] = {(found[0], str(found[1]))}
         return out
     filtered = plan.tags != TRUE
     if not filtered and plan.meta in ("measurements", "tag_keys"):

@@ -101,6 +101,11 @@ def create_node_app(
         await service.delete(int(request.path_params["shard"]), await request.body())
         return _json({"status": "done"})
 
+    async def ddl(request: Request) -> Response:
+        authorize(request)
+        await service.ddl(int(request.path_params["shard"]), await request.body())
+        return _json({"status": "done"})
+
     async def scan(request: Request) -> Response:
         authorize(request)
         shard = int(request.path_params["shard"])
@@ -188,6 +193,7 @@ def create_node_app(
             Route("/v1/shards/{shard:int}/write", write, methods=["POST"]),
             Route("/v1/shards/{shard:int}/scan", scan, methods=["POST"]),
             Route("/v1/shards/{shard:int}/delete", delete, methods=["POST"]),
+            Route("/v1/shards/{shard:int}/ddl", ddl, methods=["POST"]),
             Route("/v1/shards/{shard:int}/query", query, methods=["POST"]),
             Route("/v1/shards/{shard:int}/select", select, methods=["POST"]),
             Route("/v1/shards/{shard:int}/checksum", checksum),

@@ -29,6 +29,7 @@ from node.background import BackgroundWorker
 from node.engine.engine import Engine, EngineOptions
 from node.mapstore import load_map, meta_status, save_map, start_meta_group
 from node.raft.budget import ByteBudget
+from node.raft.ddl import check_ddl
 from node.raft.deletes import check_delete_plan
 from node.raft.group import ShardGroup
 from node.raft.meta import MetaGroup
@@ -40,7 +41,13 @@ from pulsar_cluster.logs import get_logger
 from pulsar_cluster.metacommand import MapConflictError, NotMetaMemberError, encode_cas
 from pulsar_cluster.nodeapi import ScanRequest, TagMatcher
 from pulsar_cluster.query.partial import decode_plan
-from pulsar_cluster.raftcommand import MAX_COMMAND_BYTES, CommandKind, encode_command, split_write
+from pulsar_cluster.raftcommand import (
+    MAX_COMMAND_BYTES,
+    CommandKind,
+    decode_command,
+    encode_command,
+    split_write,
+)
 from pulsar_cluster.shardmap import ShardMap
 
 __all__ = ["NodeService", "NodeSettings", "check_cluster_file"]
@@ -381,6 +388,15 @@ class NodeService:
         if len(encoded_plan) + 8 > MAX_COMMAND_BYTES:
             raise BadRequestError("delete plan too large for one raft command")
         await self._replicate(shard, replica, [encode_command(CommandKind.DELETE, encoded_plan)])
+
+    async def ddl(self, shard: int, command: bytes) -> None:
+        """Replicate one DDL command (CATALOG, DROP_DATABASE, DROP_SERIES) of this shard."""
+        replica = self._require_leader(shard)
+        kind, body = decode_command(command)  # RaftCommandError: 400
+        check_ddl(kind, body)  # 400 before replicating what every replica would refuse
+        if len(command) > MAX_COMMAND_BYTES:
+            raise BadRequestError("DDL command too large for one raft command")
+        await self._replicate(shard, replica, [command])
 
     async def _replicate(self, shard: int, replica: _Replica, commands: list[bytes]) -> int:
         """Propose `commands` at once; return when all are committed and applied here."""

@@ -81,6 +81,20 @@ def _add_admin_token_flag(p: argparse.ArgumentParser) -> None:
     )
 
 
+#: = pulsar_cluster.query.plan.Limits().max_points (not imported: the CLI starts light).
+_DEFAULT_MAX_POINTS = 20_000_000
+
+
+def _add_query_limit_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--query-max-points",
+        type=int,
+        default=_DEFAULT_MAX_POINTS,
+        help="points one query may read before it is refused with 422 "
+        f"(InfluxDB's max-select-point; default {_DEFAULT_MAX_POINTS})",
+    )
+
+
 def _add_federation_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--cluster-name",
@@ -147,6 +161,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         help="processes parsing write bodies (default: one per core; 0: none)",
     )
     _add_admin_token_flag(p)
+    _add_query_limit_flags(p)
     _add_federation_flags(p)
     _add_engine_flags(p)
     commands["standalone"] = p
@@ -210,6 +225,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         help="processes parsing write bodies (default: one per core; 0: none)",
     )
     _add_admin_token_flag(p)
+    _add_query_limit_flags(p)
     p.add_argument("--log-level", default="info")
     commands["coordinator"] = p
 
@@ -273,6 +289,8 @@ def _role(module: str) -> Any:
 def _serve_coordinator(backend: Any, args: argparse.Namespace) -> int:
     """The coordinator's HTTP API over `backend`, configured by the command's flags."""
     app_mod = _role("coordinator.app")
+    if args.query_max_points < 1:
+        raise SystemExit("pulsar: --query-max-points must be at least 1")
     parse_workers = args.parse_workers
     if parse_workers < 0:
         parse_workers = _role("coordinator.parsepool").default_parse_workers()
@@ -280,6 +298,7 @@ def _serve_coordinator(backend: Any, args: argparse.Namespace) -> int:
         max_body_bytes=args.max_body_mb * 1024 * 1024,
         parse_workers=parse_workers,
         admin_token=args.admin_token,
+        query_limits=_role("pulsar_cluster.query.plan").Limits(max_points=args.query_max_points),
         **federation_settings(args, args.config_file_values),
     )
     app = app_mod.create_app(backend, settings)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from pulsar_cluster.batch import Column, WriteBatch
+from pulsar_cluster.catalogop import CatalogOp
 from pulsar_cluster.query.partial import Partial
 from pulsar_cluster.query.plan import Plan
 
@@ -107,6 +108,20 @@ class StorageBackend(Protocol):
         is durable; a replicated backend proposes `encode_plan(plan)` through each shard's log so
         every replica resolves the same series at the same index.
         """
+        ...
+
+    async def catalog(self, op: CatalogOp) -> None:
+        """Apply a database registry change (CREATE DATABASE, retention policy) everywhere;
+        returns when durable. A replicated backend proposes it on every shard group."""
+        ...
+
+    async def drop_database(self, database: str) -> None:
+        """Remove the database everywhere: registry entry, series, points. Durable on return."""
+        ...
+
+    async def drop_series(self, plan: Plan) -> None:
+        """Drop the series matching a `kind="delete"` plan over all time (DROP SERIES,
+        DROP MEASUREMENT): the index forgets them and their points are gone."""
         ...
 
     async def databases(self) -> list[str]: ...

@@ -104,6 +104,13 @@ class NodeClient:
             kwargs["timeout"] = httpx.Timeout(timeout_s, connect=min(2.0, timeout_s))
         await self._request("POST", f"/v1/shards/{shard}/delete", **kwargs)
 
+    async def ddl(self, shard: int, command: bytes, timeout_s: float | None = None) -> None:
+        """Propose a DDL Raft command (docs/format/raft-command.md) on the shard's group."""
+        kwargs: dict[str, Any] = {"content": command}
+        if timeout_s is not None:
+            kwargs["timeout"] = httpx.Timeout(timeout_s, connect=min(2.0, timeout_s))
+        await self._request("POST", f"/v1/shards/{shard}/ddl", **kwargs)
+
     async def query(self, shard: int, encoded_plan: bytes, consistency: str) -> bytes:
         """The encoded partial (docs/format/partials.md) of one shard for an encoded plan."""
         response = await self._request(

@@ -22,6 +22,7 @@ from pulsar_cluster.errors import BadRequestError
 
 __all__ = [
     "CommandKind",
+    "DDL_KINDS",
     "MAX_COMMAND_BYTES",
     "encode_command",
     "decode_command",
@@ -44,6 +45,17 @@ class CommandKind(IntEnum):
     WRITE = 1
     #: body: an encoded delete plan (docs/format/partials.md, magic PQPL); node/raft/deletes.py
     DELETE = 2
+    #: body: a catalog operation, UTF-8 JSON (pulsar_cluster/catalogop.py); node/raft/ddl.py
+    CATALOG = 3
+    #: body: UTF-8 JSON {"database": str}; node/raft/ddl.py
+    DROP_DATABASE = 4
+    #: body: an encoded delete plan (magic PQPL) whose series are dropped; node/raft/ddl.py
+    DROP_SERIES = 5
+    # 6-9: reserved for the query engineer; 10-19 cluster metadata; 20-29 backup.
+
+
+#: Kinds proposed on every shard group by the node API's /ddl route (docs/format/node-api.md).
+DDL_KINDS = frozenset({CommandKind.CATALOG, CommandKind.DROP_DATABASE, CommandKind.DROP_SERIES})
 
 
 class RaftCommandError(BadRequestError):

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from coordinator.api.ops import VERSION_HEADERS
 from coordinator.body import read_body
+from coordinator.consistency import check_consistency, with_consistency
 from coordinator.state import ORJSONResponse, app_state
 from pulsar_cluster.errors import BadRequestError, LimitExceededError, PulsarError, QueryError
 from pulsar_cluster.query.influxql.parser import parse_query
@@ -64,6 +65,7 @@ async def query_influxql(
     db: str | None = Query(None, description="database"),
     epoch: str | None = Query(None, description="ns, u, ms, s, m, h; omit for RFC 3339"),
     rp: str | None = Query(None, description="retention policy (accepted, ignored)"),
+    consistency: str | None = Query(None, description="leader (default) or any replica"),
 ) -> Response:
     state = app_state(request)
     params = await _params(request)
@@ -84,8 +86,9 @@ async def query_influxql(
     now = time.time_ns()
     requested = [c.strip() for c in params.get("clusters", "").split(",") if c.strip()]
     try:
+        local = with_consistency(state.backend, check_consistency(params.get("consistency")))
         backend, federated = state.federation.backend(
-            state.backend, requested or None, params.get("federation") or None
+            local, requested or None, params.get("federation") or None
         )
     except BadRequestError as exc:
         return ORJSONResponse({"error": exc.message}, status_code=400, headers=headers)

@@ -9,6 +9,7 @@ import orjson
 from fastapi import APIRouter, Request, Response
 
 from coordinator.body import read_body
+from coordinator.consistency import with_consistency
 from coordinator.state import ORJSONResponse, app_state
 from pulsar_cluster.errors import BadRequestError
 from pulsar_cluster.query.compile import compile_select
@@ -83,8 +84,9 @@ async def query_native(request: Request) -> Response:
         raise BadRequestError(f"invalid JSON: {exc}") from None
     now = time.time_ns()
     clusters, mode = _federation_keys(doc)
-    backend, federated = state.federation.backend(state.backend, clusters, mode)
     query = parse_native_query(doc, now)
+    local = with_consistency(state.backend, query.consistency)
+    backend, federated = state.federation.backend(local, clusters, mode)
     spec = query.spec
     answer: dict[str, Any] = {"series": []}
     if query.needs_fields:

@@ -119,11 +119,10 @@ def merge_tables(
                 if found is None:
                     continue
                 field_type = found[0]
-                for block_ts, block_values in found[1]:
-                    if tombs:
-                        parts.append(apply_tombstones(skey, block_ts, block_values, tombs))
-                    else:
-                        parts.append((block_ts, block_values))
+                for block in found[1]:
+                    part = apply_tombstones(skey, *block, tombs) if tombs else block
+                    if len(part[0]):  # a dropped series leaves nothing, not even its type
+                        parts.append(part)
             if field_type is None or not parts:
                 continue
             ts, values = merge_last_wins(parts)

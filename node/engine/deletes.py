@@ -6,9 +6,14 @@ every replica: they hold the same data at the same Raft index), recorded as a `T
 manifest, and applied (1) at once to the active memtable and (2) at read time to every older
 memtable and table, until compaction rewrites those tables without the points.
 
+A DROP (SERIES, MEASUREMENT, DATABASE) is a delete with `drop` set: besides the points, the
+series leave the index (and the tombstone says so, for the next open); a drop with neither
+`measurement` nor `series` is DROP DATABASE: every series of the database, and its registry
+entry.
+
 WAL payload (record type DELETE, docs/format/wal.md): UTF-8 JSON
 `{"database": str, "measurement": str, "tags": {str: str}, "start": int, "end": int,
-"series": [hex of series key, ...] | null}`.
+"series": [hex of series key, ...] | null, "drop": bool}` (`drop` absent: false).
 """
 
 from __future__ import annotations
@@ -34,11 +39,17 @@ class DeleteRequest:
     tags: dict[str, str] = field(default_factory=dict)
     #: Explicit series keys (pulsar_cluster/series.py) instead of measurement + tags.
     series: tuple[bytes, ...] | None = None
+    #: DROP: the series leave the index too (see the module doc).
+    drop: bool = False
+
+    @property
+    def whole_database(self) -> bool:
+        return self.drop and self.series is None and not self.measurement
 
     def validate(self) -> None:
         if not self.database:
             raise BadRequestError("delete: database is required")
-        if self.series is None and not self.measurement:
+        if self.series is None and not self.measurement and not self.drop:
             raise BadRequestError("delete: measurement (or explicit series) is required")
         if self.start >= self.end:
             raise BadRequestError(f"delete: empty time range [{self.start}, {self.end})")
@@ -52,6 +63,7 @@ class DeleteRequest:
                 "start": self.start,
                 "end": self.end,
                 "series": None if self.series is None else [s.hex() for s in self.series],
+                "drop": self.drop,
             }
         )
 
@@ -66,6 +78,7 @@ class DeleteRequest:
             int(obj["end"]),
             {str(k): str(v) for k, v in obj["tags"].items()},
             None if series is None else tuple(bytes.fromhex(s) for s in series),
+            bool(obj.get("drop", False)),
         )
 
 
@@ -99,7 +112,7 @@ def apply_tombstones(
     """The points of one series field that survive the tombstones (vectorised per tombstone)."""
     keep: np.ndarray | None = None
     for t in tombstones:
-        if skey not in t.series or not len(ts):
+        if not len(ts) or not t.covers(skey):
             continue
         if t.start > ts[-1] or t.end <= ts[0]:
             continue

@@ -11,7 +11,8 @@ Directory layout:
     DIR/wal/0000000000000001.wal ...     write-ahead log segments (docs/format/wal.md)
     DIR/sst/SEQ-GEN-DBTAG-PSTART.sst ... immutable tables, one database and time partition each
                                          (docs/format/sstable.md)
-    DIR/MANIFEST                         applied-index floor and tombstones (manifest.md)
+    DIR/MANIFEST                         applied-index floor, tombstones and the database
+                                         registry (manifest.md)
     DIR/corrupt/                         tables that failed their checks at open (quarantine)
     DIR/RESTORE, DIR/restore.tmp/        only while a snapshot restore is in progress
 
@@ -32,6 +33,14 @@ and are deleted. Gen-0 tables with a seq above the manifest's `flushed_seq` are 
 that did not reach its commit point: they are deleted and the WAL (never trimmed before that
 point) replays the data.
 Then the WAL is replayed from the highest index any table or the manifest covers.
+
+Databases: the registry (CREATE DATABASE, retention policies; pulsar_cluster/catalogop.py) is in
+the manifest; a catalog change is a WAL record (type CATALOG) first, then a manifest rewrite, so
+a crash between the two replays it. A database also exists while it has series (created on
+first write). DROP SERIES / MEASUREMENT / DATABASE are deletes with `drop` set (deletes.py):
+the series leave the index and the memtable at once, and a `drop` tombstone keeps them out of
+the index rebuilt at the next open until compaction has rewritten the tables without them;
+tables of a dropped database are deleted outright.
 """
 
 from __future__ import annotations
@@ -52,7 +61,14 @@ from node.engine.compaction import merge_tables, plan_partition
 from node.engine.deletes import DeleteRequest, applicable, apply_tombstones, overlaps
 from node.engine.fs import TMP_SUFFIX, FileSystem, OsFileSystem
 from node.engine.index import SeriesIndex, split_storage_key, storage_key, storage_key_database
-from node.engine.manifest import MANIFEST_NAME, Manifest, Tombstone, read_manifest, write_manifest
+from node.engine.manifest import (
+    MANIFEST_NAME,
+    DatabaseEntry,
+    Manifest,
+    Tombstone,
+    read_manifest,
+    write_manifest,
+)
 from node.engine.memtable import Memtable
 from node.engine.snapshot import SnapshotInfo, link_or_copy, read_descriptor, write_descriptor
 from node.engine.sstable import (
@@ -66,6 +82,7 @@ from node.engine.sstable import (
 from node.engine.wal import RecordType, RecoveryReport, SyncPolicy, WriteAheadLog
 from pulsar_cluster.batch import FieldType, WriteBatch
 from pulsar_cluster.batchcodec import decode_batch, encode_batch
+from pulsar_cluster.catalogop import CatalogOp
 from pulsar_cluster.errors import (
     CorruptionError,
     FieldTypeConflictError,
@@ -180,6 +197,8 @@ class Engine:
         self._wal_dir = os.path.join(directory, "wal")
         self._manifest_path = os.path.join(directory, MANIFEST_NAME)
         self._closed = False
+        #: Retention from the configuration; the registry's policies are laid over it.
+        self._configured_retention = dict(self.options.retention)
         self._open()
 
     def _open(self) -> None:
@@ -221,11 +240,27 @@ class Engine:
                 quarantined.append(parsed)
         loaded = self._drop_superseded(loaded)
         max_seq = max([self._manifest.flushed_seq, *(p[0] for p in quarantined)])
+        drops = [t for t in self._manifest.tombstones if t.drop]
         for table in loaded:
+            max_seq = max(max_seq, table.meta.seq)
+            m = table.meta
+            dead = [
+                t
+                for t in drops
+                if t.database == m.database and t.seq > m.seq and t.id > m.deletes_applied
+            ]
+            if any(t.series is None for t in dead):
+                # Every point of it belongs to a dropped database: the drop's removal did not
+                # happen before a crash (or compaction was busy). Not a problem to report.
+                table.close()
+                self._fs.remove(table.path)
+                self._fs.fsync_dir(self._sst_dir)
+                continue
             self._tables.setdefault(table.partition, []).append(table)
             for skey in table.series_keys():
+                if dead and any(t.covers(skey) for t in dead):
+                    continue  # dropped: the index forgets it (its points are tombstoned)
                 self._index.add_series(skey).update(table.field_types(skey))
-            max_seq = max(max_seq, table.meta.seq)
         for tables in self._tables.values():
             tables.sort(key=lambda t: t.table_id)
         max_seq = max([max_seq, *(t.seq for t in self._manifest.tombstones)])
@@ -242,8 +277,11 @@ class Engine:
             elif record.type is RecordType.DELETE:
                 request = DeleteRequest.decode(record.payload)
                 self._delete_locked(request, record.index, record.index not in known_deletes)
+            elif record.type is RecordType.CATALOG:
+                self._catalog_locked(CatalogOp.decode(record.payload), record.index)
             self._last_index = max(self._last_index, record.index)
         self._wal.open_for_append()
+        self._apply_registry_retention()
         self._rebuild_view()
 
     def _quarantine(self, path: str, exc: CorruptionError) -> None:
@@ -459,35 +497,164 @@ class Engine:
         self._wal.sync(ticket)
         self._persist_manifest()
         self.stats.deletes += 1
+        if request.whole_database:
+            self._remove_dropped_tables(request.database)
         return index
 
     def _delete_locked(self, request: DeleteRequest, index: int, create_tombstone: bool) -> None:
         db = request.database
-        if request.series is not None:
+        if request.whole_database:
+            skeys = frozenset(self._index.all_series(db))
+        elif request.series is not None:
             skeys = frozenset(storage_key(db, k) for k in request.series)
             skeys = frozenset(k for k in skeys if k in self._index)
         else:
             skeys = frozenset(self._index.match(db, request.measurement, request.tags))
-        self._memtable.delete(skeys, request.start, request.end)
+        if request.drop:
+            self._memtable.drop_series(skeys)
+            self._index.remove_database_series(list(skeys))
+        else:
+            self._memtable.delete(skeys, request.start, request.end)
         self._memtable.note_index(index)
-        if create_tombstone and skeys:
-            self._add_tombstone(db, request.start, request.end, skeys, index)
+        if request.whole_database:
+            self._manifest.databases.pop(db, None)
+            self._retention_marks = {k: v for k, v in self._retention_marks.items() if k[0] != db}
+            self._apply_registry_retention()
+            older = any(key[0] == db for key in self._tables) or any(
+                m.points for m in self._immutables
+            )
+            if create_tombstone and (skeys or older):
+                self._add_tombstone(db, request.start, request.end, None, index, drop=True)
+        elif create_tombstone and skeys:
+            self._add_tombstone(db, request.start, request.end, skeys, index, drop=request.drop)
 
     def _add_tombstone(
-        self, db: str, start: int, end: int, skeys: frozenset[bytes], index: int
+        self,
+        db: str,
+        start: int,
+        end: int,
+        skeys: frozenset[bytes] | None,
+        index: int,
+        drop: bool = False,
     ) -> None:
         m = self._manifest
         m.tombstones.append(
-            Tombstone(m.next_tombstone_id, self._memtable.seq, index, db, start, end, skeys)
+            Tombstone(m.next_tombstone_id, self._memtable.seq, index, db, start, end, skeys, drop)
         )
         m.next_tombstone_id += 1
+
+    def _remove_dropped_tables(self, database: str) -> None:
+        """Delete the tables of a dropped database now (its tombstone already hides them).
+
+        Only if no compaction runs: waiting for one could stall the caller (a Raft apply);
+        otherwise the next compaction or open removes them.
+        """
+        if not self._compact_lock.acquire(blocking=False):
+            return
+        try:
+            with self._files_lock:
+                with self._lock:
+                    drops = [
+                        t
+                        for t in self._manifest.tombstones
+                        if t.drop and t.series is None and t.database == database
+                    ]
+                    gone: list[SSTable] = []
+                    for key in [k for k in self._tables if k[0] == database]:
+                        keep = []
+                        for table in self._tables[key]:
+                            m = table.meta
+                            if any(t.seq > m.seq and t.id > m.deletes_applied for t in drops):
+                                gone.append(table)
+                            else:
+                                keep.append(table)
+                        if keep:
+                            self._tables[key] = keep
+                        else:
+                            del self._tables[key]
+                    self._rebuild_view()
+                for table in gone:
+                    self._fs.remove(table.path)
+                if gone:
+                    self._fs.fsync_dir(self._sst_dir)
+        finally:
+            self._compact_lock.release()
+        if gone:
+            self._collect_tombstones()
+
+    # --- the database registry -----------------------------------------------------------------
+
+    def catalog(self, op: CatalogOp, index: int | None = None) -> int:
+        """Apply a registry change (CREATE DATABASE, retention policy); durable on return.
+
+        Idempotent by index like `apply`; replaying the operation is harmless too (see
+        pulsar_cluster/catalogop.py). Returns the index.
+        """
+        op.validate()
+        with self._lock:
+            if self._closed:
+                raise StorageError("engine is closed")
+            if index is not None and index <= self._last_index:
+                self.stats.skipped_applies += 1
+                return index
+            index = self._last_index + 1 if index is None else index
+            ticket = self._wal.append(RecordType.CATALOG, index, op.encode())
+            self._catalog_locked(op, index)
+            self._last_index = index
+        self._wal.sync(ticket)
+        self._persist_manifest()
+        return index
+
+    def _catalog_locked(self, op: CatalogOp, index: int) -> None:
+        databases = self._manifest.databases
+        if op.op == "create":
+            if op.database not in databases:
+                databases[op.database] = DatabaseEntry(op.policy, op.duration_ns)
+        else:
+            databases[op.database] = DatabaseEntry(op.policy, op.duration_ns)
+        self._memtable.note_index(index)
+        self._apply_registry_retention()
+
+    def _apply_registry_retention(self) -> None:
+        """options.retention = the configured retention with the registry's policies laid over
+        it (per-measurement overrides of the configuration are kept). Under the write lock."""
+        retention = dict(self._configured_retention)
+        for db, entry in self._manifest.databases.items():
+            if entry.duration_ns is None:
+                continue
+            base = retention.get(db)
+            measurements = dict(base.measurements) if base is not None else {}
+            if entry.duration_ns == 0 and not measurements:
+                retention.pop(db, None)
+            else:
+                retention[db] = RetentionPolicy(entry.duration_ns, measurements)
+        self.options.retention = retention  # replaced, never mutated: readers hold the old
+
+    def registered_databases(self) -> dict[str, DatabaseEntry]:
+        """The registry (a copy): databases created explicitly, with their policies."""
+        with self._lock:
+            return dict(self._manifest.databases)
+
+    def retention_policy(self, database: str) -> tuple[str, int] | None:
+        """(policy name, duration ns; 0 = forever) of an existing database, else None."""
+        with self._lock:
+            entry = self._manifest.databases.get(database)
+            if entry is None and not self._index.series_count(database):
+                return None
+            policy = self.options.retention.get(database)
+            duration = policy.duration_ns if policy is not None else 0
+            return (entry.policy if entry is not None else "autogen", duration)
 
     def _persist_manifest(self) -> None:
         with self._manifest_lock:
             with self._lock:
                 m = self._manifest
                 data = Manifest(
-                    m.applied_index, m.next_tombstone_id, list(m.tombstones), m.flushed_seq
+                    m.applied_index,
+                    m.next_tombstone_id,
+                    list(m.tombstones),
+                    m.flushed_seq,
+                    dict(m.databases),
                 )
             write_manifest(self._fs, self._manifest_path, data)
 
@@ -643,7 +810,7 @@ class Engine:
                     self._fs.fsync_dir(self._sst_dir)
                 merged += len(run)
                 self.stats.compactions += 1
-            if plans:
+            if plans or full:  # full: also tombstones that only applied to flushed memtables
                 self._collect_tombstones()
             return merged
 
@@ -682,12 +849,13 @@ class Engine:
         """Set (or with None remove) a database's retention; reads apply it at once, the
         background worker drops partitions on its next retention pass."""
         with self._lock:
-            retention = dict(self.options.retention)
+            configured = dict(self._configured_retention)
             if policy is None:
-                retention.pop(database, None)
+                configured.pop(database, None)
             else:
-                retention[database] = policy
-            self.options.retention = retention  # replaced, never mutated: readers hold the old
+                configured[database] = policy
+            self._configured_retention = configured
+            self._apply_registry_retention()
 
     def enforce_retention(self, now_ns: int | None = None) -> int:
         """Drop partitions past every retention of their database; returns tables dropped.
@@ -758,8 +926,13 @@ class Engine:
         start: int,
         end: int,
         sources: _View | None = None,
+        on_block: Callable[[int], None] | None = None,
     ) -> FieldData | None:
-        """Points of one field in [start, end), sorted, last write wins; None if absent."""
+        """Points of one field in [start, end), sorted, last write wins; None if absent.
+
+        `on_block(points)` runs before each stored block is decoded and for each memtable's
+        part; it may raise (query limits) to stop the read after at most one more block.
+        """
         view = sources or self.read_view()
         start = max(start, self.retention_start(skey))
         db = storage_key_database(skey)
@@ -772,7 +945,7 @@ class Engine:
             for table in tables:  # oldest first: later sources win
                 if table.max_time < start or table.min_time >= end:
                     continue
-                found = table.read(skey, name, start, end)
+                found = table.read(skey, name, start, end, on_block)
                 if found is None:
                     continue
                 field_type = found[0]
@@ -793,6 +966,8 @@ class Engine:
                 continue
             field_type = got[0]
             ts, values = time_slice(got[1], got[2], start, end)
+            if on_block is not None:
+                on_block(len(ts))
             if tombstones:
                 tombs = applicable(tombstones, db, memtable.seq, 0, start, end - 1)
                 ts, values = apply_tombstones(skey, ts, values, tombs)
@@ -858,8 +1033,9 @@ class Engine:
                 yield split_storage_key(skey)[1], out
 
     def databases(self) -> list[str]:
+        """Databases with series, and those created explicitly (even when empty)."""
         with self._lock:
-            return self._index.databases()
+            return sorted({*self._index.databases(), *self._manifest.databases})
 
     def measurements(self, database: str) -> list[str]:
         with self._lock:
@@ -898,6 +1074,7 @@ class Engine:
                 self._manifest.next_tombstone_id,
                 [t for t in self._manifest.tombstones if t.index <= last],
                 self._manifest.flushed_seq,
+                dict(self._manifest.databases),
             )
         names = []
         size = 0

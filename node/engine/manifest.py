@@ -4,7 +4,8 @@
 
 The body holds the seq of the last completed flush (the commit point of a flush), the
 applied-index floor (Raft indexes whose effects need no table, e.g. a flush
-of deletes only, or a restored snapshot), the live tombstones and the next tombstone id. The set
+of deletes only, or a restored snapshot), the live tombstones and the next tombstone id, and the
+database registry (CREATE DATABASE, retention policies). The set
 of tables is NOT here: the directory listing is authoritative (see engine.py, "Open").
 
 It is rewritten whole with `write_atomic` (temporary file, fsync, rename, directory fsync), so it
@@ -23,7 +24,14 @@ import orjson
 from node.engine.fs import FileSystem
 from pulsar_cluster.errors import CorruptionError
 
-__all__ = ["Manifest", "Tombstone", "read_manifest", "write_manifest", "MANIFEST_NAME"]
+__all__ = [
+    "Manifest",
+    "Tombstone",
+    "DatabaseEntry",
+    "read_manifest",
+    "write_manifest",
+    "MANIFEST_NAME",
+]
 
 MAGIC = b"PULSRMAN"
 VERSION = 1
@@ -37,6 +45,9 @@ class Tombstone:
 
     It applies to a memtable or table with seq < `seq` whose `deletes_applied` < `id`: data
     written after the delete lives in memtables (and tables) with seq >= `seq`.
+    `series` None means every series of the database (DROP DATABASE). `drop` marks a DROP
+    (SERIES, MEASUREMENT or DATABASE): the series are also gone from the index, so at open
+    they are not registered from the tables the tombstone still applies to.
     """
 
     id: int
@@ -45,7 +56,11 @@ class Tombstone:
     database: str
     start: int
     end: int
-    series: frozenset[bytes]
+    series: frozenset[bytes] | None
+    drop: bool = False
+
+    def covers(self, skey: bytes) -> bool:
+        return self.series is None or skey in self.series
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -55,11 +70,13 @@ class Tombstone:
             "database": self.database,
             "start": self.start,
             "end": self.end,
-            "series": sorted(s.hex() for s in self.series),
+            "series": None if self.series is None else sorted(s.hex() for s in self.series),
+            "drop": self.drop,
         }
 
     @classmethod
     def from_json(cls, obj: dict) -> Tombstone:  # type: ignore[type-arg]
+        series = obj["series"]
         return cls(
             int(obj["id"]),
             int(obj["seq"]),
@@ -67,8 +84,26 @@ class Tombstone:
             str(obj["database"]),
             int(obj["start"]),
             int(obj["end"]),
-            frozenset(bytes.fromhex(s) for s in obj["series"]),
+            None if series is None else frozenset(bytes.fromhex(s) for s in series),
+            bool(obj.get("drop", False)),  # absent in manifests written before DROP existed
         )
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseEntry:
+    """A registered database and its one retention policy (name, duration; 0 = forever,
+    None = the node's configured retention)."""
+
+    policy: str = "autogen"
+    duration_ns: int | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {"policy": self.policy, "duration_ns": self.duration_ns}
+
+    @classmethod
+    def from_json(cls, obj: dict) -> DatabaseEntry:  # type: ignore[type-arg]
+        duration = obj["duration_ns"]
+        return cls(str(obj["policy"]), None if duration is None else int(duration))
 
 
 @dataclass(slots=True)
@@ -78,6 +113,8 @@ class Manifest:
     tombstones: list[Tombstone] = field(default_factory=list)
     #: The highest memtable seq whose flush completed (all its tables renamed).
     flushed_seq: int = 0
+    #: The database registry: name -> entry (docs/format/manifest.md, "databases").
+    databases: dict[str, DatabaseEntry] = field(default_factory=dict)
 
     def encode(self) -> bytes:
         body = orjson.dumps(
@@ -86,6 +123,7 @@ class Manifest:
                 "next_tombstone_id": self.next_tombstone_id,
                 "tombstones": [t.to_json() for t in self.tombstones],
                 "flushed_seq": self.flushed_seq,
+                "databases": {n: e.to_json() for n, e in sorted(self.databases.items())},
             }
         )
         return _HEAD.pack(MAGIC, VERSION, len(body)) + body + struct.pack("<I", zlib.crc32(body))
@@ -112,8 +150,10 @@ def decode_manifest(data: bytes, path: str) -> Manifest:
             int(obj["next_tombstone_id"]),
             [Tombstone.from_json(t) for t in obj["tombstones"]],
             int(obj["flushed_seq"]),
+            # absent in manifests written before the registry existed
+            {str(n): DatabaseEntry.from_json(e) for n, e in obj.get("databases", {}).items()},
         )
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise CorruptionError(path, _HEAD.size, f"malformed manifest body: {exc}") from exc
 
 

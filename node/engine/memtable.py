@@ -243,6 +243,22 @@ class Memtable:
         self.points -= removed
         return removed
 
+    def drop_series(self, skeys: frozenset[bytes]) -> int:
+        """Forget `skeys` entirely (DROP): points and field types; returns points removed.
+
+        Unlike `delete`, a later write may give a dropped field another type. Only the active
+        memtable is edited (under the write lock); readers holding a chunk list keep it.
+        """
+        with self._lock:
+            self._absorb_locked()
+            removed = 0
+            for skey in skeys:
+                fields = self._series.pop(skey, None)
+                if fields is not None:
+                    removed += sum(len(ts) for buf in fields.values() for ts, _ in buf.chunks)
+            self.points -= removed
+            return removed
+
     def field_types(self, skey: bytes) -> dict[str, FieldType]:
         self._absorb()
         fields = self._series.get(skey)

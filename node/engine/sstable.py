@@ -24,6 +24,7 @@ import itertools
 import os
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -400,9 +401,18 @@ class SSTable:
         return sorted((s, n) for s, fields in self.entries.items() for n in fields)
 
     def read(
-        self, skey: bytes, name: str, start: int, end: int
+        self,
+        skey: bytes,
+        name: str,
+        start: int,
+        end: int,
+        on_block: Callable[[int], None] | None = None,
     ) -> tuple[FieldType, list[tuple[np.ndarray, np.ndarray]]] | None:
-        """Blocks of one field that overlap [start, end), decoded; None if the field is absent."""
+        """Blocks of one field that overlap [start, end), decoded; None if the field is absent.
+
+        `on_block(points)` runs before each block is read (from its index entry): it may raise
+        to stop the read before the block is decoded (query limits).
+        """
         fields = self.entries.get(skey)
         if fields is None or name not in fields:
             return None
@@ -411,6 +421,8 @@ class SSTable:
         for ref in refs:
             if ref.max_time < start or ref.min_time >= end:
                 continue
+            if on_block is not None:
+                on_block(ref.points)
             parts.append(self._read_block(ref, field_type))
         return field_type, parts
 

@@ -53,6 +53,7 @@ class RecordType(IntEnum):
 
     WRITE = 1  # payload: an encoded write batch (docs/format/write-batch.md)
     DELETE = 2  # payload: an encoded delete request
+    CATALOG = 3  # payload: an encoded catalog operation (pulsar_cluster/catalogop.py)
 
 
 class SyncPolicy(StrEnum):

@@ -30,6 +30,7 @@ from typing import Any
 from pysyncobj import SyncObj, SyncObjConf, replicated
 
 from node.engine.engine import Engine
+from node.raft.ddl import apply_ddl
 from node.raft.deletes import apply_delete
 from node.raft.durable import JournalSync, check_supported
 from pulsar_cluster.batchcodec import BatchFormatError, decode_batch
@@ -39,7 +40,7 @@ from pulsar_cluster.errors import (
     PulsarError,
 )
 from pulsar_cluster.logs import get_logger
-from pulsar_cluster.raftcommand import CommandKind, RaftCommandError, decode_command
+from pulsar_cluster.raftcommand import DDL_KINDS, CommandKind, RaftCommandError, decode_command
 
 __all__ = ["ShardGroup", "Rejected", "apply_command"]
 
@@ -58,6 +59,8 @@ def apply_command(engine: Engine, data: bytes, index: int) -> Rejected | None:
         kind, body = decode_command(data)
         if kind is CommandKind.DELETE:
             return _apply_delete(engine, bytes(body), index)
+        if kind in DDL_KINDS:
+            return _apply_ddl(engine, kind, bytes(body), index)
         batch = decode_batch(body)
     except (RaftCommandError, BatchFormatError) as exc:
         return (exc.message, exc.details)
@@ -98,6 +101,19 @@ def _apply_delete(engine: Engine, body: bytes, index: int) -> Rejected | None:
     except (OSError, PulsarError) as exc:
         log.critical(
             "delete_failed_stopping_node", directory=engine.directory, index=index, error=str(exc)
+        )
+        os._exit(_EXIT_STORAGE_FAILURE)
+
+
+def _apply_ddl(engine: Engine, kind: CommandKind, body: bytes, index: int) -> Rejected | None:
+    try:
+        apply_ddl(engine, kind, body, index)
+        return None
+    except BadRequestError as exc:  # a command every replica refuses alike
+        return (exc.message, exc.details)
+    except (OSError, PulsarError) as exc:
+        log.critical(
+            "ddl_failed_stopping_node", directory=engine.directory, index=index, error=str(exc)
         )
         os._exit(_EXIT_STORAGE_FAILURE)
 

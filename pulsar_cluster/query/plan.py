@@ -32,7 +32,15 @@ __all__ = [
 
 MIN_TIME = -(2**63) + 1
 MAX_TIME = 2**63 - 1
-META_KINDS = ("measurements", "tag_keys", "tag_values", "field_keys", "series", "databases")
+META_KINDS = (
+    "measurements",
+    "tag_keys",
+    "tag_values",
+    "field_keys",
+    "series",
+    "databases",
+    "retention",  # the database's retention policy: rows (name, duration ns as a string)
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ Storage keys are `database NUL series_key` (pulsar_cluster/series.py).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
@@ -29,7 +30,17 @@ class QuerySource(TagIndexView, Protocol):
     def series_fields(self, skey: bytes) -> dict[str, FieldType]: ...
 
     def read_field(
-        self, skey: bytes, name: str, start: int, end: int
+        self,
+        skey: bytes,
+        name: str,
+        start: int,
+        end: int,
+        on_block: Callable[[int], None] | None = None,
     ) -> tuple[FieldType, np.ndarray, np.ndarray] | None:
-        """Points of one field in [start, end): times ascending and unique (last write wins)."""
+        """Points of one field in [start, end): times ascending and unique (last write wins).
+
+        `on_block(n)` is called with the point count of every stored block (and memtable part)
+        before it is read; it raises to stop the read (query limits), so a read is refused
+        after at most one block beyond the limit, never after the whole series.
+        """
         ...

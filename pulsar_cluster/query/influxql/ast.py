@@ -18,7 +18,9 @@ __all__ = [
     "Select",
     "Show",
     "DatabaseStatement",
+    "RetentionSpec",
     "DeleteStatement",
+    "RetentionStatement",
     "Statement",
 ]
 
@@ -107,16 +109,36 @@ class Show:
 
 
 @dataclass(slots=True)
+class RetentionSpec:
+    """The policy clauses of CREATE DATABASE ... WITH and CREATE/ALTER RETENTION POLICY."""
+
+    duration_ns: int | None = None  # None: not given; 0: INF
+    replication: int | None = None
+    shard_duration_ns: int | None = None
+    name: str | None = None  # CREATE DATABASE ... WITH NAME
+    default: bool = False
+
+
+@dataclass(slots=True)
 class DatabaseStatement:
     action: str  # CREATE DATABASE / DROP DATABASE
     name: str
+    policy: RetentionSpec | None = None  # CREATE DATABASE ... WITH
 
 
 @dataclass(slots=True)
 class DeleteStatement:
-    action: str  # DROP SERIES / DELETE
+    action: str  # DROP SERIES / DROP MEASUREMENT / DELETE
     sources: list[Source]
     condition: Expr | None
 
 
-Statement = Select | Show | DatabaseStatement | DeleteStatement
+@dataclass(slots=True)
+class RetentionStatement:
+    action: str  # CREATE / ALTER / DROP RETENTION POLICY
+    name: str
+    database: str
+    spec: RetentionSpec = field(default_factory=RetentionSpec)
+
+
+Statement = Select | Show | DatabaseStatement | DeleteStatement | RetentionStatement

@@ -2,7 +2,7 @@
 
 `parse_query(text)` returns one statement per `;`-separated part. A syntax error raises
 QueryError("error parsing query: found X, expected Y at line L, char C"), InfluxDB's wording.
-A statement InfluxQL has but PulsarDB does not (SHOW USERS, CREATE RETENTION POLICY, SELECT
+A statement InfluxQL has but PulsarDB does not (SHOW USERS, DROP RETENTION POLICY, SELECT
 INTO, ...) is a QueryError naming it.
 """
 
@@ -19,6 +19,8 @@ from pulsar_cluster.query.influxql.ast import (
     Ident,
     Literal,
     Regex,
+    RetentionSpec,
+    RetentionStatement,
     Select,
     Show,
     Source,
@@ -127,29 +129,100 @@ class _Parser:
         if self.accept_kw("CREATE"):
             if self.accept_kw("DATABASE"):
                 name = self.ident("database name")
-                self._unsupported_tail("CREATE DATABASE ... WITH")
-                return DatabaseStatement("CREATE DATABASE", name)
+                policy = None
+                if self.accept_kw("WITH"):
+                    policy = self.policy_clauses(("DURATION", "REPLICATION", "SHARD", "NAME"))
+                    if policy == RetentionSpec():
+                        raise self.error("DURATION, NAME, REPLICATION, SHARD")
+                return DatabaseStatement("CREATE DATABASE", name, policy)
+            if self.accept_kw("RETENTION"):
+                return self.retention_policy("CREATE RETENTION POLICY")
             raise self._unsupported("CREATE " + self.tok.value.upper())
+        if self.accept_kw("ALTER"):
+            if self.accept_kw("RETENTION"):
+                return self.retention_policy("ALTER RETENTION POLICY")
+            raise self._unsupported("ALTER " + self.tok.value.upper())
         if self.accept_kw("DROP"):
             if self.accept_kw("DATABASE"):
                 return DatabaseStatement("DROP DATABASE", self.ident("database name"))
             if self.accept_kw("SERIES"):
                 sources, cond = self.delete_tail()
+                if not sources and cond is None:
+                    raise self.error("FROM or WHERE")
                 return DeleteStatement("DROP SERIES", sources, cond)
+            if self.accept_kw("MEASUREMENT"):
+                name = self.ident("measurement name")
+                return DeleteStatement("DROP MEASUREMENT", [Source(name)], None)
+            if self.accept_kw("RETENTION"):
+                return self.retention_policy("DROP RETENTION POLICY")
             raise self._unsupported("DROP " + self.tok.value.upper())
         if self.accept_kw("DELETE"):
             sources, cond = self.delete_tail()
             return DeleteStatement("DELETE", sources, cond)
-        if tok.is_kw("ALTER", "GRANT", "REVOKE", "KILL", "EXPLAIN", "SET"):
+        if tok.is_kw("GRANT", "REVOKE", "KILL", "EXPLAIN", "SET"):
             raise self._unsupported(tok.value.upper())
         raise self.error("SELECT, DELETE, SHOW, CREATE, DROP")
 
+    def retention_policy(self, action: str) -> RetentionStatement:
+        """`<name> ON <db>` and, for CREATE and ALTER, the policy clauses (RETENTION was read)."""
+        self.expect_kw("POLICY")
+        name = self.ident("retention policy name")
+        self.expect_kw("ON")
+        database = self.ident("database name")
+        stmt = RetentionStatement(action, name, database)
+        if action == "DROP RETENTION POLICY":
+            return stmt
+        stmt.spec = self.policy_clauses(("DURATION", "REPLICATION", "SHARD", "DEFAULT"))
+        if action.startswith("CREATE"):
+            # InfluxDB requires both for CREATE (ALTER needs at least one clause)
+            if stmt.spec.duration_ns is None:
+                raise self.error("DURATION")
+            if stmt.spec.replication is None:
+                raise self.error("REPLICATION")
+        elif stmt.spec == RetentionSpec():
+            raise self.error("DURATION, REPLICATION, SHARD, DEFAULT")
+        return stmt
+
+    def policy_clauses(self, allowed: tuple[str, ...]) -> RetentionSpec:
+        """Any order, each at most once: DURATION d|INF, REPLICATION n, SHARD DURATION d,
+        NAME ident, DEFAULT (only the words in `allowed`)."""
+        spec = RetentionSpec()
+        seen: set[str] = set()
+        while self.tok.is_kw(*allowed) and self.tok.value.upper() not in seen:
+            word = self.advance().value.upper()
+            seen.add(word)
+            if word == "DURATION":
+                spec.duration_ns = self.policy_duration()
+            elif word == "REPLICATION":
+                tok = self.tok
+                spec.replication = self.integer()
+                if spec.replication < 1:
+                    raise parse_error(
+                        self.text,
+                        tok.pos,
+                        f"invalid value {tok.value}: must be 1 <= n <= 2147483647",
+                    )
+            elif word == "SHARD":
+                self.expect_kw("DURATION")
+                spec.shard_duration_ns = self.policy_duration()
+            elif word == "NAME":
+                spec.name = self.ident("retention policy name")
+            else:
+                spec.default = True
+        return spec
+
+    def policy_duration(self) -> int:
+        tok = self.tok
+        if tok.is_kw("INF"):
+            self.advance()
+            return 0
+        if tok.kind != "DURATION":
+            raise self.error("duration", tok)
+        self.advance()
+        return self.parse_duration(tok)
+
     def _unsupported(self, name: str) -> QueryError:
         return QueryError(f"statement not supported: {name.strip()}", statement=name.strip())
-
-    def _unsupported_tail(self, name: str) -> None:
-        if self.tok.is_kw("WITH"):
-            raise self._unsupported(name)
 
     def delete_tail(self) -> tuple[list[Source], Expr | None]:
         sources = self.sources() if self.accept_kw("FROM") else []

@@ -3,9 +3,9 @@
 `execute_statement` returns one InfluxDB 1.x result object's content (`{"series": [...]}` or
 `{}`), with times as int ns; errors are raised as PulsarError and put into `results[].error` by
 the endpoint. DELETE removes points through the backend's `delete` (series stay in the index, as
-in InfluxDB). Statements that need storage PulsarDB does not have yet (CREATE/DROP DATABASE: no
-database registry; DROP SERIES: the index cannot forget series) answer a clear error naming the
-statement, never a wrong answer.
+in InfluxDB). CREATE/DROP DATABASE, DROP SERIES/MEASUREMENT and the retention-policy statements
+are in pulsar_cluster.query.influxql.ddl. A statement PulsarDB does not answer gets a clear error
+naming it, never a wrong answer.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 
 from pulsar_cluster.errors import QueryError
 from pulsar_cluster.query.compile import AGGREGATES, Item, SelectSpec, compile_select
+from pulsar_cluster.query.influxql import ddl
 from pulsar_cluster.query.influxql.ast import (
     Call,
     DatabaseStatement,
@@ -24,6 +25,7 @@ from pulsar_cluster.query.influxql.ast import (
     Expr,
     Ident,
     Literal,
+    RetentionStatement,
     Select,
     Show,
     Source,
@@ -55,15 +57,12 @@ async def execute_statement(
         return await _show(stmt, database, backend, catalog, now, limits)
     if isinstance(stmt, DeleteStatement) and stmt.action == "DELETE":
         return await _delete(stmt, database, backend, now, limits)
-    if isinstance(stmt, DatabaseStatement | DeleteStatement):
-        reason = (
-            "the engine cannot remove series from its index yet; DELETE removes their points"
-            if stmt.action == "DROP SERIES"
-            else "databases are created on first write; there is no database registry yet"
-        )
-        raise QueryError(
-            f"statement not supported yet: {stmt.action} ({reason})", statement=stmt.action
-        )
+    if isinstance(stmt, DeleteStatement):  # DROP SERIES, DROP MEASUREMENT
+        return await ddl.execute_drop(stmt, database, backend, catalog, now, limits)
+    if isinstance(stmt, DatabaseStatement):
+        return await ddl.execute_database(stmt, backend, limits)
+    if isinstance(stmt, RetentionStatement):
+        return await ddl.execute_retention(stmt, backend, limits)
     raise QueryError(f"statement not supported: {type(stmt).__name__}")
 
 
@@ -305,14 +304,7 @@ async def _show(
         return {"series": [{"name": "databases", "columns": ["name"], "values": rows}]}
     db = _database(stmt.database, database)
     if stmt.what == "retention":
-        return {
-            "series": [
-                {
-                    "columns": ["name", "duration", "shardGroupDuration", "replicaN", "default"],
-                    "values": [["autogen", "0s", "168h0m0s", 1, True]],
-                }
-            ]
-        }
+        return await ddl.show_retention_policies(backend, db, limits)
     where = split_where(stmt.condition, now, lambda name: name.lower() != "time")
     if where.fields is not None:
         raise QueryError(f"SHOW {stmt.what.replace('_', ' ').upper()} can filter on tags only")

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from node.engine.deletes import DeleteRequest
 from node.engine.fs import OsFileSystem
-from node.engine.manifest import Manifest, Tombstone, decode_manifest
+from node.engine.manifest import DatabaseEntry, Manifest, Tombstone, decode_manifest
 from node.engine.sstable import (
     SSTable,
     SSTableWriter,
@@ -131,7 +131,11 @@ tomb_st = st.builds(
     database=text,
     start=i64,
     end=i64,
-    series=st.frozensets(st.binary(max_size=30), max_size=5),
+    series=st.none() | st.frozensets(st.binary(max_size=30), max_size=5),
+    drop=st.booleans(),
+)
+db_entry_st = st.builds(
+    DatabaseEntry, policy=text.filter(bool), duration_ns=st.none() | st.integers(0, 2**62)
 )
 
 
@@ -140,9 +144,10 @@ tomb_st = st.builds(
     next_id=st.integers(1, 2**62),
     tombs=st.lists(tomb_st, max_size=4),
     flushed=st.integers(0, 2**63),
+    dbs=st.dictionaries(text, db_entry_st, max_size=3),
 )
-def test_manifest_round_trip_and_checksum(applied, next_id, tombs, flushed):
-    m = Manifest(applied, next_id, tombs, flushed)
+def test_manifest_round_trip_and_checksum(applied, next_id, tombs, flushed, dbs):
+    m = Manifest(applied, next_id, tombs, flushed, dbs)
     data = m.encode()
     assert decode_manifest(data, "M") == m
     damaged = bytearray(data)
@@ -162,5 +167,5 @@ def test_manifest_round_trip_and_checksum(applied, next_id, tombs, flushed):
     series=st.none() | st.lists(st.binary(max_size=20), max_size=3).map(tuple),
 )
 def test_delete_request_round_trip(db, m, tags, start, end, series):
-    req = DeleteRequest(db, m, start, end, tags, series)
+    req = DeleteRequest(db, m, start, end, tags, series, drop=bool(start % 2))
     assert DeleteRequest.decode(req.encode()) == req

@@ -77,16 +77,22 @@ class MemSource:
     def databases(self) -> list[str]:
         return sorted({self._parts(k)[0] for k in self.data})
 
+    def retention_policy(self, database: str) -> tuple[str, int] | None:
+        """Every database of the reference keeps its data forever under `autogen`."""
+        return ("autogen", 0) if database in self.databases() else None
+
     def measurements(self, database: str) -> list[str]:
         return sorted({self._parts(k)[1] for k in self.data if self._parts(k)[0] == database})
 
     def series_fields(self, skey: bytes) -> dict[str, FieldType]:
         return {n: d[0] for n, d in self.data.get(skey, {}).items()}
 
-    def read_field(self, skey: bytes, name: str, start: int, end: int):  # type: ignore[no-untyped-def]
+    def read_field(self, skey: bytes, name: str, start: int, end: int, on_block=None):  # type: ignore[no-untyped-def]
         found = self.data.get(skey, {}).get(name)
         if found is None:
             return None
         ftype, t, v = found
         lo, hi = np.searchsorted(t, start), np.searchsorted(t, end)
+        if on_block is not None:
+            on_block(int(hi - lo))  # one block: the points in range
         return ftype, t[lo:hi], v[lo:hi]

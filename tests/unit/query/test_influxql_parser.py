@@ -235,8 +235,9 @@ def test_parse_errors_say_where(query: str, message: str) -> None:
     [
         ("SHOW USERS", "SHOW USERS"),
         ("SHOW SERIES CARDINALITY", "SHOW SERIES CARDINALITY"),
-        ("CREATE RETENTION POLICY x ON y DURATION 1h REPLICATION 1", "CREATE RETENTION"),
-        ("DROP MEASUREMENT cpu", "DROP MEASUREMENT"),
+        ("CREATE USER bob WITH PASSWORD 'x'", "CREATE USER"),
+        ("DROP SHARD 1", "DROP SHARD"),
+        ("ALTER USER bob", "ALTER USER"),
         ("SELECT v INTO x FROM m", "SELECT ... INTO"),
         ("GRANT ALL TO bob", "GRANT"),
         ("SELECT v FROM m GROUP BY /re/", "GROUP BY /regex/"),

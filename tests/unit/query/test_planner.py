@@ -147,7 +147,9 @@ def test_planning_errors_are_clear() -> None:
         "SELECT usage FROM cpu WHERE host = 'a' OR usage > 1": "OR between tag and field",
         "SELECT usage FROM cpu WHERE host > 'a'": "can only be compared with",
         "SELECT usage FROM cpu WHERE host =~ /(/": "invalid regular expression",
-        "CREATE DATABASE x": "statement not supported yet: CREATE DATABASE",
+        "CREATE DATABASE x": "statement not supported here: CREATE DATABASE",
+        "DROP SERIES FROM cpu WHERE time > 0": "doesn't support time in WHERE clause",
+        "CREATE RETENTION POLICY p ON db DURATION 1m REPLICATION 1": "at least 1h0m0s",
     }  # fmt: skip
     for q, message in cases.items():
         (r,) = run(q, db=None if "database name" in message else "db")
