@@ -17,6 +17,7 @@ import asyncio
 import dataclasses
 import hashlib
 import os
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,7 @@ import numpy as np
 
 from node import reads
 from node.background import BackgroundWorker
+from node.backup import CheckpointStore
 from node.engine.engine import Engine, EngineOptions
 from node.raft.budget import ByteBudget
 from node.raft.deletes import check_delete_plan
@@ -35,7 +37,14 @@ from pulsar_cluster.errors import BadRequestError, NotLeaderError, UnavailableEr
 from pulsar_cluster.logs import get_logger
 from pulsar_cluster.nodeapi import ScanRequest, TagMatcher
 from pulsar_cluster.query.partial import decode_plan
-from pulsar_cluster.raftcommand import MAX_COMMAND_BYTES, CommandKind, encode_command, split_write
+from pulsar_cluster.raftcommand import (
+    MAX_COMMAND_BYTES,
+    STAMP_BYTES,
+    CommandKind,
+    encode_command,
+    split_write,
+    stamp_command,
+)
 from pulsar_cluster.shardmap import ShardMap
 
 __all__ = ["NodeService", "NodeSettings", "check_cluster_file"]
@@ -91,6 +100,7 @@ class NodeService:
         self.map = shard_map
         self.node_id = settings.node_id
         self._replicas: dict[int, _Replica] = {}
+        self.checkpoints: CheckpointStore | None = None  # backups; made in start()
         # Raft address of every (shard, node), to turn pysyncobj's leader into a node id.
         self._raft_owner: dict[tuple[int, str], str] = {}
         for shard, ids in enumerate(shard_map.replicas):
@@ -106,6 +116,7 @@ class NodeService:
         me = self.map.peer(self.node_id)
         raft_dir = os.path.join(s.data_dir, "raft")
         os.makedirs(raft_dir, exist_ok=True)
+        self.checkpoints = CheckpointStore(os.path.join(s.data_dir, "backup-checkpoints"))
         shards = list(self.map.shards_of(self.node_id))
         # --memtable-mb and the block cache are the node's budgets: a node holding 16 shard
         # replicas must not keep 16 full-size memtables and caches (measured: 3 to 4 GB peak
@@ -117,7 +128,11 @@ class NodeService:
             block_cache_bytes=s.engine.block_cache_bytes // share,
         )
         for shard in shards:
-            engine = Engine(os.path.join(s.data_dir, "shards", str(shard)), per_shard)
+            options = per_shard
+            if s.engine.wal_archive_dir:  # one archive per node and shard (docs/operations.md)
+                archive = os.path.join(s.engine.wal_archive_dir, self.node_id, f"shard-{shard}")
+                options = dataclasses.replace(per_shard, wal_archive_dir=archive)
+            engine = Engine(os.path.join(s.data_dir, "shards", str(shard)), options)
             partners = [
                 self.map.peer(n).shard_raft_address(shard)
                 for n in self.map.replicas[shard]
@@ -219,14 +234,14 @@ class NodeService:
         batch = await asyncio.to_thread(decode_batch, encoded_batch)  # BatchFormatError: 400
         if not batch:
             return 0
-        commands = await asyncio.to_thread(split_write, batch)
+        commands = await asyncio.to_thread(split_write, batch, MAX_COMMAND_BYTES - STAMP_BYTES)
         return await self._replicate(shard, replica, commands)
 
     async def delete(self, shard: int, encoded_plan: bytes) -> None:
         """Replicate a delete plan of this shard (applied by every replica at one index)."""
         replica = self._require_leader(shard)
         check_delete_plan(decode_plan(encoded_plan))  # QueryError (400) before replicating
-        if len(encoded_plan) + 8 > MAX_COMMAND_BYTES:
+        if len(encoded_plan) + 8 + STAMP_BYTES > MAX_COMMAND_BYTES:
             raise BadRequestError("delete plan too large for one raft command")
         await self._replicate(shard, replica, [encode_command(CommandKind.DELETE, encoded_plan)])
 
@@ -238,9 +253,13 @@ class NodeService:
         try:
             loop = asyncio.get_running_loop()
             futures = []
+            # The leader stamps the accepted time into the command, so every replica records
+            # the same time in its WAL (point-in-time recovery, docs/format/raft-command.md).
+            accepted_ns = time.time_ns()
             for command in commands:
                 fut: asyncio.Future[tuple[Any, int]] = loop.create_future()
-                replica.group.propose(command, _resolver(loop, fut))
+                stamped = stamp_command(command, accepted_ns)
+                replica.group.propose(stamped, _resolver(loop, fut))
                 futures.append(fut)
             try:
                 results = await asyncio.wait_for(asyncio.gather(*futures), timeout)
@@ -361,6 +380,12 @@ class NodeService:
             "map_version": self.map.version,
             "shards": shards,
         }
+
+    async def backup_checkpoint(self, shards: list[int]) -> dict[str, Any]:
+        """A backup checkpoint of the local replicas of `shards` (node/backup.py)."""
+        assert self.checkpoints is not None
+        engines = {shard: self._replica(shard).engine for shard in shards}
+        return await asyncio.to_thread(self.checkpoints.create, engines)
 
     async def checksum(self, shard: int) -> dict[str, Any]:
         """A digest of every point of this replica of `shard` (convergence checks)."""

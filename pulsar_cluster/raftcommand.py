@@ -28,6 +28,9 @@ __all__ = [
     "split_write",
     "decode_write",
     "RaftCommandError",
+    "STAMP_BYTES",
+    "stamp_command",
+    "decode_stamped",
 ]
 
 MAGIC = b"PLRC"
@@ -44,6 +47,19 @@ class CommandKind(IntEnum):
     WRITE = 1
     #: body: an encoded delete plan (docs/format/partials.md, magic PQPL); node/raft/deletes.py
     DELETE = 2
+    # 20-29: backup and point-in-time recovery.
+    #: body: i64 accepted time (ns, the leader's clock when it proposed) + a WRITE body
+    WRITE_AT = 20
+    #: body: i64 accepted time (ns) + a DELETE body
+    DELETE_AT = 21
+
+
+#: Stamped kinds and the kind of the body they carry.
+_UNSTAMPED = {CommandKind.WRITE_AT: CommandKind.WRITE, CommandKind.DELETE_AT: CommandKind.DELETE}
+_STAMPED = {v: k for k, v in _UNSTAMPED.items()}
+_TIME = struct.Struct("<q")
+#: What stamping adds to a command.
+STAMP_BYTES = _TIME.size
 
 
 class RaftCommandError(BadRequestError):
@@ -66,6 +82,27 @@ def decode_command(data: bytes) -> tuple[CommandKind, memoryview]:
         return CommandKind(kind), memoryview(data)[_HEADER.size :]
     except ValueError:
         raise RaftCommandError(f"unknown raft command kind {kind}") from None
+
+
+def stamp_command(command: bytes, accepted_ns: int) -> bytes:
+    """The WRITE_AT / DELETE_AT form of a WRITE / DELETE command: every replica applies the
+    leader's accepted time (point-in-time recovery must agree on it)."""
+    kind, body = decode_command(command)
+    stamped = _STAMPED.get(kind)
+    if stamped is None:
+        raise RaftCommandError(f"command kind {kind.name} cannot be stamped")
+    return encode_command(stamped, _TIME.pack(accepted_ns) + bytes(body))
+
+
+def decode_stamped(data: bytes) -> tuple[CommandKind, int | None, memoryview]:
+    """(WRITE or DELETE, accepted time or None for unstamped kinds, body)."""
+    kind, body = decode_command(data)
+    base = _UNSTAMPED.get(kind)
+    if base is None:
+        return kind, None, body
+    if len(body) < _TIME.size:
+        raise RaftCommandError(f"{kind.name} command shorter than its time stamp")
+    return base, _TIME.unpack_from(body, 0)[0], body[_TIME.size :]
 
 
 def split_write(batch: WriteBatch, max_bytes: int = MAX_COMMAND_BYTES) -> list[bytes]:

@@ -78,6 +78,9 @@ class Manifest:
     tombstones: list[Tombstone] = field(default_factory=list)
     #: The highest memtable seq whose flush completed (all its tables renamed).
     flushed_seq: int = 0
+    #: Latest accepted time (ns) of any write or delete applied (point-in-time recovery picks
+    #: its base backup with it); 0 = unknown. Optional key: absent in older manifests.
+    max_accepted_ns: int = 0
 
     def encode(self) -> bytes:
         body = orjson.dumps(
@@ -86,6 +89,7 @@ class Manifest:
                 "next_tombstone_id": self.next_tombstone_id,
                 "tombstones": [t.to_json() for t in self.tombstones],
                 "flushed_seq": self.flushed_seq,
+                "max_accepted_ns": self.max_accepted_ns,
             }
         )
         return _HEAD.pack(MAGIC, VERSION, len(body)) + body + struct.pack("<I", zlib.crc32(body))
@@ -112,6 +116,7 @@ def decode_manifest(data: bytes, path: str) -> Manifest:
             int(obj["next_tombstone_id"]),
             [Tombstone.from_json(t) for t in obj["tombstones"]],
             int(obj["flushed_seq"]),
+            int(obj.get("max_accepted_ns", 0)),
         )
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise CorruptionError(path, _HEAD.size, f"malformed manifest body: {exc}") from exc
