@@ -29,10 +29,11 @@ async def cluster_checkpoint(backend: Any, prefer: dict[int, str]) -> dict[str, 
         shard = entry["shard"]
         replicas = shard_map.replicas[shard]
         wanted = prefer.get(shard)
-        if wanted in replicas and wanted in up:
+        node: str
+        if wanted is not None and wanted in replicas and wanted in up:
             node = wanted
         elif entry["leader"] in up:
-            node = entry["leader"]
+            node = str(entry["leader"])
         else:
             alive = [n for n in replicas if n in up]
             if not alive:
@@ -46,18 +47,20 @@ async def cluster_checkpoint(backend: Any, prefer: dict[int, str]) -> dict[str, 
     )
     failures = [r for r in results if isinstance(r, BaseException)]
     if failures:
-        made = [
-            (n, r["checkpoint"]) for n, r in zip(nodes, results, strict=True) if isinstance(r, dict)
+        done: list[tuple[str | None, str]] = [
+            (n, str(r["checkpoint"]))
+            for n, r in zip(nodes, results, strict=True)
+            if isinstance(r, dict)
         ]
-        await cluster_release(backend, made)
+        await cluster_release(backend, done)
         raise failures[0]
     shards: dict[str, Any] = {}
     created = 0
-    for node, made in zip(nodes, results, strict=True):
-        assert isinstance(made, dict)
-        created = max(created, int(made["created_ns"]))
-        for key, info in made["shards"].items():
-            shards[key] = {**info, "node": node, "checkpoint": made["checkpoint"]}
+    for node_id, result in zip(nodes, results, strict=True):
+        assert isinstance(result, dict)
+        created = max(created, int(result["created_ns"]))
+        for key, info in result["shards"].items():
+            shards[key] = {**info, "node": node_id, "checkpoint": result["checkpoint"]}
     return {
         "mode": "cluster",
         "shard_count": shard_map.shard_count,

@@ -10,7 +10,7 @@ can serve any of the calls.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Protocol, cast
 
 import orjson
 from fastapi import APIRouter, Query, Request, Response
@@ -22,6 +22,23 @@ from pulsar_cluster.errors import BadRequestError
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1/admin/backup", tags=["admin"])
+
+
+class BackupSource(Protocol):
+    """What a storage backend offers for backups (node.local.LocalNode and
+    coordinator.cluster.ClusterBackend implement it)."""
+
+    async def backup_checkpoint(self, prefer: dict[int, str]) -> dict[str, Any]: ...
+
+    def backup_stream(
+        self, node: str | None, checkpoint: str, shard: int, path: str
+    ) -> AsyncIterator[bytes]: ...
+
+    async def backup_release(self, checkpoints: list[tuple[str | None, str]]) -> int: ...
+
+
+def _source(request: Request) -> BackupSource:
+    return cast(BackupSource, app_state(request).backend)
 
 
 async def _json_body(request: Request) -> Any:
@@ -45,7 +62,7 @@ async def backup_checkpoints(request: Request) -> Response:
         prefer = {int(k): str(v) for k, v in (body.get("prefer") or {}).items()}
     except (AttributeError, TypeError, ValueError) as exc:
         raise BadRequestError(f"bad 'prefer' map: {exc}") from None
-    return ORJSONResponse(await app_state(request).backend.backup_checkpoint(prefer))
+    return ORJSONResponse(await _source(request).backup_checkpoint(prefer))
 
 
 @router.get(
@@ -55,7 +72,7 @@ async def backup_checkpoints(request: Request) -> Response:
 async def backup_file(
     request: Request, checkpoint: str, shard: int, path: str, node: str | None = Query(None)
 ) -> Response:
-    stream = app_state(request).backend.backup_stream(node, checkpoint, shard, path)
+    stream = _source(request).backup_stream(node, checkpoint, shard, path)
     # Pull the first chunk before answering: a missing file or node is a JSON error status,
     # not a 200 followed by a broken body.
     first = await anext(stream, b"")
@@ -77,5 +94,5 @@ async def backup_release(request: Request) -> Response:
         pairs = [(None if n is None else str(n), str(c)) for n, c in body["checkpoints"]]
     except (KeyError, TypeError, ValueError) as exc:
         raise BadRequestError(f"bad release request: {exc}") from None
-    released = await app_state(request).backend.backup_release(pairs)
+    released = await _source(request).backup_release(pairs)
     return ORJSONResponse({"released": released})

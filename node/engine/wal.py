@@ -23,7 +23,7 @@ import os
 import struct
 import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 from typing import BinaryIO
@@ -208,10 +208,16 @@ class WriteAheadLog:
         self._fs.makedirs(self.archive_dir)
         name = archive_name(records[0].index, records[-1].index)
         target = os.path.join(self.archive_dir, name)
-        if self._fs.exists(target):
-            self._fs.remove(path)  # the same index range archived already (a replay)
-            return
-        self._fs.rename(path, target)  # same file system expected; else os error is raised
+        for n in range(1, 1000):
+            if not self._fs.exists(target):
+                break
+            if _same_content(target, path):
+                self._fs.remove(path)  # archived already (a crash between rename and trim)
+                return
+            # Another timeline used the same indexes (the archive was not switched after a
+            # restore): never overwrite or drop either; docs/operations.md says to switch.
+            target = os.path.join(self.archive_dir, f"{name[: -len(_SUFFIX)]}.{n}{_SUFFIX}")
+        self._fs.rename(path, target)  # same file system expected; else OSError is raised
         self._fs.fsync_dir(self.archive_dir)
 
     def total_bytes(self) -> int:
@@ -351,6 +357,11 @@ class WriteAheadLog:
             self._fs.truncate(path, cut)
 
 
+def _same_content(a: str, b: str) -> bool:
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        return fa.read() == fb.read()
+
+
 def read_segment_file(path: str, report: RecoveryReport) -> Iterator[WalRecord]:
     """Every intact record of one segment file (a copy or an archived segment), read only:
     nothing is repaired; what is skipped is reported."""
@@ -381,7 +392,7 @@ _FORMATS = {1: _Format(RECORD_HEADER_V1, False), 2: _Format(RECORD_HEADER, True)
 
 def _parse_segment(
     data: bytes, path: str, seq: int, is_last: bool, report: RecoveryReport
-) -> Iterator[WalRecord]:
+) -> Generator[WalRecord, None, int | None]:
     """Yield the intact records of a segment's bytes; returns the offset to truncate the file
     at (a torn tail of the last segment) or None."""
     magic, version, _ = FILE_HEADER.unpack_from(data, 0)

@@ -93,3 +93,16 @@ def test_archive_keeps_flushed_segments_by_index_range(tmp_path: Path) -> None:
     ]
     assert times == [111, 222, 333]
     assert engine.max_accepted_ns == 333
+
+
+def test_archive_never_overwrites_another_timeline(tmp_path: Path) -> None:
+    from node.engine.engine import EngineOptions
+
+    archive = tmp_path / "archive"
+    for name, value in (("old", 1.0), ("restored", 2.0)):
+        engine = Engine(str(tmp_path / name), EngineOptions(wal_archive_dir=str(archive)))
+        engine.apply(_build(value), accepted_ns=5)  # index 1 in both timelines
+        engine.flush()
+        engine.close()
+    names = sorted(os.listdir(archive))
+    assert names == [f"{1:020d}-{1:020d}.1.wal", f"{1:020d}-{1:020d}.wal"]
