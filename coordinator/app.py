@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 
-from coordinator.api import admin, influxql, internal, ops, prometheus, query, write
+from coordinator.api import admin, backup, influxql, internal, ops, prometheus, query, write
 from coordinator.auth import AdminAuthMiddleware
 from coordinator.federation import Federation
 from coordinator.metrics import CoordinatorMetrics, MetricsMiddleware
@@ -68,6 +68,6 @@ def create_app(backend: StorageBackend, settings: CoordinatorSettings | None = N
             state.metrics.write_rejections.labels("overloaded").inc()
         return ORJSONResponse(exc.to_dict(), status_code=exc.status_code, headers=headers)
 
-    for module in (write, prometheus, query, influxql, internal, ops, admin):
+    for module in (write, prometheus, query, influxql, internal, ops, admin, backup):
         app.include_router(module.router)
     return app

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
+from coordinator import backupcluster
 from pulsar_cluster.batch import WriteBatch, partition_batch
 from pulsar_cluster.batchcodec import encode_batch
 from pulsar_cluster.catalogop import CatalogOp, encode_drop_database
@@ -459,6 +461,22 @@ class ClusterBackend:
             "shards": shards,
             "shards_without_leader": [s["shard"] for s in shards if s["leader"] is None],
         }
+
+    # --- backup (coordinator/backupcluster.py) ----------------------------------------------------
+
+    def node_client(self, node_id: str) -> NodeClient:
+        return self._client(node_id)
+
+    async def backup_checkpoint(self, prefer: dict[int, str]) -> dict[str, Any]:
+        return await backupcluster.cluster_checkpoint(self, prefer)
+
+    def backup_stream(
+        self, node: str | None, checkpoint: str, shard: int, path: str
+    ) -> AsyncIterator[bytes]:
+        return backupcluster.cluster_stream(self, node, checkpoint, shard, path)
+
+    async def backup_release(self, checkpoints: list[tuple[str | None, str]]) -> int:
+        return await backupcluster.cluster_release(self, checkpoints)
 
     async def ready(self) -> bool:
         try:

@@ -7,10 +7,13 @@ run in worker threads; concurrent writes share WAL fsyncs through the engine's g
 from __future__ import annotations
 
 import asyncio
+import os
+from collections.abc import AsyncIterator
 from typing import Any
 
 from node import ddl
 from node.background import BackgroundWorker
+from node.backup import CheckpointStore, stream_file
 from node.engine.engine import Engine, EngineOptions
 from node.lastcache import LastValueCache
 from node.query import EngineSource, execute_delete, execute_partial, is_cheap_meta
@@ -30,6 +33,7 @@ class LocalNode:
         self.last_cache = LastValueCache()
         self._worker = BackgroundWorker(self.engine)
         self._worker.start()
+        self.checkpoints = CheckpointStore(os.path.join(data_dir, "backup-checkpoints"))
 
     async def write(self, batch: WriteBatch) -> None:
         await asyncio.to_thread(self._write, batch)
@@ -115,6 +119,29 @@ class LocalNode:
 
     async def ready(self) -> bool:
         return True
+
+    # --- backup (docs/format/backup.md): the one engine is shard 0 ------------------------------
+
+    async def backup_checkpoint(self, prefer: dict[int, str]) -> dict[str, Any]:
+        made = await asyncio.to_thread(self.checkpoints.create, {0: self.engine})
+        shard = made["shards"]["0"]
+        shard.update(node=None, checkpoint=made["checkpoint"])
+        return {
+            "mode": "standalone",
+            "shard_count": 1,
+            "replication_factor": 1,
+            "shard_map": None,
+            "created_ns": made["created_ns"],
+            "shards": {"0": shard},
+        }
+
+    def backup_stream(
+        self, node: str | None, checkpoint: str, shard: int, path: str
+    ) -> AsyncIterator[bytes]:
+        return stream_file(self.checkpoints.file_path(checkpoint, shard, path))
+
+    async def backup_release(self, checkpoints: list[tuple[str | None, str]]) -> int:
+        return sum([self.checkpoints.release(cid) for _, cid in checkpoints])
 
     async def close(self) -> None:
         self._worker.stop()

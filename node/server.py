@@ -19,11 +19,12 @@ import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from node.memberapi import membership_routes
 from node.membership import Membership
+from node.backup import stream_file
 from node.service import NodeService
 from pulsar_cluster.errors import BadRequestError, OverloadedError, PulsarError
 from pulsar_cluster.logs import get_logger
@@ -150,6 +151,26 @@ def create_node_app(
         await service.flush()
         return _json({"status": "done"})
 
+    async def backup_checkpoint(request: Request) -> Response:
+        authorize(request)
+        try:
+            shards = [int(s) for s in orjson.loads(await request.body())["shards"]]
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise BadRequestError(f"malformed checkpoint request: {exc}") from None
+        return _json(await service.backup_checkpoint(shards))
+
+    async def backup_file(request: Request) -> Response:
+        authorize(request)
+        assert service.checkpoints is not None
+        p = request.path_params
+        path = service.checkpoints.file_path(p["cid"], int(p["shard"]), p["path"])
+        return StreamingResponse(stream_file(path), media_type="application/octet-stream")
+
+    async def backup_release(request: Request) -> Response:
+        authorize(request)
+        assert service.checkpoints is not None
+        return _json({"released": service.checkpoints.release(request.path_params["cid"])})
+
     async def pulsar_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, PulsarError)
         headers = {}
@@ -202,6 +223,9 @@ def create_node_app(
             Route("/v1/measurements", measurements),
             Route("/v1/flush", flush, methods=["POST"]),
             *membership_routes(membership, authorize),
+            Route("/v1/backup/checkpoints", backup_checkpoint, methods=["POST"]),
+            Route("/v1/backup/checkpoints/{cid}/shards/{shard:int}/files/{path:path}", backup_file),
+            Route("/v1/backup/checkpoints/{cid}", backup_release, methods=["DELETE"]),
         ],
         exception_handlers={PulsarError: pulsar_error},
         lifespan=lifespan,

@@ -26,6 +26,7 @@ import numpy as np
 
 from node import reads
 from node.background import BackgroundWorker
+from node.backup import CheckpointStore
 from node.engine.engine import Engine, EngineOptions
 from node.mapstore import load_map, meta_status, save_map, start_meta_group
 from node.raft.budget import ByteBudget
@@ -43,10 +44,14 @@ from pulsar_cluster.nodeapi import ScanRequest, TagMatcher
 from pulsar_cluster.query.partial import decode_plan
 from pulsar_cluster.raftcommand import (
     MAX_COMMAND_BYTES,
+    STAMP_BYTES,
+    STAMPABLE_KINDS,
     CommandKind,
+    command_kind,
     decode_command,
     encode_command,
     split_write,
+    stamp_command,
 )
 from pulsar_cluster.shardmap import ShardMap
 
@@ -107,6 +112,7 @@ class NodeService:
         self.initial_map = shard_map
         self.node_id = settings.node_id
         self._replicas: dict[int, _Replica] = {}
+        self.checkpoints: CheckpointStore | None = None  # backups; made in start()
         # Raft address of every (shard, node), to turn pysyncobj's leader into a node id.
         self._raft_owner: dict[tuple[int, str], str] = {}
         self._set_map(shard_map)
@@ -122,6 +128,7 @@ class NodeService:
         (blocking; call before serving)."""
         s = self.settings
         os.makedirs(os.path.join(s.data_dir, "raft"), exist_ok=True)
+        self.checkpoints = CheckpointStore(os.path.join(s.data_dir, "backup-checkpoints"))
         persisted = load_map(s.data_dir)
         if persisted is not None and persisted.version > self.map.version:
             self._set_map(persisted)
@@ -149,7 +156,11 @@ class NodeService:
             memtable_bytes=max(_MIN_MEMTABLE_BYTES, s.engine.memtable_bytes // share),
             block_cache_bytes=s.engine.block_cache_bytes // share,
         )
-        engine = Engine(os.path.join(s.data_dir, "shards", str(shard)), per_shard)
+        options = per_shard
+        if s.engine.wal_archive_dir:  # one archive per node and shard (docs/operations.md)
+            archive = os.path.join(s.engine.wal_archive_dir, self.node_id, f"shard-{shard}")
+            options = dataclasses.replace(per_shard, wal_archive_dir=archive)
+        engine = Engine(os.path.join(s.data_dir, "shards", str(shard)), options)
         partners = [
             self.map.peer(n).shard_raft_address(shard)
             for n in self.map.replicas[shard]
@@ -378,14 +389,14 @@ class NodeService:
         batch = await asyncio.to_thread(decode_batch, encoded_batch)  # BatchFormatError: 400
         if not batch:
             return 0
-        commands = await asyncio.to_thread(split_write, batch)
+        commands = await asyncio.to_thread(split_write, batch, MAX_COMMAND_BYTES - STAMP_BYTES)
         return await self._replicate(shard, replica, commands)
 
     async def delete(self, shard: int, encoded_plan: bytes) -> None:
         """Replicate a delete plan of this shard (applied by every replica at one index)."""
         replica = self._require_leader(shard)
         check_delete_plan(decode_plan(encoded_plan))  # QueryError (400) before replicating
-        if len(encoded_plan) + 8 > MAX_COMMAND_BYTES:
+        if len(encoded_plan) + 8 + STAMP_BYTES > MAX_COMMAND_BYTES:
             raise BadRequestError("delete plan too large for one raft command")
         await self._replicate(shard, replica, [encode_command(CommandKind.DELETE, encoded_plan)])
 
@@ -406,8 +417,13 @@ class NodeService:
         try:
             loop = asyncio.get_running_loop()
             futures = []
+            # The leader stamps the accepted time into the command, so every replica records
+            # the same time in its WAL (point-in-time recovery, docs/format/raft-command.md).
+            accepted_ns = time.time_ns()
             for command in commands:
                 fut: asyncio.Future[tuple[Any, int]] = loop.create_future()
+                if command_kind(command) in STAMPABLE_KINDS:
+                    command = stamp_command(command, accepted_ns)
                 replica.group.propose(command, _resolver(loop, fut))
                 futures.append(fut)
             try:
@@ -534,6 +550,12 @@ class NodeService:
             "meta": meta_status(self.meta),
             "shards": shards,
         }
+
+    async def backup_checkpoint(self, shards: list[int]) -> dict[str, Any]:
+        """A backup checkpoint of the local replicas of `shards` (node/backup.py)."""
+        assert self.checkpoints is not None
+        engines = {shard: self._replica(shard).engine for shard in shards}
+        return await asyncio.to_thread(self.checkpoints.create, engines)
 
     async def checksum(self, shard: int) -> dict[str, Any]:
         """A digest of every point of this replica of `shard` (convergence checks)."""

@@ -7,6 +7,8 @@
     pulsar write --url URL --db DB [FILE]            line protocol from FILE or stdin
     pulsar query --url URL '{"db": ..., ...}'        native JSON query
     pulsar admin status|flush --url URL
+    pulsar admin backup --url URL DEST_DIR [--incremental]      (pulsar_cluster/backupcli.py)
+    pulsar admin restore SRC_DIR --data-dir DIR [--until TIME]  (offline)
 
 Server flags may also come from `PULSAR_<FLAG>` environment variables or a TOML file
 (`--config`); see pulsar_cluster/config.py.
@@ -54,6 +56,12 @@ def _add_engine_flags(p: argparse.ArgumentParser) -> None:
         "overrides telemetry/debug=1d (repeatable; env PULSAR_RETENTION, comma-separated); "
         "expired partitions are dropped whole; default: keep forever",
     )
+    p.add_argument(
+        "--wal-archive-dir",
+        default=None,
+        help="keep sealed WAL segments here instead of deleting them (point-in-time "
+        "recovery; same file system as --data-dir); a node uses DIR/<node id>/shard-<s>/",
+    )
     p.add_argument("--log-level", default="info", help="debug, info, warning, error")
 
 
@@ -69,7 +77,10 @@ def _engine_options(args: argparse.Namespace) -> Any:
         for db, (duration, overrides) in specs.items()
     }
     return engine_mod.EngineOptions(
-        fsync=args.fsync, memtable_bytes=args.memtable_mb * 1024 * 1024, retention=retention
+        fsync=args.fsync,
+        memtable_bytes=args.memtable_mb * 1024 * 1024,
+        retention=retention,
+        wal_archive_dir=args.wal_archive_dir,
     )
 
 
@@ -257,7 +268,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
 
     p = sub.add_parser("admin", help="operate a running server")
     p.add_argument("--url", default="http://127.0.0.1:8080")
-    p.add_argument("action", choices=["status", "flush", *_membership_actions()])
+    p.add_argument(
+        "action", choices=["status", "flush", "backup", "restore", *_membership_actions()]
+    )
     p.add_argument("node", nargs="?", help="drain-node/remove-node: the node id")
     p.add_argument("--no-wait", action="store_true", help="drain-node/rebalance: do not wait")
     p.add_argument("--json", action="store_true", help="status: print the raw JSON")
@@ -266,6 +279,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         default=os.environ.get("PULSAR_ADMIN_TOKEN"),
         help="admin bearer token (default: env PULSAR_ADMIN_TOKEN)",
     )
+    _role("pulsar_cluster.backupcli").add_flags(p)
     commands["admin"] = p
     return parser, commands
 
@@ -276,7 +290,13 @@ def main(argv: list[str] | None = None) -> int:
     file_values: dict[str, Any] = {}
     if argv and argv[0] in commands and argv[0] in ("standalone", "node", "coordinator", "local"):
         file_values = apply_config_sources(commands[argv[0]], argv[1:])
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # `admin backup --url URL DEST_DIR`: argparse binds the optional positional right after
+    # the action, so a directory given after the flags comes back as an extra argument.
+    if args.command == "admin" and args.directory is None and len(extra) == 1:
+        args.directory = extra.pop()
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.config_file_values = file_values
     handler = globals()[f"_cmd_{args.command}"]
     return int(handler(args) or 0)
@@ -432,6 +452,7 @@ def _cmd_local(args: argparse.Namespace) -> int:
             "--log-level",
             args.log_level,
             *(x for spec in args.retention for x in ("--retention", spec)),
+            *(["--wal-archive-dir", args.wal_archive_dir] if args.wal_archive_dir else []),
         ],
         coordinator_args=[
             "--cluster-name",
@@ -506,6 +527,8 @@ def _membership_actions() -> tuple[str, ...]:
 
 
 def _cmd_admin(args: argparse.Namespace) -> int:
+    if args.action in ("backup", "restore"):
+        return int(_role("pulsar_cluster.backupcli").run(args))
     with _client(args.url, args.admin_token) as client:
         if args.action in _membership_actions():
             from pulsar_cluster.membershipcli import run_admin_action

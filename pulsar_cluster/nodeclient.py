@@ -7,6 +7,7 @@ into the PulsarError they came from (NotLeaderError keeps its shard, leader and 
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -170,6 +171,36 @@ class NodeClient:
         if timeout_s is not None:
             kwargs["timeout"] = httpx.Timeout(timeout_s, connect=min(2.0, timeout_s))
         return (await self._request(method, path, **kwargs)).json()
+    # --- backup checkpoints (docs/format/node-api.md) --------------------------------------------
+
+    async def backup_checkpoint(self, shards: list[int], timeout_s: float = 600.0) -> Any:
+        body = orjson.dumps({"shards": shards})
+        response = await self._request(
+            "POST", "/v1/backup/checkpoints", content=body, timeout=timeout_s
+        )
+        return response.json()
+
+    async def backup_stream(self, checkpoint: str, shard: int, path: str) -> AsyncIterator[bytes]:
+        """The bytes of one checkpoint file, streamed (the caller iterates to the end)."""
+        url = f"{self.base_url}/v1/backup/checkpoints/{checkpoint}/shards/{shard}/files/{path}"
+        try:
+            async with self._client.stream(
+                "GET", url, headers=self._headers, timeout=self._timeout
+            ) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    raise _error_from(self.base_url, response)
+                async for chunk in response.aiter_bytes(1 << 20):
+                    yield chunk
+        except httpx.HTTPError as exc:
+            raise UnavailableError(
+                f"node {self.base_url} unreachable: {type(exc).__name__}: {exc}",
+                node=self.base_url,
+            ) from None
+
+    async def backup_release(self, checkpoint: str) -> bool:
+        response = await self._request("DELETE", f"/v1/backup/checkpoints/{checkpoint}")
+        return bool(response.json()["released"])
 
 
 def _error_from(node: str, response: httpx.Response) -> PulsarError:

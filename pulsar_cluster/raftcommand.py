@@ -29,6 +29,11 @@ __all__ = [
     "split_write",
     "decode_write",
     "RaftCommandError",
+    "STAMP_BYTES",
+    "STAMPABLE_KINDS",
+    "command_kind",
+    "stamp_command",
+    "decode_stamped",
 ]
 
 MAGIC = b"PLRC"
@@ -56,6 +61,22 @@ class CommandKind(IntEnum):
 
 #: Kinds proposed on every shard group by the node API's /ddl route (docs/format/node-api.md).
 DDL_KINDS = frozenset({CommandKind.CATALOG, CommandKind.DROP_DATABASE, CommandKind.DROP_SERIES})
+    # 20-29: backup and point-in-time recovery.
+    #: body: i64 accepted time (ns, the leader's clock when it proposed) + a WRITE body
+    WRITE_AT = 20
+    #: body: i64 accepted time (ns) + a DELETE body
+    DELETE_AT = 21
+
+
+#: Stamped kinds and the kind of the body they carry.
+_UNSTAMPED = {CommandKind.WRITE_AT: CommandKind.WRITE, CommandKind.DELETE_AT: CommandKind.DELETE}
+_STAMPED = {v: k for k, v in _UNSTAMPED.items()}
+_TIME = struct.Struct("<q")
+#: Kinds the leader stamps with its accepted time (DDL kinds are not stamped: their WAL records
+#: carry the applying replica's clock, or 0 for CATALOG; docs/format/raft-command.md).
+STAMPABLE_KINDS = frozenset(_STAMPED)
+#: What stamping adds to a command.
+STAMP_BYTES = _TIME.size
 
 
 class RaftCommandError(BadRequestError):
@@ -78,6 +99,32 @@ def decode_command(data: bytes) -> tuple[CommandKind, memoryview]:
         return CommandKind(kind), memoryview(data)[_HEADER.size :]
     except ValueError:
         raise RaftCommandError(f"unknown raft command kind {kind}") from None
+
+
+def command_kind(data: bytes) -> CommandKind:
+    """The kind of an encoded command (RaftCommandError when it is not one)."""
+    return decode_command(data)[0]
+
+
+def stamp_command(command: bytes, accepted_ns: int) -> bytes:
+    """The WRITE_AT / DELETE_AT form of a WRITE / DELETE command: every replica applies the
+    leader's accepted time (point-in-time recovery must agree on it)."""
+    kind, body = decode_command(command)
+    stamped = _STAMPED.get(kind)
+    if stamped is None:
+        raise RaftCommandError(f"command kind {kind.name} cannot be stamped")
+    return encode_command(stamped, _TIME.pack(accepted_ns) + bytes(body))
+
+
+def decode_stamped(data: bytes) -> tuple[CommandKind, int | None, memoryview]:
+    """(WRITE or DELETE, accepted time or None for unstamped kinds, body)."""
+    kind, body = decode_command(data)
+    base = _UNSTAMPED.get(kind)
+    if base is None:
+        return kind, None, body
+    if len(body) < _TIME.size:
+        raise RaftCommandError(f"{kind.name} command shorter than its time stamp")
+    return base, _TIME.unpack_from(body, 0)[0], body[_TIME.size :]
 
 
 def split_write(batch: WriteBatch, max_bytes: int = MAX_COMMAND_BYTES) -> list[bytes]:

@@ -93,7 +93,14 @@ from pulsar_cluster.errors import (
 from pulsar_cluster.logs import get_logger
 from pulsar_cluster.series import SEP, format_series_key
 
-__all__ = ["Engine", "EngineOptions", "FieldData", "RetentionPolicy", "DeleteRequest"]
+__all__ = [
+    "Engine",
+    "EngineOptions",
+    "FieldData",
+    "RetentionPolicy",
+    "DeleteRequest",
+    "CheckpointInfo",
+]
 
 log = get_logger(__name__)
 _NS_PER_DAY = 86_400 * 10**9
@@ -142,6 +149,20 @@ class EngineOptions:
     retention: dict[str, RetentionPolicy] = field(default_factory=dict)
     #: Clock for retention (ns since the epoch); injectable for tests.
     clock: Callable[[], int] = time.time_ns
+    #: Keep sealed WAL segments here instead of deleting them after a flush (point-in-time
+    #: recovery, docs/operations.md); None: delete. Same file system as the data directory.
+    wal_archive_dir: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointInfo:
+    """A backup checkpoint (`Engine.create_checkpoint`): every effect of indexes <= last_index."""
+
+    last_index: int
+    #: Latest accepted time of any record applied up to last_index (0 = unknown).
+    max_accepted_ns: int
+    #: Paths relative to the checkpoint directory: MANIFEST, sst/*.sst, wal/*.wal.
+    files: list[str]
 
 
 @dataclass(slots=True)
@@ -213,10 +234,17 @@ class Engine:
         if self._fs.exists(os.path.join(self.directory, _RESTORE_MARKER)):
             self._finish_restore()
         self._manifest = read_manifest(self._fs, self._manifest_path)
-        self._wal = WriteAheadLog(
-            self._wal_dir, self._fs, self.options.fsync, self.options.wal_segment_bytes
-        )
+        self._wal = self._open_wal()
         self._recover()
+
+    def _open_wal(self) -> WriteAheadLog:
+        return WriteAheadLog(
+            self._wal_dir,
+            self._fs,
+            self.options.fsync,
+            self.options.wal_segment_bytes,
+            self.options.wal_archive_dir,
+        )
 
     # --- open and recovery ---------------------------------------------------------------------
 
@@ -267,6 +295,7 @@ class Engine:
         self._next_seq = max_seq + 1
         flushed = max([self._manifest.applied_index, *(t.last_index for t in loaded)], default=0)
         self._last_index = flushed
+        self._max_accepted = self._manifest.max_accepted_ns
         self._memtable = self._new_memtable()
         known_deletes = {t.index for t in self._manifest.tombstones if t.index}
         for record in self._wal.replay(report):
@@ -280,6 +309,7 @@ class Engine:
             elif record.type is RecordType.CATALOG:
                 self._catalog_locked(CatalogOp.decode(record.payload), record.index)
             self._last_index = max(self._last_index, record.index)
+            self._max_accepted = max(self._max_accepted, record.time_ns)
         self._wal.open_for_append()
         self._apply_registry_retention()
         self._rebuild_view()
@@ -352,17 +382,25 @@ class Engine:
         return self._last_index
 
     def apply(
-        self, batch: WriteBatch, index: int | None = None, encoded: bytes | None = None
+        self,
+        batch: WriteBatch,
+        index: int | None = None,
+        encoded: bytes | None = None,
+        accepted_ns: int | None = None,
     ) -> int:
         """Make a batch durable and visible; returns its index.
 
         `index` is the Raft log index of the command; None lets the engine number writes itself
         (replication factor 1). An index at or below the last applied one is skipped: that is
-        a replay. Raises FieldTypeConflictError or LimitExceededError (nothing written),
-        OverloadedError when flushes or compactions are behind, StorageError when the disk fails.
+        a replay. `accepted_ns` is when the write was accepted (the Raft leader's stamp; None:
+        now), kept in the WAL for point-in-time recovery. Raises FieldTypeConflictError or
+        LimitExceededError (nothing written), OverloadedError when flushes or compactions are
+        behind, StorageError when the disk fails.
         """
         if not batch:
             return self._last_index
+        if accepted_ns is None:
+            accepted_ns = time.time_ns()
         payload = encoded if encoded is not None else encode_batch(batch)
         with self._lock:
             if self._closed:
@@ -374,9 +412,10 @@ class Engine:
             self._check_types(batch)
             self._check_cardinality(batch)
             index = self._last_index + 1 if index is None else index
-            ticket = self._wal.append(RecordType.WRITE, index, payload)
+            ticket = self._wal.append(RecordType.WRITE, index, payload, accepted_ns)
             self._insert(batch, index)
             self._last_index = index
+            self._max_accepted = max(self._max_accepted, accepted_ns)
             if self._memtable.bytes >= self.options.memtable_bytes:
                 self.flush_wanted.set()
         self._wal.sync(ticket)
@@ -476,13 +515,17 @@ class Engine:
 
     # --- deletes -------------------------------------------------------------------------------
 
-    def delete(self, request: DeleteRequest, index: int | None = None) -> int:
+    def delete(
+        self, request: DeleteRequest, index: int | None = None, accepted_ns: int | None = None
+    ) -> int:
         """Delete points of matching series in [start, end); durable on return. Returns the index.
 
         Idempotent by index like `apply`. The data disappears from reads at once; the space is
         reclaimed by compaction.
         """
         request.validate()
+        if accepted_ns is None:
+            accepted_ns = time.time_ns()
         with self._lock:
             if self._closed:
                 raise StorageError("engine is closed")
@@ -490,9 +533,10 @@ class Engine:
                 self.stats.skipped_applies += 1
                 return index
             index = self._last_index + 1 if index is None else index
-            ticket = self._wal.append(RecordType.DELETE, index, request.encode())
+            ticket = self._wal.append(RecordType.DELETE, index, request.encode(), accepted_ns)
             self._delete_locked(request, index, create_tombstone=True)
             self._last_index = index
+            self._max_accepted = max(self._max_accepted, accepted_ns)
             self._rebuild_view()
         self._wal.sync(ticket)
         self._persist_manifest()
@@ -655,6 +699,7 @@ class Engine:
                     list(m.tombstones),
                     m.flushed_seq,
                     dict(m.databases),
+                    max(m.max_accepted_ns, self._max_accepted),
                 )
             write_manifest(self._fs, self._manifest_path, data)
 
@@ -1086,6 +1131,57 @@ class Engine:
         info = SnapshotInfo(target_dir, last, sorted(names), size, time.time_ns())
         return info, manifest
 
+    def create_checkpoint(self, target_dir: str) -> CheckpointInfo:
+        """Hard-link a consistent copy of this engine into `target_dir` for a backup, without
+        a flush: the tables, the sealed WAL segments and the manifest (docs/format/backup.md).
+
+        Under the flush lock (no table published, no segment removed) and the files lock (no
+        table removed), and briefly under the write lock: the WAL is rotated, so every record
+        applied so far is in a sealed segment, and `last_index` is read. The copy holds exactly
+        the effects of indexes <= last_index: tables plus the segments not yet trimmed cover
+        everything applied (segments are trimmed only after their tables are published).
+        Opening an engine on the copy replays those segments.
+        """
+        self._fs.makedirs(target_dir)
+        if self._fs.listdir(target_dir):
+            raise StorageError(f"checkpoint target {target_dir} is not empty")
+        sst_dir = os.path.join(target_dir, "sst")
+        wal_dir = os.path.join(target_dir, "wal")
+        self._fs.makedirs(sst_dir)
+        self._fs.makedirs(wal_dir)
+        with self._flush_lock, self._files_lock:
+            with self._lock:
+                if self._closed:
+                    raise StorageError("engine is closed")
+                keep_from = self._wal.rotate()
+                last = self._last_index
+                max_accepted = self._max_accepted
+                tables = [t for ts in self._tables.values() for t in ts]
+                m = self._manifest
+                manifest = Manifest(
+                    m.applied_index,
+                    m.next_tombstone_id,
+                    list(m.tombstones),
+                    m.flushed_seq,
+                    max(m.max_accepted_ns, max_accepted),
+                )
+            files = [MANIFEST_NAME]
+            for table in tables:
+                name = os.path.basename(table.path)
+                link_or_copy(self._fs, table.path, os.path.join(sst_dir, name))
+                files.append(f"sst/{name}")
+            for seq in sorted(self._wal.segments()):
+                if seq < keep_from:
+                    name = os.path.basename(self._wal.segment_path(seq))
+                    link_or_copy(self._fs, self._wal.segment_path(seq), os.path.join(wal_dir, name))
+                    files.append(f"wal/{name}")
+        write_manifest(self._fs, os.path.join(target_dir, MANIFEST_NAME), manifest)
+        return CheckpointInfo(last, max_accepted, files)
+
+    @property
+    def max_accepted_ns(self) -> int:
+        return self._max_accepted
+
     def restore_snapshot(self, snapshot_dir: str) -> SnapshotInfo:
         """Replace this engine's whole content with a snapshot (crash-safe; see module doc).
 
@@ -1112,9 +1208,7 @@ class Engine:
             self._cache.clear()
             self._finish_restore()
             self._manifest = read_manifest(self._fs, self._manifest_path)
-            self._wal = WriteAheadLog(
-                self._wal_dir, self._fs, self.options.fsync, self.options.wal_segment_bytes
-            )
+            self._wal = self._open_wal()
             stats = self.stats
             self.stats = EngineStats()
             self.stats.writes, self.stats.points_written = stats.writes, stats.points_written

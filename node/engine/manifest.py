@@ -115,6 +115,9 @@ class Manifest:
     flushed_seq: int = 0
     #: The database registry: name -> entry (docs/format/manifest.md, "databases").
     databases: dict[str, DatabaseEntry] = field(default_factory=dict)
+    #: Latest accepted time (ns) of any write or delete applied (point-in-time recovery picks
+    #: its base backup with it); 0 = unknown. Optional key: absent in older manifests.
+    max_accepted_ns: int = 0
 
     def encode(self) -> bytes:
         body = orjson.dumps(
@@ -124,6 +127,7 @@ class Manifest:
                 "tombstones": [t.to_json() for t in self.tombstones],
                 "flushed_seq": self.flushed_seq,
                 "databases": {n: e.to_json() for n, e in sorted(self.databases.items())},
+                "max_accepted_ns": self.max_accepted_ns,
             }
         )
         return _HEAD.pack(MAGIC, VERSION, len(body)) + body + struct.pack("<I", zlib.crc32(body))
@@ -152,6 +156,7 @@ def decode_manifest(data: bytes, path: str) -> Manifest:
             int(obj["flushed_seq"]),
             # absent in manifests written before the registry existed
             {str(n): DatabaseEntry.from_json(e) for n, e in obj.get("databases", {}).items()},
+            int(obj.get("max_accepted_ns", 0)),
         )
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise CorruptionError(path, _HEAD.size, f"malformed manifest body: {exc}") from exc

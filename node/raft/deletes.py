@@ -24,7 +24,7 @@ def check_delete_plan(plan: Plan) -> None:
         raise QueryError("fields not supported in WHERE clause during deletion")
 
 
-def apply_delete(engine: Engine, body: bytes, index: int) -> int:
+def apply_delete(engine: Engine, body: bytes, index: int, accepted_ns: int | None = None) -> int:
     """Delete the plan's series in [start, end) at Raft index `index`; series matched."""
     plan = decode_plan(body)
     check_delete_plan(plan)
@@ -44,5 +44,5 @@ def apply_delete(engine: Engine, body: bytes, index: int) -> int:
         request = DeleteRequest(
             plan.database, names[0], plan.start, plan.end, series=tuple(sorted(keys))
         )
-        engine.delete(request, index=index)
+        engine.delete(request, index=index, accepted_ns=accepted_ns)
     return len(keys)

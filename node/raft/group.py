@@ -40,7 +40,7 @@ from pulsar_cluster.errors import (
     PulsarError,
 )
 from pulsar_cluster.logs import get_logger
-from pulsar_cluster.raftcommand import DDL_KINDS, CommandKind, RaftCommandError, decode_command
+from pulsar_cluster.raftcommand import DDL_KINDS, CommandKind, RaftCommandError, decode_stamped
 
 __all__ = ["ShardGroup", "Rejected", "apply_command"]
 
@@ -56,9 +56,12 @@ _JOINING_HOLD_S = 3600.0  # EX_SOFTWARE-like: the supervisor restarts us, the jo
 def apply_command(engine: Engine, data: bytes, index: int) -> Rejected | None:
     """Apply one committed command at Raft index `index` to `engine` (tick thread)."""
     try:
-        kind, body = decode_command(data)
+        # Stamped kinds carry the leader's accepted time; unstamped ones (journals of older
+        # versions) get 0 = unknown, the same on every replica.
+        kind, stamp, body = decode_stamped(data)
+        accepted_ns = 0 if stamp is None else stamp
         if kind is CommandKind.DELETE:
-            return _apply_delete(engine, bytes(body), index)
+            return _apply_delete(engine, bytes(body), index, accepted_ns)
         if kind in DDL_KINDS:
             return _apply_ddl(engine, kind, bytes(body), index)
         batch = decode_batch(body)
@@ -67,7 +70,7 @@ def apply_command(engine: Engine, data: bytes, index: int) -> Rejected | None:
     payload = bytes(body)
     for attempt in range(1_000_000):
         try:
-            engine.apply(batch, index=index, encoded=payload)
+            engine.apply(batch, index=index, encoded=payload, accepted_ns=accepted_ns)
             return None
         except BadRequestError as exc:  # field type conflict: same on every replica
             return (exc.message, exc.details)
@@ -92,9 +95,9 @@ def apply_command(engine: Engine, data: bytes, index: int) -> Rejected | None:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _apply_delete(engine: Engine, body: bytes, index: int) -> Rejected | None:
+def _apply_delete(engine: Engine, body: bytes, index: int, accepted_ns: int) -> Rejected | None:
     try:
-        apply_delete(engine, body, index)
+        apply_delete(engine, body, index, accepted_ns)
         return None
     except BadRequestError as exc:  # a plan every replica refuses alike
         return (exc.message, exc.details)

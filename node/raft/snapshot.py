@@ -31,7 +31,7 @@ from node.engine.engine import Engine
 from pulsar_cluster.errors import CorruptionError
 from pulsar_cluster.logs import get_logger
 
-__all__ = ["ShardSnapshotter", "MAGIC", "VERSION"]
+__all__ = ["ShardSnapshotter", "MAGIC", "VERSION", "write_restored_dump"]
 
 log = get_logger(__name__)
 
@@ -153,6 +153,40 @@ class ShardSnapshotter:
             log.info("raft_snapshot_restored", index=info.last_index, tables=len(info.tables))
         finally:
             shutil.rmtree(stage, ignore_errors=True)
+
+
+#: pysyncobj's NO_OP command byte (_COMMAND_TYPE.NO_OP); never applied (index <= last applied).
+_NO_OP = b"\x01"
+
+
+def write_restored_dump(path: str, last_index: int, nodes: list[str]) -> None:
+    """A pysyncobj dump file that starts a shard group's Raft log at `last_index` (restore from
+    a backup, node/restore.py): two NO_OP entries at `last_index - 1` and `last_index` of term
+    0 and no engine files. At start-up pysyncobj loads it (our deserializer sees that the
+    engine already holds `last_index` and replaces nothing), sets its last applied index to
+    `last_index`, and the next entry gets `last_index + 1`. Every replica of the shard gets the
+    same file, so their logs agree."""
+    if last_index < 2:
+        raise ValueError("a restored Raft log starts at index 2 or later")
+    header = {
+        "last": [last_index, 0, len(_NO_OP)],
+        "prev": [last_index - 1, 0, len(_NO_OP)],
+        "nodes": sorted(nodes),
+        "engine_last_index": last_index,
+        "files": [],
+    }
+    head = orjson.dumps(header)
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as out:
+        out.write(_HEAD.pack(MAGIC, VERSION, b"\0\0\0", len(head)))
+        out.write(head)
+        out.write(_CRC.pack(zlib.crc32(head)))
+        for command in (_NO_OP, _NO_OP):
+            out.write(command)
+            out.write(_CRC.pack(zlib.crc32(command)))
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, path)
 
 
 def _read_checked(f: Any, length: int, path: str) -> bytes:
