@@ -15,6 +15,7 @@ from node.lastcache import LastValueCache
 from node.query import EngineSource, execute_delete, execute_partial, is_cheap_meta
 from node.reads import scan_series, select_series
 from pulsar_cluster.batch import WriteBatch
+from pulsar_cluster.cachestats import caches_selected, check_cache_name, node_document
 from pulsar_cluster.nodeapi import ScanRequest, SeriesData, TagMatcher
 from pulsar_cluster.query.partial import Partial
 from pulsar_cluster.query.plan import Plan
@@ -97,6 +98,23 @@ class LocalNode:
 
     async def ready(self) -> bool:
         return True
+
+    async def caches(self) -> dict[str, Any]:
+        """Cache statistics (pulsar_cluster/cachestats.py): one node, "local", one shard."""
+        shard = {
+            "block_cache": self.engine.block_cache_stats(),
+            "last_value_cache": self.last_cache.stats(),
+        }
+        node = node_document({"0": shard})
+        return {"mode": "standalone", "nodes": {"local": node}, "totals": node["totals"]}
+
+    async def clear_caches(self, cache: str = "all") -> None:
+        """Empty the block cache, the last-value cache or both (answers stay the same)."""
+        block, last = caches_selected(check_cache_name(cache))
+        if block:
+            self.engine.clear_block_cache()
+        if last:
+            self.last_cache.clear()
 
     async def close(self) -> None:
         self._worker.stop()

@@ -143,6 +143,22 @@ def create_node_app(
         await service.flush()
         return _json({"status": "done"})
 
+    async def caches(request: Request) -> Response:
+        authorize(request)
+        return _json(service.caches())
+
+    async def clear_caches(request: Request) -> Response:
+        authorize(request)
+        service.clear_caches(request.query_params.get("cache", "all"))
+        return _json({"status": "done"})
+
+    async def reload(request: Request) -> Response:
+        authorize(request)
+        reloader = getattr(request.app.state, "reloader", None)
+        if reloader is None:
+            raise BadRequestError("this node has no configuration to reload")
+        return _json(reloader.reload("http"))
+
     async def pulsar_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, PulsarError)
         headers = {}
@@ -188,6 +204,9 @@ def create_node_app(
             Route("/v1/databases", databases),
             Route("/v1/measurements", measurements),
             Route("/v1/flush", flush, methods=["POST"]),
+            Route("/v1/caches", caches),
+            Route("/v1/caches/clear", clear_caches, methods=["POST"]),
+            Route("/v1/reload", reload, methods=["POST"]),
         ],
         exception_handlers={PulsarError: pulsar_error},
         lifespan=lifespan,

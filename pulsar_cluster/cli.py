@@ -6,7 +6,7 @@
     pulsar local --nodes N --data-dir DIR --port P    N node processes + a coordinator, supervised
     pulsar write --url URL --db DB [FILE]            line protocol from FILE or stdin
     pulsar query --url URL '{"db": ..., ...}'        native JSON query
-    pulsar admin status|flush --url URL
+    pulsar admin status|flush|caches|reload --url URL
 
 Server flags may also come from `PULSAR_<FLAG>` environment variables or a TOML file
 (`--config`); see pulsar_cluster/config.py.
@@ -149,6 +149,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     _add_admin_token_flag(p)
     _add_federation_flags(p)
     _add_engine_flags(p)
+    _role("pulsar_cluster.querylimits").add_query_limit_flags(p)
     commands["standalone"] = p
 
     p = sub.add_parser("node", help="storage node: Raft shard replicas and the node API")
@@ -206,6 +207,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     )
     _add_admin_token_flag(p)
     p.add_argument("--log-level", default="info")
+    _role("pulsar_cluster.querylimits").add_query_limit_flags(p)
     commands["coordinator"] = p
 
     p = sub.add_parser("local", help="N node processes and a coordinator on 127.0.0.1")
@@ -236,8 +238,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
 
     p = sub.add_parser("admin", help="operate a running server")
     p.add_argument("--url", default="http://127.0.0.1:8080")
-    p.add_argument("action", choices=["status", "flush"])
+    p.add_argument("action", choices=["status", "flush", "caches", "reload"])
     p.add_argument("--json", action="store_true", help="status: print the raw JSON")
+    _role("pulsar_cluster.opscli").add_ops_flags(p)
     p.add_argument(
         "--admin-token",
         default=os.environ.get("PULSAR_ADMIN_TOKEN"),
@@ -249,33 +252,70 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_command(argv)
+    args.reload_argv = argv  # a configuration reload parses the same command line again
+    handler = globals()[f"_cmd_{args.command}"]
+    return int(handler(args) or 0)
+
+
+def parse_command(argv: list[str], exit_on_error: bool = True) -> argparse.Namespace:
+    """Flags, environment and TOML file -> the command's arguments (`config_file_values`: the
+    file's own values). Without `exit_on_error`, a bad value raises ValueError (reload)."""
     parser, commands = build_parser()
+    if not exit_on_error:
+        for p in (parser, *commands.values()):
+            p.error = _raise_value_error  # type: ignore[method-assign]
     file_values: dict[str, Any] = {}
     if argv and argv[0] in commands and argv[0] in ("standalone", "node", "coordinator", "local"):
         file_values = apply_config_sources(commands[argv[0]], argv[1:])
     args = parser.parse_args(argv)
     args.config_file_values = file_values
-    handler = globals()[f"_cmd_{args.command}"]
-    return int(handler(args) or 0)
+    return args
+
+
+def _raise_value_error(message: str) -> Any:
+    raise ValueError(message)
+
+
+def _attach_reloader(app: Any, args: argparse.Namespace, role: str, live: list[Any]) -> None:
+    """SIGHUP and the reload routes re-read this command's configuration (reload.py)."""
+    reload_mod = _role("pulsar_cluster.reload")
+
+    def load() -> tuple[argparse.Namespace, dict[str, Any]]:
+        new = parse_command(args.reload_argv, exit_on_error=False)
+        return new, new.config_file_values
+
+    app.state.reloader = reload_mod.Reloader(
+        role, load, args, args.config_file_values, [reload_mod.log_level_setting(), *live]
+    )
 
 
 def _role(module: str) -> Any:
     return importlib.import_module(module)
 
 
-def _serve_coordinator(backend: Any, args: argparse.Namespace) -> int:
+def _serve_coordinator(
+    backend: Any, args: argparse.Namespace, live: list[Any] | None = None
+) -> int:
     """The coordinator's HTTP API over `backend`, configured by the command's flags."""
     app_mod = _role("coordinator.app")
     parse_workers = args.parse_workers
     if parse_workers < 0:
         parse_workers = _role("coordinator.parsepool").default_parse_workers()
+    try:
+        limits = _role("pulsar_cluster.querylimits").query_limits(args)
+    except ValueError as exc:
+        raise SystemExit(f"pulsar: {exc}") from None
     settings = app_mod.CoordinatorSettings(
         max_body_bytes=args.max_body_mb * 1024 * 1024,
         parse_workers=parse_workers,
         admin_token=args.admin_token,
+        query_limits=limits,
         **federation_settings(args, args.config_file_values),
     )
     app = app_mod.create_app(backend, settings)
+    live_settings = _role("coordinator.reloading").coordinator_live_settings(app.state.pulsar)
+    _attach_reloader(app, args, args.command, [*live_settings, *(live or [])])
     _role("coordinator.server").serve(app, args.host, args.port)
     return 0
 
@@ -285,7 +325,8 @@ def _cmd_standalone(args: argparse.Namespace) -> int:
 
     configure_logging(args.log_level)
     node = _role("node.local").LocalNode(args.data_dir, _engine_options(args))
-    return _serve_coordinator(node, args)
+    retention = _role("node.reloading").retention_setting(lambda: [node.engine])
+    return _serve_coordinator(node, args, [retention])
 
 
 def _secret(args: argparse.Namespace) -> str:
@@ -345,6 +386,9 @@ def _cmd_node(args: argparse.Namespace) -> int:
     service = service_mod.NodeService(settings, shard_map)
     service.start()
     app = server_mod.create_node_app(service, secret, args.leader_balance_interval_s)
+    _attach_reloader(
+        app, args, "node", [_role("node.reloading").retention_setting(service.engines)]
+    )
     server_mod.serve_node(app, args.host, args.port)
     return 0
 
@@ -457,6 +501,9 @@ def _status_view(status: Any) -> Any:
 
 def _cmd_admin(args: argparse.Namespace) -> int:
     with _client(args.url, args.admin_token) as client:
+        opscli = _role("pulsar_cluster.opscli")
+        if args.action in opscli.OPS_ACTIONS:
+            return _run_client(lambda: opscli.run_ops_action(args, client))
         if args.action == "status":
             if args.json:
                 return _run_client(lambda: client.admin("GET", "status"))

@@ -153,6 +153,17 @@ class NodeClient:
     async def flush(self, timeout_s: float = 300.0) -> None:
         await self._request("POST", "/v1/flush", timeout=timeout_s)
 
+    async def caches(self) -> dict[str, Any]:
+        """This node's cache statistics (pulsar_cluster/cachestats.py)."""
+        return (await self._request("GET", "/v1/caches")).json()  # type: ignore[no-any-return]
+
+    async def reload(self) -> dict[str, Any]:
+        """Make the node re-read its configuration (pulsar_cluster/reload.py)."""
+        return (await self._request("POST", "/v1/reload")).json()  # type: ignore[no-any-return]
+
+    async def clear_caches(self, cache: str = "all") -> None:
+        await self._request("POST", "/v1/caches/clear", params={"cache": cache})
+
 
 def _error_from(node: str, response: httpx.Response) -> PulsarError:
     try:

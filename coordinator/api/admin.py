@@ -7,6 +7,8 @@ import asyncio
 from fastapi import APIRouter, Query, Request, Response
 
 from coordinator.state import ORJSONResponse, app_state
+from pulsar_cluster.cachestats import check_cache_name
+from pulsar_cluster.errors import BadRequestError
 
 __all__ = ["router"]
 
@@ -48,3 +50,35 @@ async def admin_status(request: Request) -> Response:
 async def admin_federation(request: Request) -> Response:
     federation = app_state(request).federation
     return ORJSONResponse({"cluster": federation.local_name, "remotes": await federation.health()})
+
+
+@router.get("/caches", summary="Block cache and last-value cache statistics per node and shard")
+async def admin_caches(request: Request) -> Response:
+    return ORJSONResponse(await app_state(request).backend.caches())
+
+
+@router.post("/caches/clear", summary="Empty the caches on every node (answers do not change)")
+async def admin_caches_clear(request: Request, cache: str = Query("all")) -> Response:
+    """`cache`: all (default), block (decoded SSTable blocks) or last_value (last() cache)."""
+    try:
+        check_cache_name(cache)
+    except ValueError as exc:
+        raise BadRequestError(str(exc)) from None
+    backend = app_state(request).backend
+    await backend.clear_caches(cache)
+    return ORJSONResponse({"status": "done", "cache": cache, **await backend.caches()})
+
+
+@router.post("/reload", summary="Re-read the configuration file here and on every node")
+async def admin_reload(request: Request) -> Response:
+    """Like SIGHUP: applies the settings that can change at runtime, lists the changed ones that
+    need a restart; a broken file keeps the old configuration (400 naming the reason). In a
+    cluster every node reloads its own file too (`nodes`: each node's answer or error)."""
+    reloader = getattr(request.app.state, "reloader", None)
+    if reloader is None:
+        raise BadRequestError("this server was not started from a configuration it can reload")
+    result = reloader.reload("http")
+    reload_nodes = getattr(app_state(request).backend, "reload_nodes", None)
+    if reload_nodes is not None:  # a cluster backend: the nodes are processes of their own
+        result["nodes"] = await reload_nodes()
+    return ORJSONResponse(result)
