@@ -14,6 +14,7 @@ from node.engine.engine import Engine, EngineOptions
 from node.lastcache import LastValueCache
 from node.query import EngineSource, execute_delete, execute_partial, is_cheap_meta
 from node.reads import scan_series, select_series
+from node.shardstats import shard_document
 from pulsar_cluster.batch import WriteBatch
 from pulsar_cluster.cachestats import caches_selected, check_cache_name, node_document
 from pulsar_cluster.nodeapi import ScanRequest, SeriesData, TagMatcher
@@ -98,6 +99,10 @@ class LocalNode:
 
     async def ready(self) -> bool:
         return True
+
+    def shard_metrics(self) -> dict[str, dict[str, Any]]:
+        """The engine as shard "0" for the storage metrics (pulsar_cluster/storagemetrics.py)."""
+        return {"0": shard_document(self.engine, self.last_cache)}
 
     async def caches(self) -> dict[str, Any]:
         """Cache statistics (pulsar_cluster/cachestats.py): one node, "local", one shard."""

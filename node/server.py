@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -27,6 +27,7 @@ from pulsar_cluster.errors import BadRequestError, OverloadedError, PulsarError
 from pulsar_cluster.logs import get_logger
 from pulsar_cluster.nodeapi import ScanRequest, TagMatcher
 from pulsar_cluster.serving import serve
+from pulsar_cluster.storagemetrics import StorageCollector
 
 __all__ = ["create_node_app", "serve_node", "TOKEN_HEADER"]
 
@@ -47,16 +48,9 @@ def create_node_app(
 ) -> Starlette:
     expected = f"Bearer {secret}".encode()
     registry = CollectorRegistry()
-    # Names and labels as the Helm chart's alerts and dashboard expect them (deploy/prometheus).
-    gauges = {
-        name: Gauge(f"pulsar_raft_{name}", help_text, ["shard"], registry=registry)
-        for name, help_text in (
-            ("is_leader", "1 if this node leads the shard's Raft group"),
-            ("term", "Raft term of the shard's group on this node"),
-            ("commit_index", "Raft commit index of the shard's group on this node"),
-            ("applied_index", "last Raft index applied to this node's engine replica"),
-        )
-    }
+    # Per shard replica: engine, caches and Raft (names: pulsar_cluster/storagemetrics.py; the
+    # Helm chart's alerts and dashboard use them, deploy/prometheus, deploy/grafana).
+    registry.register(StorageCollector(service.shard_metrics))
 
     def authorize(request: Request) -> None:
         got = request.headers.get(TOKEN_HEADER, "").encode()
@@ -72,12 +66,8 @@ def create_node_app(
         return _json({"status": "not ready: a shard has no leader yet"}, 503)
 
     async def metrics(_: Request) -> Response:
-        for shard, st in service.status()["shards"].items():
-            gauges["is_leader"].labels(shard).set(1 if st["role"] == "leader" else 0)
-            gauges["term"].labels(shard).set(st["term"])
-            gauges["commit_index"].labels(shard).set(st["commit_index"])
-            gauges["applied_index"].labels(shard).set(st["last_applied"])
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        text = await asyncio.to_thread(generate_latest, registry)
+        return Response(text, media_type=CONTENT_TYPE_LATEST)
 
     async def shard_map(request: Request) -> Response:
         authorize(request)

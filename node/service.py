@@ -30,6 +30,7 @@ from node.raft.deletes import check_delete_plan
 from node.raft.group import ShardGroup
 from node.raft.settings import RaftSettings, make_conf
 from node.raft.snapshot import ShardSnapshotter
+from node.shardstats import shard_document
 from pulsar_cluster.batchcodec import decode_batch
 from pulsar_cluster.cachestats import caches_selected, check_cache_name, node_document
 from pulsar_cluster.errors import BadRequestError, NotLeaderError, UnavailableError
@@ -366,6 +367,23 @@ class NodeService:
     def engines(self) -> list[Engine]:
         """The engines of the local replicas (configuration reload applies retention there)."""
         return [replica.engine for replica in self._replicas.values()]
+
+    def shard_metrics(self) -> dict[str, dict[str, Any]]:
+        """Per local replica: engine, cache and Raft state (pulsar_cluster/storagemetrics.py)."""
+        out = {}
+        for shard, replica in sorted(self._replicas.items()):
+            raft = replica.group.getStatus()
+            out[str(shard)] = shard_document(
+                replica.engine,
+                raft={
+                    "role": {0: "follower", 1: "candidate", 2: "leader"}.get(raft["state"], "?"),
+                    "term": raft["raft_term"],
+                    "commit_index": raft["commit_idx"],
+                    "last_applied": raft["last_applied"],
+                    "log_entries": raft["log_len"],
+                },
+            )
+        return out
 
     def caches(self) -> dict[str, Any]:
         """Cache statistics of every local replica (pulsar_cluster/cachestats.py). Replicas

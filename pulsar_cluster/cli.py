@@ -314,6 +314,9 @@ def _serve_coordinator(
         **federation_settings(args, args.config_file_values),
     )
     app = app_mod.create_app(backend, settings)
+    if hasattr(backend, "shard_metrics"):  # standalone: its engine's metrics, as a node has them
+        storage = _role("pulsar_cluster.storagemetrics").StorageCollector(backend.shard_metrics)
+        app.state.pulsar.metrics.registry.register(storage)
     live_settings = _role("coordinator.reloading").coordinator_live_settings(app.state.pulsar)
     _attach_reloader(app, args, args.command, [*live_settings, *(live or [])])
     _role("coordinator.server").serve(app, args.host, args.port)
