@@ -150,6 +150,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     _add_federation_flags(p)
     _add_engine_flags(p)
     _role("pulsar_cluster.querylimits").add_query_limit_flags(p)
+    _role("pulsar_cluster.tracing").add_tracing_flag(p)
     commands["standalone"] = p
 
     p = sub.add_parser("node", help="storage node: Raft shard replicas and the node API")
@@ -183,6 +184,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         help="move leadership to each shard's preferred replica this often (0: never)",
     )
     _add_engine_flags(p)
+    _role("pulsar_cluster.tracing").add_tracing_flag(p)
     commands["node"] = p
 
     p = sub.add_parser("coordinator", help="stateless coordinator in front of storage nodes")
@@ -208,6 +210,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     _add_admin_token_flag(p)
     p.add_argument("--log-level", default="info")
     _role("pulsar_cluster.querylimits").add_query_limit_flags(p)
+    _role("pulsar_cluster.tracing").add_tracing_flag(p)
     commands["coordinator"] = p
 
     p = sub.add_parser("local", help="N node processes and a coordinator on 127.0.0.1")
@@ -290,6 +293,17 @@ def _attach_reloader(app: Any, args: argparse.Namespace, role: str, live: list[A
     )
 
 
+def _setup_tracing(app: Any, args: argparse.Namespace, instance: str | None = None) -> None:
+    """--tracing: the tracer of this process and a span per request (pulsar_cluster/tracing)."""
+    tracing = _role("pulsar_cluster.tracing")
+    try:
+        enabled = tracing.configure_tracing(args.tracing, f"pulsardb-{args.command}", instance)
+    except (tracing.TracingUnavailableError, ValueError) as exc:
+        raise SystemExit(f"pulsar: {exc}") from None
+    if enabled:
+        app.add_middleware(tracing.TracingMiddleware)  # outermost: spans cover everything
+
+
 def _role(module: str) -> Any:
     return importlib.import_module(module)
 
@@ -319,6 +333,7 @@ def _serve_coordinator(
         app.state.pulsar.metrics.registry.register(storage)
     live_settings = _role("coordinator.reloading").coordinator_live_settings(app.state.pulsar)
     _attach_reloader(app, args, args.command, [*live_settings, *(live or [])])
+    _setup_tracing(app, args)
     _role("coordinator.server").serve(app, args.host, args.port)
     return 0
 

@@ -65,12 +65,13 @@ def log_level_setting() -> LiveSetting:
     return LiveSetting(("log_level",), prepare)
 
 
-def _settings(args: argparse.Namespace, file_values: dict[str, Any]) -> dict[str, Any]:
+def _settings(
+    args: argparse.Namespace, file_values: dict[str, Any], tables: set[str]
+) -> dict[str, Any]:
+    """Every flag's value, and the file tables a live setting of the role names."""
     out = {k: v for k, v in vars(args).items() if k not in _NOT_SETTINGS}
-    dests = set(out)
-    for key, value in file_values.items():
-        if key not in dests and isinstance(value, dict):
-            out[FILE_PREFIX + key] = value
+    for key in tables:
+        out[FILE_PREFIX + key] = file_values.get(key)
     return out
 
 
@@ -86,7 +87,10 @@ class Reloader:
         self.role = role
         self._load = load
         self._live = live
-        self._settings = _settings(current, file_values)
+        self._tables = {
+            k.removeprefix(FILE_PREFIX) for s in live for k in s.keys if k.startswith(FILE_PREFIX)
+        }
+        self._settings = _settings(current, file_values, self._tables)
         self._lock = threading.Lock()  # SIGHUP and the HTTP route may race
         self.reloads = 0
         self.failures = 0
@@ -114,7 +118,7 @@ class Reloader:
             raise ConfigReloadError(f"{reason}; the old configuration is kept") from None
         except (ValueError, TypeError) as exc:
             raise ConfigReloadError(f"{exc}; the old configuration is kept") from None
-        new = _settings(args, file_values)
+        new = _settings(args, file_values, self._tables)
         changed = {k for k in set(new) | set(self._settings) if new.get(k) != self._settings.get(k)}
         commits: list[Commit] = []
         applied: list[str] = []
