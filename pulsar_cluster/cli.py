@@ -407,6 +407,7 @@ def _cmd_node(args: argparse.Namespace) -> int:
     _attach_reloader(
         app, args, "node", [_role("node.reloading").retention_setting(service.engines)]
     )
+    _setup_tracing(app, args, node_id)
     server_mod.serve_node(app, args.host, args.port)
     return 0
 
