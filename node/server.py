@@ -177,7 +177,7 @@ def create_node_app(
         await asyncio.to_thread(service.close)
         log.info("node_stopped", node=service.node_id)
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/health", health),
             Route("/ready", ready),
@@ -201,6 +201,8 @@ def create_node_app(
         exception_handlers={PulsarError: pulsar_error},
         lifespan=lifespan,
     )
+    app.state.metrics_registry = registry  # more collectors may join (pulsar_cluster/cli.py)
+    return app
 
 
 def _parse_scan(body: bytes) -> tuple[ScanRequest, str]:

@@ -280,7 +280,9 @@ def _raise_value_error(message: str) -> Any:
     raise ValueError(message)
 
 
-def _attach_reloader(app: Any, args: argparse.Namespace, role: str, live: list[Any]) -> None:
+def _attach_reloader(
+    app: Any, args: argparse.Namespace, role: str, live: list[Any], registry: Any
+) -> None:
     """SIGHUP and the reload routes re-read this command's configuration (reload.py)."""
     reload_mod = _role("pulsar_cluster.reload")
 
@@ -288,9 +290,11 @@ def _attach_reloader(app: Any, args: argparse.Namespace, role: str, live: list[A
         new = parse_command(args.reload_argv, exit_on_error=False)
         return new, new.config_file_values
 
-    app.state.reloader = reload_mod.Reloader(
+    reloader = reload_mod.Reloader(
         role, load, args, args.config_file_values, [reload_mod.log_level_setting(), *live]
     )
+    app.state.reloader = reloader
+    registry.register(reload_mod.ReloadCollector(reloader))
 
 
 def _setup_tracing(app: Any, args: argparse.Namespace, instance: str | None = None) -> None:
@@ -332,7 +336,13 @@ def _serve_coordinator(
         storage = _role("pulsar_cluster.storagemetrics").StorageCollector(backend.shard_metrics)
         app.state.pulsar.metrics.registry.register(storage)
     live_settings = _role("coordinator.reloading").coordinator_live_settings(app.state.pulsar)
-    _attach_reloader(app, args, args.command, [*live_settings, *(live or [])])
+    _attach_reloader(
+        app,
+        args,
+        args.command,
+        [*live_settings, *(live or [])],
+        app.state.pulsar.metrics.registry,
+    )
     _setup_tracing(app, args)
     _role("coordinator.server").serve(app, args.host, args.port)
     return 0
@@ -405,7 +415,11 @@ def _cmd_node(args: argparse.Namespace) -> int:
     service.start()
     app = server_mod.create_node_app(service, secret, args.leader_balance_interval_s)
     _attach_reloader(
-        app, args, "node", [_role("node.reloading").retention_setting(service.engines)]
+        app,
+        args,
+        "node",
+        [_role("node.reloading").retention_setting(service.engines)],
+        app.state.metrics_registry,
     )
     _setup_tracing(app, args, node_id)
     server_mod.serve_node(app, args.host, args.port)

@@ -21,14 +21,24 @@ from __future__ import annotations
 
 import argparse
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from pulsar_cluster.errors import BadRequestError
 from pulsar_cluster.logs import check_log_level, get_logger, set_log_level
 
-__all__ = ["ConfigReloadError", "LiveSetting", "Reloader", "log_level_setting", "FILE_PREFIX"]
+__all__ = [
+    "ConfigReloadError",
+    "LiveSetting",
+    "Reloader",
+    "ReloadCollector",
+    "log_level_setting",
+    "FILE_PREFIX",
+]
 
 log = get_logger(__name__)
 
@@ -94,6 +104,7 @@ class Reloader:
         self._lock = threading.Lock()  # SIGHUP and the HTTP route may race
         self.reloads = 0
         self.failures = 0
+        self.last_ok = True  # the last reload (if any) applied the file
 
     @property
     def live_keys(self) -> list[str]:
@@ -107,6 +118,7 @@ class Reloader:
                 return self._reload(source)
             except ConfigReloadError as exc:
                 self.failures += 1
+                self.last_ok = False
                 log.error("config_reload_failed", role=self.role, source=source, reason=exc.message)
                 raise
 
@@ -147,6 +159,7 @@ class Reloader:
                 configured=_show(key, new.get(key)),
             )
         self.reloads += 1
+        self.last_ok = True
         log.info(
             "config_reloaded", role=self.role, source=source, applied=applied, needs_restart=restart
         )
@@ -158,3 +171,25 @@ def _show(key: str, value: Any) -> Any:
     if any(word in key for word in ("token", "secret", "password")) or key.startswith(FILE_PREFIX):
         return "<hidden>" if value else value
     return value
+
+
+class ReloadCollector(Collector):
+    """`pulsar_config_reloads_total{result}` and `pulsar_config_last_reload_successful` (as
+    Prometheus's own `prometheus_config_last_reload_successful`): alert when it stays 0."""
+
+    def __init__(self, reloader: Reloader) -> None:
+        self._reloader = reloader
+
+    def collect(self) -> Iterator[Metric]:
+        r = self._reloader
+        reloads = CounterMetricFamily(
+            "pulsar_config_reloads", "Configuration reloads by result", labels=["result"]
+        )
+        reloads.add_metric(["applied"], r.reloads)
+        reloads.add_metric(["failed"], r.failures)
+        yield reloads
+        yield GaugeMetricFamily(
+            "pulsar_config_last_reload_successful",
+            "1 unless the last configuration reload failed (the old configuration is in force)",
+            value=1 if r.last_ok else 0,
+        )

@@ -175,10 +175,15 @@ def test_reload_coordinator_and_nodes(cluster) -> None:
     assert r.status_code == 400 and "invalid TOML" in r.json()["error"], r.text
     c.procs["node-1"].send_signal(signal.SIGHUP)
     wait_until(lambda: "config_reload_failed" in c.log("node-1"), 10, 0.05, "node failure log")
+    failed = _scrape(c, 1)
+    assert failed["pulsar_config_last_reload_successful"].samples[0].value == 0
+    results = {s.labels["result"]: s.value for s in failed["pulsar_config_reloads"].samples}
+    assert results == {"applied": 1, "failed": 1}
     assert httpx.get(f"{c.url}/api/v1/admin/status", headers=_auth(TOKEN_2)).status_code == 200
     config.write_text(f'admin_token = "{TOKEN_2}"\n')  # the retention is lifted again
     result = _admin(c, "POST", "reload", token=TOKEN_2)
     assert all(result["nodes"][n]["applied"] == ["retention"] for n in ("node-0", "node-1"))
+    assert _scrape(c, 1)["pulsar_config_last_reload_successful"].samples[0].value == 1
     # Expired partitions may already be dropped for good (the background retention pass);
     # points written again are kept and read now that no retention applies.
     _write(c, 0)
