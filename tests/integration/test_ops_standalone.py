@@ -8,12 +8,16 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from pulsar_cluster.tracing import tracing_available
 from tests.support.processes import ServerProcess, free_port, wait_until
 
 T0 = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z
@@ -210,3 +214,65 @@ def test_core_runs_without_the_tracing_extra(tmp_path: Path) -> None:
     finally:
         proc.kill()
         proc.wait(timeout=30)
+
+
+@pytest.mark.skipif(tracing_available() is not None, reason=f"tracing extra: {tracing_available()}")
+def test_otlp_exports_request_spans_to_a_collector(tmp_path: Path) -> None:
+    """`--tracing otlp` sends spans over OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT (a receiver
+    here that decodes the protobuf export requests, as an OpenTelemetry collector would)."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    received: list[ExportTraceServiceRequest] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            if self.path == "/v1/traces":
+                received.append(ExportTraceServiceRequest.FromString(body))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            return  # quiet test output
+
+    collector = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    thread = threading.Thread(target=collector.serve_forever, daemon=True)
+    thread.start()
+    env = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{collector.server_port}",
+        "OTEL_BSP_SCHEDULE_DELAY": "100",  # ms: export batches quickly
+        "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=test",
+    }
+    server = ServerProcess(tmp_path / "data", extra_args=["--tracing", "otlp"], env=env)
+    try:
+        server.start()
+        r = httpx.post(f"{server.url}/write", params={"db": "o", "p": "secret"}, content=b"m v=1 1")
+        assert r.status_code == 204
+
+        def spans() -> list[tuple[dict[str, str], Any]]:
+            out = []
+            for request in list(received):
+                for resource_spans in request.resource_spans:
+                    attrs = {
+                        a.key: a.value.string_value for a in resource_spans.resource.attributes
+                    }
+                    for scope in resource_spans.scope_spans:
+                        out.extend((attrs, span) for span in scope.spans)
+            return out
+
+        wait_until(
+            lambda: any(s.name == "POST /write" for _, s in spans()), 15, 0.1, "exported span"
+        )
+        attrs, span = next((a, s) for a, s in spans() if s.name == "POST /write")
+        assert attrs["service.name"] == "pulsardb-standalone"
+        assert attrs["deployment.environment"] == "test"  # OTEL_RESOURCE_ATTRIBUTES honoured
+        values = {a.key: a.value for a in span.attributes}
+        assert values["http.response.status_code"].int_value == 204
+        assert values["url.path"].string_value == "/write"
+        assert not any("secret" in str(v) for v in values.values())  # no query strings
+    finally:
+        server.stop()
+        collector.shutdown()
+        collector.server_close()
