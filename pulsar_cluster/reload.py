@@ -106,10 +106,6 @@ class Reloader:
         self.failures = 0
         self.last_ok = True  # the last reload (if any) applied the file
 
-    @property
-    def live_keys(self) -> list[str]:
-        return sorted({k for setting in self._live for k in setting.keys})
-
     def reload(self, source: str) -> dict[str, Any]:
         """Apply the configuration as it is now; returns what was applied and what needs a
         restart. Raises ConfigReloadError (old configuration kept) when it cannot."""
