@@ -56,7 +56,8 @@ def create_app(backend: StorageBackend, settings: CoordinatorSettings | None = N
         default_response_class=ORJSONResponse,
     )
     app.state.pulsar = state
-    app.add_middleware(AdminAuthMiddleware, token=state.settings.admin_token)
+    # Read per request: a configuration reload may change the token (coordinator/reloading.py).
+    app.add_middleware(AdminAuthMiddleware, token=lambda: state.settings.admin_token)
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
     app.add_middleware(RequestLogMiddleware)  # outermost: logs every answer, with its request id
 

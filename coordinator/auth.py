@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,11 +87,20 @@ def check_admin_access(
 
 
 class AdminAuthMiddleware:
-    """Applies check_admin_access to every HTTP request under /api/v1/admin."""
+    """Applies check_admin_access to every HTTP request under /api/v1/admin.
 
-    def __init__(self, app: Any, token: str | None) -> None:
+    `token` may be a function returning the current token: it is then asked per request, so a
+    configuration reload changes the token at once.
+    """
+
+    def __init__(self, app: Any, token: str | Callable[[], str | None] | None) -> None:
         self.app = app
-        self.token = token or None  # an empty string configures nothing
+        self._token = token
+
+    @property
+    def token(self) -> str | None:
+        token = self._token() if callable(self._token) else self._token
+        return token or None  # an empty string configures nothing
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or not is_admin_path(scope["path"]):

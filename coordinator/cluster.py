@@ -23,6 +23,7 @@ from coordinator import backupcluster
 from pulsar_cluster.batch import WriteBatch, partition_batch
 from pulsar_cluster.batchcodec import encode_batch
 from pulsar_cluster.catalogop import CatalogOp, encode_drop_database
+from pulsar_cluster.cachestats import total_caches
 from pulsar_cluster.errors import (
     BadRequestError,
     NotLeaderError,
@@ -401,6 +402,41 @@ class ClusterBackend:
 
     async def flush(self) -> None:
         await self._all_nodes("flush", lambda c: c.flush(), tolerate=False)
+
+    async def caches(self) -> dict[str, Any]:
+        """Every node's cache statistics and their total; an unreachable node is listed with
+        its error (and left out of the total)."""
+        shard_map = await self.shard_map()
+
+        async def one(node_id: str) -> dict[str, Any]:
+            try:
+                return await asyncio.wait_for(
+                    self._client(node_id).caches(), self.settings.probe_timeout_s
+                )
+            except (PulsarError, TimeoutError) as exc:
+                return {"error": str(exc) or type(exc).__name__}
+
+        ids = [p.id for p in shard_map.peers]
+        nodes = dict(zip(ids, await asyncio.gather(*(one(i) for i in ids)), strict=True))
+        totals = total_caches(n["totals"] for n in nodes.values() if "totals" in n)
+        return {"mode": "cluster", "nodes": nodes, "totals": totals}
+
+    async def clear_caches(self, cache: str = "all") -> None:
+        """Clear the caches on every node; fails (naming the node) if one cannot be reached."""
+        await self._all_nodes("clear_caches", lambda c: c.clear_caches(cache), tolerate=False)
+
+    async def reload_nodes(self) -> dict[str, dict[str, Any]]:
+        """Ask every node to reload its configuration; per node its answer or its error."""
+        shard_map = await self.shard_map()
+
+        async def one(node_id: str) -> dict[str, Any]:
+            try:
+                return await self._client(node_id).reload()
+            except PulsarError as exc:
+                return {"error": exc.message}
+
+        ids = [p.id for p in shard_map.peers]
+        return dict(zip(ids, await asyncio.gather(*(one(i) for i in ids)), strict=True))
 
     # --- status ----------------------------------------------------------------------------------
 

@@ -30,6 +30,10 @@ __all__ = ["LastValueCache"]
 
 Entry = tuple[int, np.ndarray]  # (time, one-element values array of the field's dtype)
 
+#: Estimated bytes of one entry besides its key and value bytes: dict slot, tuples, array header
+#: (sys.getsizeof of an entry's objects on CPython 3.11: about 150 bytes with a short key).
+_ENTRY_OVERHEAD = 120
+
 
 class LastValueCache:
     def __init__(self, max_entries: int = 1_000_000) -> None:
@@ -40,6 +44,7 @@ class LastValueCache:
         self._writes: dict[bytes, int] = {}  # storage key -> writes seen (for `token`)
         self._cached_series: set[bytes] = set()  # storage keys with at least one entry
         self._epoch = 0  # bumped by clear()
+        self.bytes = 0  # estimated memory of the entries (_entry_bytes)
         self.hits = 0
         self.misses = 0
 
@@ -72,7 +77,10 @@ class LastValueCache:
                 return
             if current is None and len(self._entries) >= self.max_entries:
                 return
-            self._entries[(skey, name)] = (t, values[-1:].copy())
+            value = values[-1:].copy()
+            if current is None:
+                self.bytes += _entry_bytes(skey, name, value)
+            self._entries[(skey, name)] = (t, value)
             self._cached_series.add(skey)
 
     def observe(self, batch: WriteBatch) -> None:
@@ -113,8 +121,22 @@ class LastValueCache:
         with self._lock:
             self._entries.clear()
             self._cached_series.clear()
+            self.bytes = 0
             self._epoch += 1
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
-            return {"entries": len(self._entries), "hits": self.hits, "misses": self.misses}
+            return {
+                "entries": len(self._entries),
+                "bytes": self.bytes,
+                "max_entries": self.max_entries,
+                "hits": self.hits,
+                "misses": self.misses,
+            }
+
+
+def _entry_bytes(skey: bytes, name: str, value: np.ndarray) -> int:
+    """Estimated bytes of one entry; a string value counts its length (an object array holds a
+    pointer to a str). Replacing an entry's value later does not change the estimate."""
+    extra = len(value[0]) if value.dtype == object and isinstance(value[0], str) else 0
+    return _ENTRY_OVERHEAD + len(skey) + len(name) + value.nbytes + extra

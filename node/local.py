@@ -18,8 +18,10 @@ from node.engine.engine import Engine, EngineOptions
 from node.lastcache import LastValueCache
 from node.query import EngineSource, execute_delete, execute_partial, is_cheap_meta
 from node.reads import scan_series, select_series
+from node.shardstats import shard_document
 from pulsar_cluster.batch import WriteBatch
 from pulsar_cluster.catalogop import CatalogOp
+from pulsar_cluster.cachestats import caches_selected, check_cache_name, node_document
 from pulsar_cluster.nodeapi import ScanRequest, SeriesData, TagMatcher
 from pulsar_cluster.query.partial import Partial
 from pulsar_cluster.query.plan import Plan
@@ -142,6 +144,26 @@ class LocalNode:
 
     async def backup_release(self, checkpoints: list[tuple[str | None, str]]) -> int:
         return sum([self.checkpoints.release(cid) for _, cid in checkpoints])
+    def shard_metrics(self) -> dict[str, dict[str, Any]]:
+        """The engine as shard "0" for the storage metrics (pulsar_cluster/storagemetrics.py)."""
+        return {"0": shard_document(self.engine, self.last_cache)}
+
+    async def caches(self) -> dict[str, Any]:
+        """Cache statistics (pulsar_cluster/cachestats.py): one node, "local", one shard."""
+        shard = {
+            "block_cache": self.engine.block_cache_stats(),
+            "last_value_cache": self.last_cache.stats(),
+        }
+        node = node_document({"0": shard})
+        return {"mode": "standalone", "nodes": {"local": node}, "totals": node["totals"]}
+
+    async def clear_caches(self, cache: str = "all") -> None:
+        """Empty the block cache, the last-value cache or both (answers stay the same)."""
+        block, last = caches_selected(check_cache_name(cache))
+        if block:
+            self.engine.clear_block_cache()
+        if last:
+            self.last_cache.clear()
 
     async def close(self) -> None:
         self._worker.stop()

@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -30,6 +30,7 @@ from pulsar_cluster.errors import BadRequestError, OverloadedError, PulsarError
 from pulsar_cluster.logs import get_logger
 from pulsar_cluster.nodeapi import ScanRequest, TagMatcher
 from pulsar_cluster.serving import serve
+from pulsar_cluster.storagemetrics import StorageCollector
 
 __all__ = ["create_node_app", "serve_node", "TOKEN_HEADER"]
 
@@ -50,16 +51,9 @@ def create_node_app(
 ) -> Starlette:
     expected = f"Bearer {secret}".encode()
     registry = CollectorRegistry()
-    # Names and labels as the Helm chart's alerts and dashboard expect them (deploy/prometheus).
-    gauges = {
-        name: Gauge(f"pulsar_raft_{name}", help_text, ["shard"], registry=registry)
-        for name, help_text in (
-            ("is_leader", "1 if this node leads the shard's Raft group"),
-            ("term", "Raft term of the shard's group on this node"),
-            ("commit_index", "Raft commit index of the shard's group on this node"),
-            ("applied_index", "last Raft index applied to this node's engine replica"),
-        )
-    }
+    # Per shard replica: engine, caches and Raft (names: pulsar_cluster/storagemetrics.py; the
+    # Helm chart's alerts and dashboard use them, deploy/prometheus, deploy/grafana).
+    registry.register(StorageCollector(service.shard_metrics))
 
     def authorize(request: Request) -> None:
         got = request.headers.get(TOKEN_HEADER, "").encode()
@@ -75,12 +69,8 @@ def create_node_app(
         return _json({"status": "not ready: a shard has no leader yet"}, 503)
 
     async def metrics(_: Request) -> Response:
-        for shard, st in service.status()["shards"].items():
-            gauges["is_leader"].labels(shard).set(1 if st["role"] == "leader" else 0)
-            gauges["term"].labels(shard).set(st["term"])
-            gauges["commit_index"].labels(shard).set(st["commit_index"])
-            gauges["applied_index"].labels(shard).set(st["last_applied"])
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        text = await asyncio.to_thread(generate_latest, registry)
+        return Response(text, media_type=CONTENT_TYPE_LATEST)
 
     async def shard_map(request: Request) -> Response:
         authorize(request)
@@ -170,6 +160,21 @@ def create_node_app(
         authorize(request)
         assert service.checkpoints is not None
         return _json({"released": service.checkpoints.release(request.path_params["cid"])})
+    async def caches(request: Request) -> Response:
+        authorize(request)
+        return _json(service.caches())
+
+    async def clear_caches(request: Request) -> Response:
+        authorize(request)
+        service.clear_caches(request.query_params.get("cache", "all"))
+        return _json({"status": "done"})
+
+    async def reload(request: Request) -> Response:
+        authorize(request)
+        reloader = getattr(request.app.state, "reloader", None)
+        if reloader is None:
+            raise BadRequestError("this node has no configuration to reload")
+        return _json(reloader.reload("http"))
 
     async def pulsar_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, PulsarError)
@@ -204,7 +209,7 @@ def create_node_app(
         await asyncio.to_thread(service.close)
         log.info("node_stopped", node=service.node_id)
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/health", health),
             Route("/ready", ready),
@@ -226,10 +231,15 @@ def create_node_app(
             Route("/v1/backup/checkpoints", backup_checkpoint, methods=["POST"]),
             Route("/v1/backup/checkpoints/{cid}/shards/{shard:int}/files/{path:path}", backup_file),
             Route("/v1/backup/checkpoints/{cid}", backup_release, methods=["DELETE"]),
+            Route("/v1/caches", caches),
+            Route("/v1/caches/clear", clear_caches, methods=["POST"]),
+            Route("/v1/reload", reload, methods=["POST"]),
         ],
         exception_handlers={PulsarError: pulsar_error},
         lifespan=lifespan,
     )
+    app.state.metrics_registry = registry  # more collectors may join (pulsar_cluster/cli.py)
+    return app
 
 
 def _parse_scan(body: bytes) -> tuple[ScanRequest, str]:

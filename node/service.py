@@ -36,7 +36,9 @@ from node.raft.group import ShardGroup
 from node.raft.meta import MetaGroup
 from node.raft.settings import RaftSettings, make_conf
 from node.raft.snapshot import ShardSnapshotter
+from node.shardstats import shard_document
 from pulsar_cluster.batchcodec import decode_batch
+from pulsar_cluster.cachestats import caches_selected, check_cache_name, node_document
 from pulsar_cluster.errors import BadRequestError, NotLeaderError, UnavailableError
 from pulsar_cluster.logs import get_logger
 from pulsar_cluster.metacommand import MapConflictError, NotMetaMemberError, encode_cas
@@ -556,6 +558,49 @@ class NodeService:
         assert self.checkpoints is not None
         engines = {shard: self._replica(shard).engine for shard in shards}
         return await asyncio.to_thread(self.checkpoints.create, engines)
+    def engines(self) -> list[Engine]:
+        """The engines of the local replicas (configuration reload applies retention there)."""
+        return [replica.engine for replica in self._replicas.values()]
+
+    def shard_metrics(self) -> dict[str, dict[str, Any]]:
+        """Per local replica: engine, cache and Raft state (pulsar_cluster/storagemetrics.py)."""
+        out = {}
+        for shard, replica in sorted(self._replicas.items()):
+            raft = replica.group.getStatus()
+            out[str(shard)] = shard_document(
+                replica.engine,
+                raft={
+                    "role": {0: "follower", 1: "candidate", 2: "leader"}.get(raft["state"], "?"),
+                    "term": raft["raft_term"],
+                    "commit_index": raft["commit_idx"],
+                    "last_applied": raft["last_applied"],
+                    "log_entries": raft["log_len"],
+                },
+            )
+        return out
+
+    def caches(self) -> dict[str, Any]:
+        """Cache statistics of every local replica (pulsar_cluster/cachestats.py). Replicas
+        have no last-value cache: `last()` reads storage (node/reads.py)."""
+        return node_document(
+            {
+                str(shard): {
+                    "block_cache": replica.engine.block_cache_stats(),
+                    "last_value_cache": None,
+                }
+                for shard, replica in sorted(self._replicas.items())
+            }
+        )
+
+    def clear_caches(self, cache: str = "all") -> None:
+        """Empty the selected caches of every local replica (BadRequestError for a bad name)."""
+        try:
+            block, _ = caches_selected(check_cache_name(cache))
+        except ValueError as exc:
+            raise BadRequestError(str(exc)) from None
+        if block:
+            for replica in self._replicas.values():
+                replica.engine.clear_block_cache()
 
     async def checksum(self, shard: int) -> dict[str, Any]:
         """A digest of every point of this replica of `shard` (convergence checks)."""

@@ -24,7 +24,10 @@ __all__ = ["add_flags", "run"]
 
 def add_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "directory", nargs="?", help="backup: DEST_DIR to write; restore: SRC_DIR to read"
+        "target",
+        nargs="?",
+        help="backup: DEST_DIR to write; restore: SRC_DIR to read; "
+        "drain-node/remove-node: the node id",
     )
     p.add_argument(
         "--incremental",
@@ -76,16 +79,16 @@ def run(args: argparse.Namespace) -> int:
 def _backup(args: argparse.Namespace) -> int:
     from pulsar_cluster.backupclient import run_backup
 
-    if not args.directory:
+    if not args.target:
         print("pulsar: admin backup needs DEST_DIR", file=sys.stderr)
         return 2
-    manifest = run_backup(args.url, args.directory, args.incremental, args.admin_token)
+    manifest = run_backup(args.url, args.target, args.incremental, args.admin_token)
     print(manifest.id)
     return 0
 
 
 def _restore(args: argparse.Namespace) -> int:
-    if not args.directory or not args.data_dir:
+    if not args.target or not args.data_dir:
         print("pulsar: admin restore needs SRC_DIR and --data-dir", file=sys.stderr)
         return 2
     until = None
@@ -97,7 +100,7 @@ def _restore(args: argparse.Namespace) -> int:
             return 2
     restore_mod: Any = importlib.import_module("node.restore")
     opts = restore_mod.RestoreOptions(
-        src=args.directory,
+        src=args.target,
         data_dir=args.data_dir,
         node_ids=args.node_id,
         all_nodes=args.all_nodes,

@@ -6,7 +6,8 @@
     pulsar local --nodes N --data-dir DIR --port P    N node processes + a coordinator, supervised
     pulsar write --url URL --db DB [FILE]            line protocol from FILE or stdin
     pulsar query --url URL '{"db": ..., ...}'        native JSON query
-    pulsar admin status|flush --url URL
+    pulsar admin status|flush|caches|reload --url URL
+    pulsar admin nodes|drain-node ID|remove-node ID|rebalance --url URL (membershipcli.py)
     pulsar admin backup --url URL DEST_DIR [--incremental]      (pulsar_cluster/backupcli.py)
     pulsar admin restore SRC_DIR --data-dir DIR [--until TIME]  (offline)
 
@@ -92,20 +93,6 @@ def _add_admin_token_flag(p: argparse.ArgumentParser) -> None:
     )
 
 
-#: = pulsar_cluster.query.plan.Limits().max_points (not imported: the CLI starts light).
-_DEFAULT_MAX_POINTS = 20_000_000
-
-
-def _add_query_limit_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--query-max-points",
-        type=int,
-        default=_DEFAULT_MAX_POINTS,
-        help="points one query may read before it is refused with 422 "
-        f"(InfluxDB's max-select-point; default {_DEFAULT_MAX_POINTS})",
-    )
-
-
 def _add_federation_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--cluster-name",
@@ -172,9 +159,10 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         help="processes parsing write bodies (default: one per core; 0: none)",
     )
     _add_admin_token_flag(p)
-    _add_query_limit_flags(p)
     _add_federation_flags(p)
     _add_engine_flags(p)
+    _role("pulsar_cluster.querylimits").add_query_limit_flags(p)
+    _role("pulsar_cluster.tracing").add_tracing_flag(p)
     commands["standalone"] = p
 
     p = sub.add_parser("node", help="storage node: Raft shard replicas and the node API")
@@ -213,6 +201,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         help="move leadership to each shard's preferred replica this often (0: never)",
     )
     _add_engine_flags(p)
+    _role("pulsar_cluster.tracing").add_tracing_flag(p)
     commands["node"] = p
 
     p = sub.add_parser("coordinator", help="stateless coordinator in front of storage nodes")
@@ -236,8 +225,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         help="processes parsing write bodies (default: one per core; 0: none)",
     )
     _add_admin_token_flag(p)
-    _add_query_limit_flags(p)
     p.add_argument("--log-level", default="info")
+    _role("pulsar_cluster.querylimits").add_query_limit_flags(p)
+    _role("pulsar_cluster.tracing").add_tracing_flag(p)
     commands["coordinator"] = p
 
     p = sub.add_parser("local", help="N node processes and a coordinator on 127.0.0.1")
@@ -269,11 +259,12 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     p = sub.add_parser("admin", help="operate a running server")
     p.add_argument("--url", default="http://127.0.0.1:8080")
     p.add_argument(
-        "action", choices=["status", "flush", "backup", "restore", *_membership_actions()]
+        "action",
+        choices=["status", "flush", "caches", "reload", "backup", "restore", *_membership_actions()],
     )
-    p.add_argument("node", nargs="?", help="drain-node/remove-node: the node id")
     p.add_argument("--no-wait", action="store_true", help="drain-node/rebalance: do not wait")
     p.add_argument("--json", action="store_true", help="status: print the raw JSON")
+    _role("pulsar_cluster.opscli").add_ops_flags(p)
     p.add_argument(
         "--admin-token",
         default=os.environ.get("PULSAR_ADMIN_TOKEN"),
@@ -286,42 +277,101 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_command(argv)
+    args.reload_argv = argv  # a configuration reload parses the same command line again
+    handler = globals()[f"_cmd_{args.command}"]
+    return int(handler(args) or 0)
+
+
+def parse_command(argv: list[str], exit_on_error: bool = True) -> argparse.Namespace:
+    """Flags, environment and TOML file -> the command's arguments (`config_file_values`: the
+    file's own values). Without `exit_on_error`, a bad value raises ValueError (reload)."""
     parser, commands = build_parser()
+    if not exit_on_error:
+        for p in (parser, *commands.values()):
+            p.error = _raise_value_error  # type: ignore[method-assign]
     file_values: dict[str, Any] = {}
     if argv and argv[0] in commands and argv[0] in ("standalone", "node", "coordinator", "local"):
         file_values = apply_config_sources(commands[argv[0]], argv[1:])
     args, extra = parser.parse_known_args(argv)
     # `admin backup --url URL DEST_DIR`: argparse binds the optional positional right after
-    # the action, so a directory given after the flags comes back as an extra argument.
-    if args.command == "admin" and args.directory is None and len(extra) == 1:
-        args.directory = extra.pop()
+    # the action, so a target given after the flags comes back as an extra argument.
+    if args.command == "admin" and args.target is None and len(extra) == 1:
+        args.target = extra.pop()
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.config_file_values = file_values
-    handler = globals()[f"_cmd_{args.command}"]
-    return int(handler(args) or 0)
+    return args
+
+
+def _raise_value_error(message: str) -> Any:
+    raise ValueError(message)
+
+
+def _attach_reloader(
+    app: Any, args: argparse.Namespace, role: str, live: list[Any], registry: Any
+) -> None:
+    """SIGHUP and the reload routes re-read this command's configuration (reload.py)."""
+    reload_mod = _role("pulsar_cluster.reload")
+
+    def load() -> tuple[argparse.Namespace, dict[str, Any]]:
+        new = parse_command(args.reload_argv, exit_on_error=False)
+        return new, new.config_file_values
+
+    reloader = reload_mod.Reloader(
+        role, load, args, args.config_file_values, [reload_mod.log_level_setting(), *live]
+    )
+    app.state.reloader = reloader
+    registry.register(reload_mod.ReloadCollector(reloader))
+
+
+def _setup_tracing(app: Any, args: argparse.Namespace, instance: str | None = None) -> None:
+    """--tracing: the tracer of this process and a span per request (pulsar_cluster/tracing)."""
+    tracing = _role("pulsar_cluster.tracing")
+    try:
+        enabled = tracing.configure_tracing(args.tracing, f"pulsardb-{args.command}", instance)
+    except (tracing.TracingUnavailableError, ValueError) as exc:
+        raise SystemExit(f"pulsar: {exc}") from None
+    if enabled:
+        app.add_middleware(tracing.TracingMiddleware)  # outermost: spans cover everything
 
 
 def _role(module: str) -> Any:
     return importlib.import_module(module)
 
 
-def _serve_coordinator(backend: Any, args: argparse.Namespace) -> int:
+def _serve_coordinator(
+    backend: Any, args: argparse.Namespace, live: list[Any] | None = None
+) -> int:
     """The coordinator's HTTP API over `backend`, configured by the command's flags."""
     app_mod = _role("coordinator.app")
-    if args.query_max_points < 1:
-        raise SystemExit("pulsar: --query-max-points must be at least 1")
     parse_workers = args.parse_workers
     if parse_workers < 0:
         parse_workers = _role("coordinator.parsepool").default_parse_workers()
+    try:
+        limits = _role("pulsar_cluster.querylimits").query_limits(args)
+    except ValueError as exc:
+        raise SystemExit(f"pulsar: {exc}") from None
     settings = app_mod.CoordinatorSettings(
         max_body_bytes=args.max_body_mb * 1024 * 1024,
         parse_workers=parse_workers,
         admin_token=args.admin_token,
-        query_limits=_role("pulsar_cluster.query.plan").Limits(max_points=args.query_max_points),
+        query_limits=limits,
         **federation_settings(args, args.config_file_values),
     )
     app = app_mod.create_app(backend, settings)
+    if hasattr(backend, "shard_metrics"):  # standalone: its engine's metrics, as a node has them
+        storage = _role("pulsar_cluster.storagemetrics").StorageCollector(backend.shard_metrics)
+        app.state.pulsar.metrics.registry.register(storage)
+    live_settings = _role("coordinator.reloading").coordinator_live_settings(app.state.pulsar)
+    _attach_reloader(
+        app,
+        args,
+        args.command,
+        [*live_settings, *(live or [])],
+        app.state.pulsar.metrics.registry,
+    )
+    _setup_tracing(app, args)
     _role("coordinator.server").serve(app, args.host, args.port)
     return 0
 
@@ -331,7 +381,8 @@ def _cmd_standalone(args: argparse.Namespace) -> int:
 
     configure_logging(args.log_level)
     node = _role("node.local").LocalNode(args.data_dir, _engine_options(args))
-    return _serve_coordinator(node, args)
+    retention = _role("node.reloading").retention_setting(lambda: [node.engine])
+    return _serve_coordinator(node, args, [retention])
 
 
 def _secret(args: argparse.Namespace) -> str:
@@ -409,6 +460,14 @@ def _cmd_node(args: argparse.Namespace) -> int:
     service = service_mod.NodeService(settings, shard_map)
     service.start()
     app = server_mod.create_node_app(service, secret, args.leader_balance_interval_s)
+    _attach_reloader(
+        app,
+        args,
+        "node",
+        [_role("node.reloading").retention_setting(service.engines)],
+        app.state.metrics_registry,
+    )
+    _setup_tracing(app, args, node_id)
     server_mod.serve_node(app, args.host, args.port)
     return 0
 
@@ -534,8 +593,11 @@ def _cmd_admin(args: argparse.Namespace) -> int:
             from pulsar_cluster.membershipcli import run_admin_action
 
             return _run_client(
-                lambda: run_admin_action(client, args.action, args.node, not args.no_wait)
+                lambda: run_admin_action(client, args.action, args.target, not args.no_wait)
             )
+        opscli = _role("pulsar_cluster.opscli")
+        if args.action in opscli.OPS_ACTIONS:
+            return _run_client(lambda: opscli.run_ops_action(args, client))
         if args.action == "status":
             if args.json:
                 return _run_client(lambda: client.admin("GET", "status"))

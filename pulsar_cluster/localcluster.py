@@ -140,6 +140,7 @@ class LocalCluster:
         secret, self._children = self._plan()
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGHUP, self._forward_hangup)
         for child in self._children:
             self._spawn(child, secret)
         print(
@@ -173,6 +174,13 @@ class LocalCluster:
 
     def _on_signal(self, signum: int, _frame: object) -> None:
         self._stopping = True
+
+    def _forward_hangup(self, signum: int, _frame: object) -> None:
+        """SIGHUP: every child reloads its configuration (pulsar_cluster/reload.py); children
+        run in their own sessions, so they do not get the signal otherwise."""
+        for child in self._children:
+            if child.proc is not None and child.proc.poll() is None:
+                child.proc.send_signal(signal.SIGHUP)
 
     def _stop_all(self) -> None:
         # Coordinator first (no new writes), then the nodes.

@@ -23,6 +23,7 @@ from pulsar_cluster.errors import (
 )
 from pulsar_cluster.nodeapi import ScanRequest, SeriesData, TagMatcher
 from pulsar_cluster.shardmap import ShardMap
+from pulsar_cluster.tracing import client_span
 
 __all__ = ["NodeClient", "NodeAuthError"]
 
@@ -54,22 +55,24 @@ class NodeClient:
             await self._client.aclose()
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        try:
-            response = await self._client.request(
-                method,
-                self.base_url + path,
-                headers=self._headers,
-                timeout=kwargs.pop("timeout", self._timeout),
-                **kwargs,
-            )
-        except httpx.HTTPError as exc:
-            raise UnavailableError(
-                f"node {self.base_url} unreachable: {type(exc).__name__}: {exc}",
-                node=self.base_url,
-            ) from None
-        if response.status_code >= 400:
-            raise _error_from(self.base_url, response)
-        return response
+        with client_span(f"node {method} {path}", self.base_url) as trace_headers:
+            try:
+                response = await self._client.request(
+                    method,
+                    self.base_url + path,
+                    # traceparent when tracing is on (pulsar_cluster/tracing.py)
+                    headers={**self._headers, **trace_headers} if trace_headers else self._headers,
+                    timeout=kwargs.pop("timeout", self._timeout),
+                    **kwargs,
+                )
+            except httpx.HTTPError as exc:
+                raise UnavailableError(
+                    f"node {self.base_url} unreachable: {type(exc).__name__}: {exc}",
+                    node=self.base_url,
+                ) from None
+            if response.status_code >= 400:
+                raise _error_from(self.base_url, response)
+            return response
 
     async def shard_map(self) -> ShardMap:
         return ShardMap.from_dict((await self._request("GET", "/v1/map")).json())
@@ -201,6 +204,16 @@ class NodeClient:
     async def backup_release(self, checkpoint: str) -> bool:
         response = await self._request("DELETE", f"/v1/backup/checkpoints/{checkpoint}")
         return bool(response.json()["released"])
+    async def caches(self) -> dict[str, Any]:
+        """This node's cache statistics (pulsar_cluster/cachestats.py)."""
+        return (await self._request("GET", "/v1/caches")).json()  # type: ignore[no-any-return]
+
+    async def reload(self) -> dict[str, Any]:
+        """Make the node re-read its configuration (pulsar_cluster/reload.py)."""
+        return (await self._request("POST", "/v1/reload")).json()  # type: ignore[no-any-return]
+
+    async def clear_caches(self, cache: str = "all") -> None:
+        await self._request("POST", "/v1/caches/clear", params={"cache": cache})
 
 
 def _error_from(node: str, response: httpx.Response) -> PulsarError:

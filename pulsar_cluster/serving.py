@@ -8,10 +8,16 @@ uvicorn re-raises the captured signal once it has shut down, into whatever handl
 before it started. With the default handlers that would kill the process by the signal (exit
 -15) after a clean shutdown, which Kubernetes and systemd report as a failure; so `serve`
 installs handlers that accept the re-raised signal quietly.
+
+SIGHUP reloads the configuration when the app carries a reloader (`app.state.reloader`,
+pulsar_cluster/reload.py); the reload runs in the event loop, between requests.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import contextvars
 import signal
 import sys
 from types import FrameType
@@ -40,9 +46,32 @@ def serve(app: Any, host: str, port: int, banner: str, graceful_timeout_s: float
     server = uvicorn.Server(config)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _after_shutdown)
+    reloader = getattr(getattr(app, "state", None), "reloader", None)
+    if reloader is not None:
+        signal.signal(signal.SIGHUP, _hangup_handler(reloader))
     print(f"{banner} on http://{host}:{port}", file=sys.stderr, flush=True)
     server.run()
 
 
 def _after_shutdown(signum: int, frame: FrameType | None) -> None:
     """Receives the signal uvicorn re-raises after its graceful shutdown: nothing left to do."""
+
+
+def _hangup_handler(reloader: Any) -> Any:
+    from pulsar_cluster.reload import ConfigReloadError
+
+    def reload() -> None:
+        # A failure is logged by the reloader with its reason; the old configuration stays.
+        with contextlib.suppress(ConfigReloadError):
+            reloader.reload("SIGHUP")
+
+    def on_hangup(signum: int, frame: FrameType | None) -> None:
+        # Python runs signal handlers in the main thread, which runs the event loop: hand the
+        # reload to the loop instead of running it in the middle of whatever was interrupted.
+        try:
+            # A fresh context: not the interrupted request's (its request id is no reload's).
+            asyncio.get_running_loop().call_soon_threadsafe(reload, context=contextvars.Context())
+        except RuntimeError:  # not serving yet (or any more)
+            reload()
+
+    return on_hangup

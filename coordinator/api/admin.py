@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request, Response
 
 from coordinator.state import ORJSONResponse, app_state
+from pulsar_cluster.cachestats import check_cache_name
 from pulsar_cluster.errors import BadRequestError
 
 __all__ = ["router"]
@@ -88,3 +89,33 @@ async def admin_remove_node(request: Request, node_id: str) -> Response:
 @router.post("/rebalance", summary="Even out replicas and preferred leaders across nodes")
 async def admin_rebalance(request: Request) -> Response:
     return ORJSONResponse(await _cluster(request).membership("POST", "/v1/rebalance"))
+@router.get("/caches", summary="Block cache and last-value cache statistics per node and shard")
+async def admin_caches(request: Request) -> Response:
+    return ORJSONResponse(await app_state(request).backend.caches())
+
+
+@router.post("/caches/clear", summary="Empty the caches on every node (answers do not change)")
+async def admin_caches_clear(request: Request, cache: str = Query("all")) -> Response:
+    """`cache`: all (default), block (decoded SSTable blocks) or last_value (last() cache)."""
+    try:
+        check_cache_name(cache)
+    except ValueError as exc:
+        raise BadRequestError(str(exc)) from None
+    backend = app_state(request).backend
+    await backend.clear_caches(cache)
+    return ORJSONResponse({"status": "done", "cache": cache, **await backend.caches()})
+
+
+@router.post("/reload", summary="Re-read the configuration file here and on every node")
+async def admin_reload(request: Request) -> Response:
+    """Like SIGHUP: applies the settings that can change at runtime, lists the changed ones that
+    need a restart; a broken file keeps the old configuration (400 naming the reason). In a
+    cluster every node reloads its own file too (`nodes`: each node's answer or error)."""
+    reloader = getattr(request.app.state, "reloader", None)
+    if reloader is None:
+        raise BadRequestError("this server was not started from a configuration it can reload")
+    result = reloader.reload("http")
+    reload_nodes = getattr(app_state(request).backend, "reload_nodes", None)
+    if reload_nodes is not None:  # a cluster backend: the nodes are processes of their own
+        result["nodes"] = await reload_nodes()
+    return ORJSONResponse(result)

@@ -66,5 +66,16 @@ class BlockCache:
             self._entries.clear()
             self.bytes = 0
 
+    def stats(self) -> dict[str, int]:
+        """Counters since the engine opened (hits, misses) and the current content."""
+        with self._lock:
+            return {
+                "entries": len(self._entries),
+                "bytes": self.bytes,
+                "capacity_bytes": self.capacity_bytes,
+                "hits": self.hits,
+                "misses": self.misses,
+            }
+
     def __len__(self) -> int:
         return len(self._entries)

@@ -178,6 +178,9 @@ class EngineStats:
     points_written: int = 0
     flushes: int = 0
     compactions: int = 0
+    #: Bytes of the tables compaction merged away, and of the tables it wrote.
+    compaction_bytes_read: int = 0
+    compaction_bytes_written: int = 0
     deletes: int = 0
     partitions_dropped: int = 0
     skipped_applies: int = 0
@@ -855,6 +858,8 @@ class Engine:
                     self._fs.fsync_dir(self._sst_dir)
                 merged += len(run)
                 self.stats.compactions += 1
+                self.stats.compaction_bytes_read += sum(t.size for t in run)
+                self.stats.compaction_bytes_written += output.size if output is not None else 0
             if plans or full:  # full: also tombstones that only applied to flushed memtables
                 self._collect_tombstones()
             return merged
@@ -1287,10 +1292,28 @@ class Engine:
                 "block_cache_misses": self._cache.misses,
                 "flushes": self.stats.flushes,
                 "compactions": self.stats.compactions,
+                "compaction_bytes_read": self.stats.compaction_bytes_read,
+                "compaction_bytes_written": self.stats.compaction_bytes_written,
                 "recovered_wal_records": self.stats.recovery.records,
                 "recovery_problems": list(self.stats.recovery.problems),
                 "quarantined_tables": list(self.stats.quarantined),
             }
+
+    def block_cache_stats(self) -> dict[str, int]:
+        """Entries, bytes, capacity, hits and misses of the decoded-block cache."""
+        return self._cache.stats()
+
+    def clear_block_cache(self) -> None:
+        """Drop every cached block (reads then decode from the tables again)."""
+        self._cache.clear()
+
+    def partition_stats(self) -> list[tuple[str, int, int, int]]:
+        """(database, partition start ns, tables, bytes) of every time partition on disk."""
+        with self._lock:
+            return [
+                (db, start, len(tables), sum(t.size for t in tables))
+                for (db, start, _), tables in sorted(self._tables.items())
+            ]
 
     def close(self, flush: bool = True) -> None:
         """Flush (optionally), sync and close. Idempotent."""

@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from coordinator.app import create_app
 from coordinator.metrics import CoordinatorMetrics
 from node.local import LocalNode
+from pulsar_cluster.storagemetrics import metric_names
 from tests.support.dockerfile import ROOT
 
 with warnings.catch_warnings():
@@ -103,6 +104,11 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[set[str], set[st
             "gauge": [""],
         }[family.type]
         names.update(family.name + s for s in suffixes)
+    # Per-shard storage metrics (nodes, and standalone) and reload metrics (every process).
+    names |= metric_names() | {
+        "pulsar_config_reloads_total",
+        "pulsar_config_last_reload_successful",
+    }
     app = create_app(LocalNode(str(tmp_path_factory.mktemp("metrics"))))
     with TestClient(app) as client:
         r = client.post("/write?db=m", content=b"cpu,host=a v=1 1\ncpu,host=b v=2 2")
