@@ -24,6 +24,7 @@ from node.engine.deletes import applicable, apply_tombstones
 from node.engine.fs import FileSystem
 from node.engine.manifest import Tombstone
 from node.engine.sstable import SSTable, SSTableWriter, TableMeta
+from pulsar_cluster.batch import FieldType
 
 __all__ = ["plan_partition", "merge_tables", "SIZE_RATIO"]
 
@@ -32,6 +33,10 @@ __all__ = ["plan_partition", "merge_tables", "SIZE_RATIO"]
 SIZE_RATIO = 4
 #: Below this size tables count as one tier (tiny flushes differ in size by noise alone).
 _MIN_TIER_BYTES = 64 * 1024
+#: Merged fields handed to the writer at a time, at most (bounds what a merge holds in memory:
+#: about 16 bytes per point).
+_PENDING_ITEMS = 4096
+_PENDING_POINTS = 1 << 20
 
 
 def plan_partition(
@@ -110,6 +115,8 @@ def merge_tables(
     writer = SSTableWriter(fs, directory, meta, block_points, zstd_level)
     try:
         lo, hi = np.iinfo(np.int64).min, np.iinfo(np.int64).max
+        pending: list[tuple[bytes, str, FieldType, np.ndarray, np.ndarray]] = []
+        pending_points = 0
         # Every table's keys are sorted: a heap merge gives the union in order, one key at a time.
         for skey, name in _unique(heapq.merge(*(t.keys() for t in inputs))):
             parts = []
@@ -129,7 +136,14 @@ def merge_tables(
             if drop_before is not None and len(ts) and ts[0] < drop_before:
                 cut = int(np.searchsorted(ts, drop_before, side="left"))
                 ts, values = ts[cut:], values[cut:]
-            writer.add(skey, name, field_type, ts, values)
+            # Buffered: add_many encodes small integer blocks many at a time (vectorised).
+            pending.append((skey, name, field_type, ts, values))
+            pending_points += len(ts)
+            if len(pending) >= _PENDING_ITEMS or pending_points >= _PENDING_POINTS:
+                writer.add_many(pending)
+                pending = []
+                pending_points = 0
+        writer.add_many(pending)
         if writer.empty:
             writer.abort()
             return None

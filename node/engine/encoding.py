@@ -31,11 +31,14 @@ from node.engine.codecs.booleans import decode_bool_column, encode_bool_column
 from node.engine.codecs.floats import decode_float_column, encode_float_column
 from node.engine.codecs.integers import decode_int_column, encode_int_column
 from node.engine.codecs.legacy import CODEC_DELTA_ZSTD, decode_codec1
+from node.engine.codecs.smallbatch import MAX_POINTS, encode_int_columns
 from node.engine.codecs.strings import decode_string_column, encode_string_column
 from pulsar_cluster.batch import FieldType, numpy_dtype
 
 __all__ = [
     "encode_block",
+    "encode_blocks",
+    "SMALL_BLOCK_POINTS",
     "decode_block",
     "BlockFormatError",
     "DEFAULT_ZSTD_LEVEL",
@@ -44,6 +47,8 @@ __all__ = [
 ]
 
 CODEC_COLUMNAR = 2
+#: Longest block `encode_blocks` encodes (vectorised across blocks); longer ones: encode_block.
+SMALL_BLOCK_POINTS = MAX_POINTS
 DEFAULT_ZSTD_LEVEL = 3
 _HEAD = struct.Struct("<BBI")  # codec, field type, point count
 _MAX_POINTS = 2**32 - 1
@@ -135,3 +140,32 @@ def decode_block(data: bytes | bytearray | memoryview) -> tuple[FieldType, np.nd
     if reader.pos != end:
         raise BlockFormatError(f"{end - reader.pos} unread bytes before the block checksum")
     return field_type, ts, values
+
+
+def encode_blocks(
+    field_type: FieldType, timestamps: np.ndarray, values: np.ndarray
+) -> list[bytes] | None:
+    """encode_block for every row of (rows, n) timestamps and values at once, byte for byte,
+    when the type and length allow the vectorised encoder (node/engine/codecs/smallbatch.py:
+    integer and unsigned fields, 1 <= n <= SMALL_BLOCK_POINTS); None otherwise. The result
+    does not depend on the zstd level: blocks this small store no plane compressed."""
+    field_type = FieldType(field_type)
+    rows, n = timestamps.shape
+    if (
+        field_type not in (FieldType.INTEGER, FieldType.UNSIGNED)
+        or not 1 <= n <= SMALL_BLOCK_POINTS
+    ):
+        return None
+    if values.shape != (rows, n):
+        raise ValueError(f"timestamps of shape {timestamps.shape} but values {values.shape}")
+    as_int = np.ascontiguousarray(values, dtype=numpy_dtype(field_type)).view(np.int64)
+    head = _HEAD.pack(CODEC_COLUMNAR, int(field_type), n)
+    crc32 = zlib.crc32
+    pack = U32.pack
+    out = []
+    for ts_col, v_col in zip(
+        encode_int_columns(timestamps), encode_int_columns(as_int), strict=True
+    ):
+        body = b"".join((head, ts_col, v_col))
+        out.append(body + pack(crc32(body)))
+    return out

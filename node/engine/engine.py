@@ -768,10 +768,20 @@ class Engine:
         width = self.options.partition_ns
         groups: dict[tuple[str, int], list[tuple[bytes, str, FieldType, np.ndarray, np.ndarray]]]
         groups = {}
+        last_skey = None
+        db = ""
         for skey, name, field_type, ts, values in memtable.sorted_items():
             if not len(ts):
                 continue
-            db = storage_key_database(skey)
+            if skey is not last_skey:  # a series' fields come one after the other
+                db = storage_key_database(skey)
+                last_skey = skey
+            first_pid = int(ts[0]) // width
+            if first_pid == int(ts[-1]) // width:  # sorted: all in one partition (the usual)
+                groups.setdefault((db, first_pid * width), []).append(
+                    (skey, name, field_type, ts, values)
+                )
+                continue
             pids = ts // width
             cuts = np.flatnonzero(pids[1:] != pids[:-1]) + 1
             bounds = [0, *cuts.tolist(), len(ts)]
@@ -793,8 +803,7 @@ class Engine:
                     self.options.zstd_level,
                 )
                 try:
-                    for item in items:
-                        writer.add(*item)
+                    writer.add_many(items)
                     paths.append(writer.finish())
                 except BaseException:
                     writer.abort()

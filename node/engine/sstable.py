@@ -24,16 +24,22 @@ import itertools
 import os
 import struct
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 import numpy as np
 import xxhash
 import zstandard
 
 from node.engine.cache import BlockCache
-from node.engine.encoding import BlockFormatError, decode_block, encode_block
+from node.engine.encoding import (
+    SMALL_BLOCK_POINTS,
+    BlockFormatError,
+    decode_block,
+    encode_block,
+    encode_blocks,
+)
 from node.engine.fs import TMP_SUFFIX, FileSystem
 from pulsar_cluster.batch import FieldType
 from pulsar_cluster.errors import CorruptionError
@@ -60,16 +66,25 @@ _HEADER = struct.Struct("<8sII")
 _FOOTER_BODY = struct.Struct("<QQIQIII")
 _FOOTER = struct.Struct("<QQIQIIII8s")
 _ENTRY_HEAD = struct.Struct("<BI")  # type, block count
+_KEY_LEN = struct.Struct("<I")
+_NAME_LEN = struct.Struct("<H")
 _BLOCK_REF = struct.Struct("<qqIQII")
 # seq, gen, group count, partition start, partition end, last index, deletes applied,
 # min time, max time, points
 _META = struct.Struct("<QIIqqQQqqQ")
 _REPLACED = struct.Struct("<QI")
 _instance_ids = itertools.count(1)
+#: (series key, field, type, timestamps, values): one `SSTableWriter.add`.
+_Item = tuple[bytes, str, FieldType, np.ndarray, np.ndarray]
+_VECTOR_TYPES = frozenset((FieldType.INTEGER, FieldType.UNSIGNED))
+#: Items encoded together at most (bounds the stacked arrays: 8192 x 64 points x 16 bytes).
+_ADD_MANY_CHUNK = 8192
 
 
-@dataclass(frozen=True, slots=True)
-class BlockRef:
+class BlockRef(NamedTuple):
+    """Where one block is and what it holds (a named tuple: built straight from the unpacked
+    index fields, tens of thousands of times per table open)."""
+
     min_time: int
     max_time: int
     points: int
@@ -155,9 +170,76 @@ class SSTableWriter:
         self._index: list[bytes] = []
         self._entries = 0
         self._last_key: tuple[bytes, str] | None = None
+        # (field, type) -> the index entry bytes after the series key, for one-block entries.
+        self._entry_tails: dict[tuple[str, FieldType], bytes] = {}
         meta.min_time = np.iinfo(np.int64).max
         meta.max_time = np.iinfo(np.int64).min
         meta.points = 0
+
+    def add_many(self, items: Sequence[_Item]) -> None:
+        """`add` for every item, in order (the same bytes on disk).
+
+        Fields of one small integer block (at most SMALL_BLOCK_POINTS points: what a flush of
+        short-lived, high-cardinality series consists of) are encoded together, all blocks of
+        one type and length in one vectorised pass (encode_blocks); the others one by one.
+        """
+        limit = min(SMALL_BLOCK_POINTS, self._block_points)
+        for lo in range(0, len(items), _ADD_MANY_CHUNK):
+            chunk = items[lo : lo + _ADD_MANY_CHUNK]
+            same_shape: dict[tuple[FieldType, int], list[int]] = {}
+            for i, (_, _, field_type, ts, _) in enumerate(chunk):
+                n = len(ts)
+                if n <= limit and field_type in _VECTOR_TYPES:
+                    same_shape.setdefault((field_type, n), []).append(i)
+            encoded: dict[int, tuple[bytes, int, int]] = {}
+            for (field_type, n), where in same_shape.items():
+                if n == 0 or len(where) < 2:
+                    continue
+                ts2d = np.stack([chunk[i][3] for i in where])
+                blocks = encode_blocks(field_type, ts2d, np.stack([chunk[i][4] for i in where]))
+                if blocks is not None:
+                    firsts = ts2d[:, 0].tolist()
+                    lasts = ts2d[:, -1].tolist()
+                    encoded.update(zip(where, zip(blocks, firsts, lasts, strict=True), strict=True))
+            for i, item in enumerate(chunk):
+                done = encoded.get(i)
+                if done is None:
+                    self.add(*item)
+                else:
+                    self._add_encoded(item[0], item[1], item[2], len(item[3]), *done)
+
+    def _add_encoded(
+        self, skey: bytes, name: str, field_type: FieldType, n: int, block: bytes, t0: int, t1: int
+    ) -> None:
+        """Add one field of n points from t0 to t1, already encoded as one block."""
+        assert self._file is not None, "writer already finished"
+        key = (skey, name)
+        if self._last_key is not None and key <= self._last_key:
+            raise ValueError("table entries must be added in strictly increasing key order")
+        self._last_key = key
+        entry_tail = self._entry_tails.get((name, field_type))
+        if entry_tail is None:
+            name_b = name.encode()
+            entry_tail = struct.pack("<H", len(name_b)) + name_b + _ENTRY_HEAD.pack(field_type, 1)
+            self._entry_tails[(name, field_type)] = entry_tail
+        size = len(block)
+        self._index.append(
+            b"".join(
+                (
+                    _KEY_LEN.pack(len(skey)),
+                    skey,
+                    entry_tail,
+                    _BLOCK_REF.pack(t0, t1, n, self._offset, size, zlib.crc32(block)),
+                )
+            )
+        )
+        self._file.write(block)
+        self._offset += size
+        self._entries += 1
+        meta = self.meta
+        meta.min_time = min(meta.min_time, t0)
+        meta.max_time = max(meta.max_time, t1)
+        meta.points += n
 
     def add(
         self, skey: bytes, name: str, field_type: FieldType, ts: np.ndarray, values: np.ndarray
@@ -338,25 +420,46 @@ class SSTable:
 
     def _parse_index(self, index: bytes, entries: int) -> None:
         self.entries: dict[bytes, dict[str, tuple[FieldType, list[BlockRef]]]] = {}
-        data = memoryview(zstandard.ZstdDecompressor().decompress(index))
+        data = zstandard.ZstdDecompressor().decompress(index)
         pos = 0
+        # Field names and types repeat in every series: decode each distinct one once.
+        names: dict[bytes, str] = {}
+        types = {int(t): t for t in FieldType}
+        unpack_u32 = _KEY_LEN.unpack_from
+        unpack_u16 = _NAME_LEN.unpack_from
+        unpack_head = _ENTRY_HEAD.unpack_from
+        ref_size = _BLOCK_REF.size
+        make_ref = BlockRef._make
+        iter_refs = _BLOCK_REF.iter_unpack
+        out = self.entries
         for _ in range(entries):
-            (klen,) = struct.unpack_from("<I", data, pos)
+            (klen,) = unpack_u32(data, pos)
             pos += 4
-            skey = bytes(data[pos : pos + klen])
+            skey = data[pos : pos + klen]
+            if len(skey) != klen:
+                raise ValueError("index entry truncated")
             pos += klen
-            (nlen,) = struct.unpack_from("<H", data, pos)
+            (nlen,) = unpack_u16(data, pos)
             pos += 2
-            name = bytes(data[pos : pos + nlen]).decode()
+            raw_name = data[pos : pos + nlen]
+            name = names.get(raw_name)
+            if name is None:
+                name = names[raw_name] = raw_name.decode()
             pos += nlen
-            type_code, nblocks = _ENTRY_HEAD.unpack_from(data, pos)
+            type_code, nblocks = unpack_head(data, pos)
             pos += _ENTRY_HEAD.size
-            refs = [
-                BlockRef(*_BLOCK_REF.unpack_from(data, pos + i * _BLOCK_REF.size))
-                for i in range(nblocks)
-            ]
-            pos += nblocks * _BLOCK_REF.size
-            self.entries.setdefault(skey, {})[name] = (FieldType(type_code), refs)
+            end = pos + nblocks * ref_size
+            if end > len(data):
+                raise ValueError("index entry truncated")
+            refs = list(map(make_ref, iter_refs(data[pos:end])))
+            pos = end
+            field_type = types.get(type_code)
+            if field_type is None:
+                raise ValueError(f"unknown field type {type_code}")
+            fields = out.get(skey)
+            if fields is None:
+                fields = out[skey] = {}
+            fields[name] = (field_type, refs)
         if pos != len(data):
             raise ValueError("index has trailing bytes")
 

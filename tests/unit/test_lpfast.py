@@ -156,3 +156,42 @@ def test_partition_keeps_every_point_in_its_group(body: bytes, groups: int) -> N
             WriteBatch("db", table=batch.table.slice_series(half, len(batch.table.keys)))
         )
         assert {**left, **right} == whole
+
+
+@st.composite
+def mutated_bodies(draw: st.DrawFn) -> bytes:
+    """A uniform body with a few bytes replaced by delimiters, signs, digits or suffixes:
+    layouts that are almost uniform (an extra comma, a missing '=', a key differing in one
+    byte, a sign in the middle of a number) must still parse exactly like the per-line parser."""
+    body = bytearray(draw(uniform_bodies()))
+    for _ in range(draw(st.integers(1, 3))):
+        if not body:
+            break
+        at = draw(st.integers(0, len(body) - 1))
+        body[at] = draw(st.sampled_from(b" ,=\n-+0i9ux."))
+    return bytes(body)
+
+
+@settings(max_examples=400, deadline=None)
+@given(body=mutated_bodies())
+def test_almost_uniform_bodies_agree_with_per_line_parser(body: bytes) -> None:
+    fast, slow = both(body)
+    assert fast == slow
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    values=st.lists(st.integers(-(10**18) + 1, 10**18 - 1), min_size=2, max_size=40),
+    ts=st.integers(-(2**63) + 1, 2**63 - 2),
+)
+def test_integer_bodies_take_the_fast_path(values: list[int], ts: int) -> None:
+    """Integers of up to 18 digits with signs and timestamps of up to 19 digits are parsed by
+    the vectorised digit parser (the table form), to the same values as the per-line parser."""
+    lines = [
+        f"m,h=h{i % 3} a={v}i,b={-v}i {ts + i}" for i, v in enumerate(values) if ts + i < 2**63 - 1
+    ]
+    body = "\n".join(lines).encode()
+    batch = parse_line_protocol(body, "db")
+    assert batch.table is not None
+    fast, slow = both(body)
+    assert fast == slow
