@@ -22,8 +22,8 @@ import httpx
 from coordinator import backupcluster
 from pulsar_cluster.batch import WriteBatch, partition_batch
 from pulsar_cluster.batchcodec import encode_batch
-from pulsar_cluster.catalogop import CatalogOp, encode_drop_database
 from pulsar_cluster.cachestats import total_caches
+from pulsar_cluster.catalogop import CatalogOp, encode_drop_database
 from pulsar_cluster.errors import (
     BadRequestError,
     NotLeaderError,

@@ -20,8 +20,8 @@ from node.query import EngineSource, execute_delete, execute_partial, is_cheap_m
 from node.reads import scan_series, select_series
 from node.shardstats import shard_document
 from pulsar_cluster.batch import WriteBatch
-from pulsar_cluster.catalogop import CatalogOp
 from pulsar_cluster.cachestats import caches_selected, check_cache_name, node_document
+from pulsar_cluster.catalogop import CatalogOp
 from pulsar_cluster.nodeapi import ScanRequest, SeriesData, TagMatcher
 from pulsar_cluster.query.partial import Partial
 from pulsar_cluster.query.plan import Plan
@@ -144,6 +144,7 @@ class LocalNode:
 
     async def backup_release(self, checkpoints: list[tuple[str | None, str]]) -> int:
         return sum([self.checkpoints.release(cid) for _, cid in checkpoints])
+
     def shard_metrics(self) -> dict[str, dict[str, Any]]:
         """The engine as shard "0" for the storage metrics (pulsar_cluster/storagemetrics.py)."""
         return {"0": shard_document(self.engine, self.last_cache)}

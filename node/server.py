@@ -22,9 +22,9 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from node.backup import stream_file
 from node.memberapi import membership_routes
 from node.membership import Membership
-from node.backup import stream_file
 from node.service import NodeService
 from pulsar_cluster.errors import BadRequestError, OverloadedError, PulsarError
 from pulsar_cluster.logs import get_logger
@@ -160,6 +160,7 @@ def create_node_app(
         authorize(request)
         assert service.checkpoints is not None
         return _json({"released": service.checkpoints.release(request.path_params["cid"])})
+
     async def caches(request: Request) -> Response:
         authorize(request)
         return _json(service.caches())

@@ -424,9 +424,12 @@ class NodeService:
             accepted_ns = time.time_ns()
             for command in commands:
                 fut: asyncio.Future[tuple[Any, int]] = loop.create_future()
-                if command_kind(command) in STAMPABLE_KINDS:
-                    command = stamp_command(command, accepted_ns)
-                replica.group.propose(command, _resolver(loop, fut))
+                stamped = (
+                    stamp_command(command, accepted_ns)
+                    if command_kind(command) in STAMPABLE_KINDS
+                    else command
+                )
+                replica.group.propose(stamped, _resolver(loop, fut))
                 futures.append(fut)
             try:
                 results = await asyncio.wait_for(asyncio.gather(*futures), timeout)
@@ -558,6 +561,7 @@ class NodeService:
         assert self.checkpoints is not None
         engines = {shard: self._replica(shard).engine for shard in shards}
         return await asyncio.to_thread(self.checkpoints.create, engines)
+
     def engines(self) -> list[Engine]:
         """The engines of the local replicas (configuration reload applies retention there)."""
         return [replica.engine for replica in self._replicas.values()]

@@ -260,7 +260,15 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     p.add_argument("--url", default="http://127.0.0.1:8080")
     p.add_argument(
         "action",
-        choices=["status", "flush", "caches", "reload", "backup", "restore", *_membership_actions()],
+        choices=[
+            "status",
+            "flush",
+            "caches",
+            "reload",
+            "backup",
+            "restore",
+            *_membership_actions(),
+        ],
     )
     p.add_argument("--no-wait", action="store_true", help="drain-node/rebalance: do not wait")
     p.add_argument("--json", action="store_true", help="status: print the raw JSON")

@@ -174,6 +174,7 @@ class NodeClient:
         if timeout_s is not None:
             kwargs["timeout"] = httpx.Timeout(timeout_s, connect=min(2.0, timeout_s))
         return (await self._request(method, path, **kwargs)).json()
+
     # --- backup checkpoints (docs/format/node-api.md) --------------------------------------------
 
     async def backup_checkpoint(self, shards: list[int], timeout_s: float = 600.0) -> Any:
@@ -204,6 +205,7 @@ class NodeClient:
     async def backup_release(self, checkpoint: str) -> bool:
         response = await self._request("DELETE", f"/v1/backup/checkpoints/{checkpoint}")
         return bool(response.json()["released"])
+
     async def caches(self) -> dict[str, Any]:
         """This node's cache statistics (pulsar_cluster/cachestats.py)."""
         return (await self._request("GET", "/v1/caches")).json()  # type: ignore[no-any-return]

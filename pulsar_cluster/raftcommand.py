@@ -56,16 +56,16 @@ class CommandKind(IntEnum):
     DROP_DATABASE = 4
     #: body: an encoded delete plan (magic PQPL) whose series are dropped; node/raft/ddl.py
     DROP_SERIES = 5
-    # 6-9: reserved for the query engineer; 10-19 cluster metadata; 20-29 backup.
-
-
-#: Kinds proposed on every shard group by the node API's /ddl route (docs/format/node-api.md).
-DDL_KINDS = frozenset({CommandKind.CATALOG, CommandKind.DROP_DATABASE, CommandKind.DROP_SERIES})
+    # 6-9: reserved for query/DDL; 10-19 cluster metadata.
     # 20-29: backup and point-in-time recovery.
     #: body: i64 accepted time (ns, the leader's clock when it proposed) + a WRITE body
     WRITE_AT = 20
     #: body: i64 accepted time (ns) + a DELETE body
     DELETE_AT = 21
+
+
+#: Kinds proposed on every shard group by the node API's /ddl route (docs/format/node-api.md).
+DDL_KINDS = frozenset({CommandKind.CATALOG, CommandKind.DROP_DATABASE, CommandKind.DROP_SERIES})
 
 
 #: Stamped kinds and the kind of the body they carry.

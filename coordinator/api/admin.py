@@ -89,6 +89,8 @@ async def admin_remove_node(request: Request, node_id: str) -> Response:
 @router.post("/rebalance", summary="Even out replicas and preferred leaders across nodes")
 async def admin_rebalance(request: Request) -> Response:
     return ORJSONResponse(await _cluster(request).membership("POST", "/v1/rebalance"))
+
+
 @router.get("/caches", summary="Block cache and last-value cache statistics per node and shard")
 async def admin_caches(request: Request) -> Response:
     return ORJSONResponse(await app_state(request).backend.caches())

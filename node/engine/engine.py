@@ -701,8 +701,8 @@ class Engine:
                     m.next_tombstone_id,
                     list(m.tombstones),
                     m.flushed_seq,
-                    dict(m.databases),
-                    max(m.max_accepted_ns, self._max_accepted),
+                    databases=dict(m.databases),
+                    max_accepted_ns=max(m.max_accepted_ns, self._max_accepted),
                 )
             write_manifest(self._fs, self._manifest_path, data)
 
@@ -1133,7 +1133,8 @@ class Engine:
                 self._manifest.next_tombstone_id,
                 [t for t in self._manifest.tombstones if t.index <= last],
                 self._manifest.flushed_seq,
-                dict(self._manifest.databases),
+                databases=dict(self._manifest.databases),
+                max_accepted_ns=self._max_accepted,
             )
         names = []
         size = 0
@@ -1177,7 +1178,8 @@ class Engine:
                     m.next_tombstone_id,
                     list(m.tombstones),
                     m.flushed_seq,
-                    max(m.max_accepted_ns, max_accepted),
+                    databases=dict(m.databases),  # the registry travels with the data
+                    max_accepted_ns=max(m.max_accepted_ns, max_accepted),
                 )
             files = [MANIFEST_NAME]
             for table in tables:
