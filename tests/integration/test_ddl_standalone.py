@@ -175,3 +175,49 @@ def test_drops_survive_restart_and_compaction(server: ServerProcess, flushed: bo
     restart(server)
     assert values(q(server, "SELECT v FROM x", db="other")) == [[T0 // S, 1]]
     assert values(q(server, "SHOW FIELD KEYS FROM x", db="other")) == [["v", "integer"]]
+
+
+def test_influxdb_v1_client_library_manages_databases(server: ServerProcess) -> None:
+    """The `influxdb` client's database, retention-policy and series calls, unchanged."""
+    from influxdb import InfluxDBClient
+    from influxdb.exceptions import InfluxDBClientError
+
+    client = InfluxDBClient(host="127.0.0.1", port=server.port, timeout=10)
+    try:
+        client.create_database("lib db")
+        assert {"name": "lib db"} in client.get_list_database()
+        client.create_retention_policy("two_days", "2d", 1, database="lib db", default=True)
+        assert client.get_list_retention_policies("lib db") == [
+            {
+                "name": "two_days",
+                "duration": "48h0m0s",
+                "shardGroupDuration": "24h0m0s",
+                "replicaN": 1,
+                "default": True,
+            }
+        ]
+        client.alter_retention_policy("two_days", database="lib db", duration="INF")
+        assert client.get_list_retention_policies("lib db")[0]["duration"] == "0s"
+        now = time.time_ns()
+        client.write_points(
+            [
+                {"measurement": "cpu", "tags": {"host": h}, "time": now, "fields": {"v": 1.0}}
+                for h in ("a", "b")
+            ]
+            + [{"measurement": "mem", "tags": {"host": "a"}, "time": now, "fields": {"v": 2}}],
+            database="lib db",
+            time_precision="n",
+        )
+        client.delete_series(database="lib db", measurement="cpu", tags={"host": "a"})
+        series = client.query("SHOW SERIES", database="lib db").get_points()
+        assert [p["key"] for p in series] == ["cpu,host=b", "mem,host=a"]
+        client.switch_database("lib db")
+        client.drop_measurement("mem")
+        measurements = client.get_list_measurements()
+        assert measurements == [{"name": "cpu"}]
+        with pytest.raises(InfluxDBClientError, match="DROP RETENTION POLICY"):
+            client.drop_retention_policy("two_days", database="lib db")
+        client.drop_database("lib db")
+        assert client.get_list_database() == []
+    finally:
+        client.close()
