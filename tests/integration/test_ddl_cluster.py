@@ -44,7 +44,7 @@ def q(cluster: Cluster, text: str, db: str | None = None, **params: str) -> dict
 def values(answer: dict) -> list:  # type: ignore[type-arg]
     (result,) = answer["results"]
     assert "error" not in result, result
-    return [row for s in result.get("series", []) for row in s["values"]]
+    return [row for s in result.get("series", []) for row in s.get("values", [])]
 
 
 def node_databases(cluster: Cluster, i: int) -> list[str]:

@@ -39,7 +39,7 @@ def q(server: ServerProcess, text: str, db: str | None = None) -> dict:  # type:
 def values(answer: dict, i: int = 0) -> list:  # type: ignore[type-arg]
     result = answer["results"][i]
     assert "error" not in result, result
-    return [row for s in result.get("series", []) for row in s["values"]]
+    return [row for s in result.get("series", []) for row in s.get("values", [])]
 
 
 def write(server: ServerProcess, db: str, lines: list[str]) -> None:
@@ -58,6 +58,9 @@ def admin(server: ServerProcess, action: str) -> None:
 
 
 def test_databases_and_retention_policies(server: ServerProcess) -> None:
+    assert q(server, "SHOW DATABASES")["results"][0]["series"] == [
+        {"name": "databases", "columns": ["name"]}  # InfluxDB omits empty values
+    ]
     assert q(server, "CREATE DATABASE empty") == OK
     assert q(server, "CREATE DATABASE empty") == OK  # InfluxDB: idempotent
     assert values(q(server, "SHOW DATABASES")) == [["empty"]]
@@ -175,3 +178,49 @@ def test_drops_survive_restart_and_compaction(server: ServerProcess, flushed: bo
     restart(server)
     assert values(q(server, "SELECT v FROM x", db="other")) == [[T0 // S, 1]]
     assert values(q(server, "SHOW FIELD KEYS FROM x", db="other")) == [["v", "integer"]]
+
+
+def test_influxdb_v1_client_library_manages_databases(server: ServerProcess) -> None:
+    """The `influxdb` client's database, retention-policy and series calls, unchanged."""
+    from influxdb import InfluxDBClient
+    from influxdb.exceptions import InfluxDBClientError
+
+    client = InfluxDBClient(host="127.0.0.1", port=server.port, timeout=10)
+    try:
+        client.create_database("lib db")
+        assert {"name": "lib db"} in client.get_list_database()
+        client.create_retention_policy("two_days", "2d", 1, database="lib db", default=True)
+        assert client.get_list_retention_policies("lib db") == [
+            {
+                "name": "two_days",
+                "duration": "48h0m0s",
+                "shardGroupDuration": "24h0m0s",
+                "replicaN": 1,
+                "default": True,
+            }
+        ]
+        client.alter_retention_policy("two_days", database="lib db", duration="INF")
+        assert client.get_list_retention_policies("lib db")[0]["duration"] == "0s"
+        now = time.time_ns()
+        client.write_points(
+            [
+                {"measurement": "cpu", "tags": {"host": h}, "time": now, "fields": {"v": 1.0}}
+                for h in ("a", "b")
+            ]
+            + [{"measurement": "mem", "tags": {"host": "a"}, "time": now, "fields": {"v": 2}}],
+            database="lib db",
+            time_precision="n",
+        )
+        client.delete_series(database="lib db", measurement="cpu", tags={"host": "a"})
+        series = client.query("SHOW SERIES", database="lib db").get_points()
+        assert [p["key"] for p in series] == ["cpu,host=b", "mem,host=a"]
+        client.switch_database("lib db")
+        client.drop_measurement("mem")
+        measurements = client.get_list_measurements()
+        assert measurements == [{"name": "cpu"}]
+        with pytest.raises(InfluxDBClientError, match="DROP RETENTION POLICY"):
+            client.drop_retention_policy("two_days", database="lib db")
+        client.drop_database("lib db")
+        assert client.get_list_database() == []
+    finally:
+        client.close()

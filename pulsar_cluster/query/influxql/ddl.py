@@ -17,7 +17,7 @@ shard group) and is durable when the statement answers.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
 from pulsar_cluster.catalogop import DEFAULT_POLICY, CatalogOp, validate_database_name
 from pulsar_cluster.errors import BadRequestError, QueryError
@@ -46,14 +46,6 @@ _DAY = 24 * _HOUR
 #: InfluxDB refuses shorter retention (meta.MinRetentionPolicyDuration).
 MIN_RETENTION_NS = _HOUR
 RP_COLUMNS = ["name", "duration", "shardGroupDuration", "replicaN", "default"]
-
-
-class DdlBackend(QueryBackend, Protocol):
-    async def catalog(self, op: CatalogOp) -> None: ...
-
-    async def drop_database(self, database: str) -> None: ...
-
-    async def drop_series(self, plan: Plan) -> None: ...
 
 
 def go_duration(ns: int) -> str:
@@ -101,6 +93,8 @@ def _check_duration(spec: RetentionSpec) -> None:
 
 
 def _backend_call(backend: QueryBackend, name: str, statement: str) -> Any:
+    """The backend's `catalog`, `drop_database` or `drop_series` (pulsar_cluster.nodeapi
+    StorageBackend); a query-only backend (federation) has none."""
     call = getattr(backend, name, None)
     if call is None:
         raise QueryError(

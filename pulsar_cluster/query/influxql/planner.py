@@ -301,7 +301,10 @@ async def _show(
 ) -> dict[str, Any]:
     if stmt.what == "databases":
         rows = [[db] for db in await catalog.databases()]
-        return {"series": [{"name": "databases", "columns": ["name"], "values": rows}]}
+        series: dict[str, Any] = {"name": "databases", "columns": ["name"]}
+        if rows:  # InfluxDB omits empty values (`json:"values,omitempty"`)
+            series["values"] = rows
+        return {"series": [series]}
     db = _database(stmt.database, database)
     if stmt.what == "retention":
         return await ddl.show_retention_policies(backend, db, limits)
