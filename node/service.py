@@ -381,10 +381,27 @@ class NodeService:
             "shards": shards,
         }
 
-    async def backup_checkpoint(self, shards: list[int]) -> dict[str, Any]:
-        """A backup checkpoint of the local replicas of `shards` (node/backup.py)."""
+    async def backup_checkpoint(
+        self, shards: list[int], min_index: dict[int, int] | None = None, timeout_s: float = 30.0
+    ) -> dict[str, Any]:
+        """A backup checkpoint of the local replicas of `shards` (node/backup.py).
+
+        `min_index[shard]` (the leader's commit index when the backup started) is waited for
+        first: a follower's checkpoint then holds every write acknowledged before the backup
+        began, like the leader's would."""
         assert self.checkpoints is not None
-        engines = {shard: self._replica(shard).engine for shard in shards}
+        replicas = {shard: self._replica(shard) for shard in shards}
+        deadline = time.monotonic() + timeout_s
+        for shard, replica in replicas.items():
+            want = (min_index or {}).get(shard, 0)
+            while replica.group.raftLastApplied < want:
+                if time.monotonic() > deadline:
+                    raise UnavailableError(
+                        f"shard {shard}: replica did not apply index {want} within {timeout_s}s",
+                        shard=shard,
+                    )
+                await asyncio.sleep(0.01)
+        engines = {shard: r.engine for shard, r in replicas.items()}
         return await asyncio.to_thread(self.checkpoints.create, engines)
 
     async def checksum(self, shard: int) -> dict[str, Any]:

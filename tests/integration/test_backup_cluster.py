@@ -1,7 +1,8 @@
 """Backup and restore of a 3-node Raft cluster (real `pulsar node` and `pulsar coordinator`
-processes): full and incremental backups through the coordinator, restore of every node into
-a new cluster on other ports, point-by-point comparison, new writes after the restore (the Raft
-log continues after the restored index), and point-in-time recovery from the archived WAL."""
+processes): full and incremental backups through the coordinator (the incremental with one node
+down), restore of every node into a new cluster on other ports, point-by-point comparison, new
+writes after the restore (the Raft log continues after the restored index), and point-in-time
+recovery from the archived WAL of the surviving replicas."""
 
 from __future__ import annotations
 
@@ -14,6 +15,13 @@ import httpx
 from pulsar_cluster.backupclient import list_backups
 from tests.integration.test_backup_standalone import cli, expected, lines_for, points, write
 from tests.support.cluster import Cluster
+from tests.support.processes import wait_until
+
+
+def admin_status(url: str) -> dict:
+    r = httpx.get(f"{url}/api/v1/admin/status", timeout=10)
+    assert r.status_code == 200, r.text
+    return r.json()
 
 
 def flush(url: str) -> None:
@@ -42,10 +50,16 @@ def test_cluster_backup_restore_and_pitr(tmp_path: Path) -> None:
         time.sleep(0.01)
         e = lines_for(3, value_offset=0.5)
         write(cluster.url, e)
-        cli("backup", "--url", cluster.url, str(dest), "--incremental")
         everything = points(cluster.url)
         assert everything == expected(a, b, c, e)
-        flush(cluster.url)  # every replica seals and archives its WAL up to e
+        # A node dies: the incremental backup takes its shards from the other replicas, each
+        # first applying up to the leader's commit index (so e is in it).
+        cluster.kill("node-2")
+        wait_until(lambda: not admin_status(cluster.url)["shards_without_leader"], 30, 0.2)
+        cli("backup", "--url", cluster.url, str(dest), "--incremental")
+        for i in (0, 1):  # the live replicas seal and archive their WAL up to e
+            r = httpx.post(cluster.node_url(i) + "/v1/flush", headers=cluster.headers, timeout=60)
+            assert r.status_code == 200, r.text
         for i in range(3):
             assert os.listdir(tmp_path / "c1" / f"node-{i}" / "backup-checkpoints") == []
     finally:
