@@ -92,6 +92,15 @@ def test_cluster_backup_restore_and_pitr(tmp_path: Path) -> None:
         for shard in range(4):
             sums = new.checksums(shard)
             assert len({s["checksum"] for s in sums.values()}) == 1, sums
+        # kill -9 every node and restart: the restored dump plus the journal recover as usual
+        for i in range(3):
+            new.kill(f"node-{i}")
+        for i in range(3):
+            new.start_node(i)
+        new.wait_ready(60)
+        again = lines_for(8)
+        write(new.url, again)
+        assert points(new.url) == {**everything, **expected(more), **expected(again)}
     finally:
         new.stop()
 
