@@ -83,6 +83,9 @@ class NodeSettings:
     inflight_bytes: int = 32 * 1024 * 1024
     #: Address Raft listens on (port added per group); None: the advertised host of --peers.
     raft_bind_host: str | None = None
+    #: Leaders stamp the accepted time into commands (WRITE_AT/DELETE_AT, point-in-time
+    #: recovery). Off only while older nodes, which refuse those kinds, are being upgraded.
+    raft_time_stamps: bool = True
 
 
 class _Replica:
@@ -258,8 +261,11 @@ class NodeService:
             accepted_ns = time.time_ns()
             for command in commands:
                 fut: asyncio.Future[tuple[Any, int]] = loop.create_future()
-                stamped = stamp_command(command, accepted_ns)
-                replica.group.propose(stamped, _resolver(loop, fut))
+                if self.settings.raft_time_stamps:
+                    proposed = stamp_command(command, accepted_ns)
+                else:
+                    proposed = command
+                replica.group.propose(proposed, _resolver(loop, fut))
                 futures.append(fut)
             try:
                 results = await asyncio.wait_for(asyncio.gather(*futures), timeout)

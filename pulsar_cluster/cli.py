@@ -181,6 +181,13 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     p.add_argument("--cluster-secret", default=None, help="Raft password and node API token")
     p.add_argument("--join", default=None, help="join an existing cluster (not implemented yet)")
     p.add_argument(
+        "--raft-time-stamps",
+        choices=["on", "off"],
+        default="on",
+        help="leaders stamp each write's accepted time into the Raft command (point-in-time "
+        "recovery); 'off' only while upgrading from a version without it (docs/operations.md)",
+    )
+    p.add_argument(
         "--raft-election-timeout-ms",
         type=int,
         default=1500,
@@ -355,6 +362,7 @@ def _cmd_node(args: argparse.Namespace) -> int:
             leader_fallback_s=max(2 * election, 1.0),
         ),
         raft_bind_host=args.raft_host,
+        raft_time_stamps=args.raft_time_stamps == "on",
     )
     try:
         service_mod.check_cluster_file(os.path.abspath(args.data_dir), shard_map, node_id)
