@@ -9,11 +9,13 @@ Order (docs/operations.md, "Restore"):
    SHA-256; with `--until`, the archived WAL segments are read too. Any mismatch: a clear error
    and nothing is written.
 3. Per target directory (the standalone data dir, or each node's), build the content in
-   `TARGET.restoring/`: each shard's engine files (MANIFEST, sst/, wal/); with `--until`, one
-   extra WAL segment holding the archived records after the backup's index accepted at or
+   `TARGET.restoring/` (or `TARGET/.restoring/` when TARGET exists, empty, e.g. a mount
+   point): each shard's engine files (MANIFEST, sst/, wal/); with `--until`, one extra WAL
+   segment holding the archived records after the backup's index accepted at or
    before T (in index order, duplicates across replicas' archives dropped). The engine is then
    opened once (it replays the WAL, which also checks it) and closed; then the directory is
-   renamed to TARGET. A target that exists and is not empty is refused.
+   renamed to TARGET (or its entries moved into it). A target that exists and holds anything
+   but `lost+found` is refused.
 4. Cluster nodes: the Raft state starts fresh (no journal), and for each shard a pysyncobj dump
    (node/raft/snapshot.py `write_restored_dump`) starts the Raft log at the engine's last
    index L, identical on every replica: new entries get L+1.., so the engine, which skips
@@ -185,7 +187,7 @@ def restore(opts: RestoreOptions, out: TextIO | None = sys.stderr) -> dict[str, 
     manifest = choose_backup(list_backups(opts.src), opts.backup_id, opts.until_ns)
     shard_map, targets = _targets(opts, manifest)
     for target in targets:
-        if os.path.exists(target) and (not os.path.isdir(target) or os.listdir(target)):
+        if os.path.exists(target) and (not os.path.isdir(target) or _entries(target)):
             raise BadRequestError(f"{target} exists and is not empty: refusing to overwrite it")
     verify_backup(opts.src, manifest, out)
     # PITR: the archived records of each shard, read (and checked) before writing anything.
@@ -226,7 +228,10 @@ def _restore_target(
     summary: dict[str, object],
     out: TextIO | None,
 ) -> None:
-    stage = target.rstrip("/") + _RESTORING
+    # A target that exists (empty) may be a mount point (a Kubernetes volume): build inside it
+    # and move the entries up (same file system). Else build next to it and rename.
+    inside = os.path.isdir(target)
+    stage = os.path.join(target, _RESTORING) if inside else target.rstrip("/") + _RESTORING
     shutil.rmtree(stage, ignore_errors=True)
     os.makedirs(stage)
     fs = OsFileSystem()
@@ -276,12 +281,30 @@ def _restore_target(
                 f"restore: {node or 'standalone'} shard {s.shard}: index {s.applied_index} from "
                 f"backup {manifest.id}, {len(records)} archived records replayed, now at {last}",
             )
-        if os.path.isdir(target):
-            os.rmdir(target)  # empty (checked): the staged directory takes its place
-        os.rename(stage, target)
+        if inside:
+            for name in os.listdir(stage):
+                os.rename(os.path.join(stage, name), os.path.join(target, name))
+            os.rmdir(stage)
+        else:
+            os.rename(stage, target)
+        _fsync_dir(target)
+        _fsync_dir(os.path.dirname(os.path.abspath(target)))
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
+
+
+def _entries(directory: str) -> list[str]:
+    """What a target directory holds, ignoring a file system's lost+found and a debris stage."""
+    return [n for n in os.listdir(directory) if n not in ("lost+found", _RESTORING)]
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _say(out: TextIO | None, text: str) -> None:

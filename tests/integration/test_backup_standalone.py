@@ -129,7 +129,9 @@ def test_backup_incremental_restore_and_pitr(tmp_path: Path) -> None:
 
     # Wipe and restore the newest backup: every point is back.
     restored = tmp_path / "restored"
+    (restored / "lost+found").mkdir(parents=True)  # an empty volume's mount point
     cli("restore", str(dest), "--data-dir", str(restored))
+    assert not (restored / ".restoring").exists()
     server = ServerProcess(restored).start()
     try:
         assert points(server.url) == everything
@@ -184,6 +186,11 @@ def test_corrupt_or_truncated_backup_is_refused(tmp_path: Path) -> None:
     out = cli("restore", str(dest), "--data-dir", str(target), check=False)
     assert out.returncode == 1 and "size" in out.stderr, out.stderr
     assert not target.exists()
+
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("data")
+    out = cli("restore", str(dest), "--data-dir", str(tmp_path / "full"), check=False)
+    assert out.returncode == 1 and "not empty" in out.stderr, out.stderr
 
     (dest / manifest.id / "BACKUP").write_bytes(b"PULSRBAK garbage")
     out = cli("restore", str(dest), "--data-dir", str(target), check=False)
