@@ -99,10 +99,18 @@ def _file_path(src: str, shard: int, stored_in: str, rel: str) -> str:
     return os.path.join(src, stored_in, f"shard-{shard}", rel)
 
 
-def verify_backup(src: str, manifest: BackupManifest, out: TextIO | None) -> None:
-    """Check size and SHA-256 of every file the backup references; CorruptionError naming the
-    first bad file (after checking all, so the message can say how many are bad)."""
-    files = [(s.shard, f) for s in manifest.shards for f in s.files]
+def verify_backup(
+    src: str, manifest: BackupManifest, out: TextIO | None, shards: set[int] | None = None
+) -> None:
+    """Check size and SHA-256 of every file the backup references (of `shards`, default all);
+    CorruptionError naming the first bad file (after checking all, so the message can say how
+    many are bad)."""
+    files = [
+        (s.shard, f)
+        for s in manifest.shards
+        if shards is None or s.shard in shards
+        for f in s.files
+    ]
     progress = Progress(len(files), sum(f.size for _, f in files), out, "verify")
     bad: list[CorruptionError] = []
     for shard, f in files:
@@ -189,12 +197,13 @@ def restore(opts: RestoreOptions, out: TextIO | None = sys.stderr) -> dict[str, 
     for target in targets:
         if os.path.exists(target) and (not os.path.isdir(target) or _entries(target)):
             raise BadRequestError(f"{target} exists and is not empty: refusing to overwrite it")
-    verify_backup(opts.src, manifest, out)
+    needed = {s for node in targets.values() for s in _held(shard_map, node)}
+    verify_backup(opts.src, manifest, out, needed)
     # PITR: the archived records of each shard, read (and checked) before writing anything.
     extra: dict[int, list[WalRecord]] = {}
     summary: dict[str, object] = {"backup": manifest.id, "shards": {}}
     if opts.until_ns is not None:
-        for s in manifest.shards:
+        for s in (s for s in manifest.shards if s.shard in needed):
             records, newest, problems = archived_records(
                 opts.wal_archives,
                 None if manifest.mode == "standalone" else s.shard,
@@ -212,7 +221,7 @@ def restore(opts: RestoreOptions, out: TextIO | None = sys.stderr) -> dict[str, 
                 )
             extra[s.shard] = records
     for target, node in targets.items():
-        held = [manifest.shard(s) for s in (shard_map.shards_of(node) if shard_map else [0])]
+        held = [manifest.shard(s) for s in _held(shard_map, node)]
         _restore_target(opts.src, target, node, held, shard_map, extra, manifest, summary, out)
     return summary
 
@@ -292,6 +301,13 @@ def _restore_target(
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
+
+
+def _held(shard_map: ShardMap | None, node: str | None) -> list[int]:
+    """The shards a target holds: 0 for standalone, the node's replicas in a cluster."""
+    if shard_map is None or node is None:
+        return [0]
+    return list(shard_map.shards_of(node))
 
 
 def _entries(directory: str) -> list[str]:

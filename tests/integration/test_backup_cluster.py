@@ -104,6 +104,16 @@ def test_cluster_backup_restore_and_pitr(tmp_path: Path) -> None:
     finally:
         new.stop()
 
+    # One node at a time (as on each node's own machine): same content for that node.
+    one = tmp_path / "one-node"
+    cli("restore", str(dest), "--data-dir", str(one), "--node-id", "node-1", "--peers", new.peers)
+    assert sorted(os.listdir(one / "shards")) == ["0", "1", "2", "3"]
+    assert sorted(os.listdir(one / "raft")) == [f"shard-{s}.dump" for s in range(4)]
+    for s in range(4):
+        a_file = one / "raft" / f"shard-{s}.dump"
+        b_file = tmp_path / "c2" / "node-1" / "raft" / f"shard-{s}.dump"
+        assert a_file.read_bytes() == b_file.read_bytes()
+
     # Point in time: full backup + archived WAL of every replica, up to t_mid.
     (tmp_path / "c3").mkdir()
     pitr = Cluster(tmp_path / "c3", nodes=3, shards=4)
