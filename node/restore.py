@@ -220,9 +220,14 @@ def restore(opts: RestoreOptions, out: TextIO | None = sys.stderr) -> dict[str, 
                     "after that were not archived (still in a live WAL?)",
                 )
             extra[s.shard] = records
+    plan = {t: [manifest.shard(s) for s in _held(shard_map, n)] for t, n in targets.items()}
+    files = [f for held in plan.values() for s in held for f in s.files]
+    progress = Progress(len(files), sum(f.size for f in files), out, "restore")
     for target, node in targets.items():
-        held = [manifest.shard(s) for s in _held(shard_map, node)]
-        _restore_target(opts.src, target, node, held, shard_map, extra, manifest, summary, out)
+        _restore_target(
+            opts.src, target, node, plan[target], shard_map, extra, manifest, summary, progress
+        )
+    progress.finish()
     return summary
 
 
@@ -235,8 +240,9 @@ def _restore_target(
     extra: dict[int, list[WalRecord]],
     manifest: BackupManifest,
     summary: dict[str, object],
-    out: TextIO | None,
+    progress: Progress,
 ) -> None:
+    out = progress.out
     # A target that exists (empty) may be a mount point (a Kubernetes volume): build inside it
     # and move the entries up (same file system). Else build next to it and rename.
     inside = os.path.isdir(target)
@@ -253,6 +259,7 @@ def _restore_target(
                 shutil.copyfile(_file_path(src, s.shard, f.stored_in, f.path), dst)
                 with open(dst, "rb+") as fh:
                     os.fsync(fh.fileno())
+                progress.add(f.size, file_done=True)
             records = extra.get(s.shard, [])
             wal_dir = os.path.join(engine_dir, "wal")
             os.makedirs(wal_dir, exist_ok=True)

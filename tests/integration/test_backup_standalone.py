@@ -130,7 +130,8 @@ def test_backup_incremental_restore_and_pitr(tmp_path: Path) -> None:
     # Wipe and restore the newest backup: every point is back.
     restored = tmp_path / "restored"
     (restored / "lost+found").mkdir(parents=True)  # an empty volume's mount point
-    cli("restore", str(dest), "--data-dir", str(restored))
+    out = cli("restore", str(dest), "--data-dir", str(restored))
+    assert "verify: " in out.stderr and "restore: " in out.stderr  # progress on stderr
     assert not (restored / ".restoring").exists()
     server = ServerProcess(restored).start()
     try:
