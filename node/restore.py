@@ -143,17 +143,35 @@ def archived_records(
     """Records of archived WAL segments with index > after_index accepted at or before
     until_ns, by index, one per index; plus the latest accepted time seen in the archive and
     the problems found. `shard` None: standalone (segments directly in each archive
-    directory); else ARCHIVE/<node>/shard-<shard>/*.wal."""
+    directory); else ARCHIVE/<node>/shard-<shard>/*.wal.
+
+    Standalone indexes are the engine's own counter, consecutive: a missing index after
+    after_index means a missing archived segment, and is refused (CorruptionError) rather than
+    recovered inexactly. (Raft indexes of a shard have holes by design: no-op and membership
+    entries never reach the engine, so there the archive's completeness cannot be checked.)"""
     pattern = "*.wal" if shard is None else os.path.join("*", f"shard-{shard}", "*.wal")
     report = RecoveryReport()
     chosen: dict[int, WalRecord] = {}
+    seen: set[int] = set()
     newest = 0
     for root in archives:
         for path in sorted(glob.glob(os.path.join(root, pattern))):
             for record in read_segment_file(path, report):
                 newest = max(newest, record.time_ns)
-                if record.index > after_index and record.time_ns <= until_ns:
-                    chosen.setdefault(record.index, record)
+                if record.index > after_index:
+                    seen.add(record.index)
+                    if record.time_ns <= until_ns:
+                        chosen.setdefault(record.index, record)
+    if shard is None and seen:
+        missing = sorted(set(range(after_index + 1, max(seen) + 1)) - seen)
+        if missing:
+            raise CorruptionError(
+                archives[0],
+                0,
+                f"the WAL archive lacks records {missing[0]}..{missing[-1]} "
+                f"({len(missing)} missing) after the backup's index {after_index}: "
+                "point-in-time recovery would not be exact",
+            )
     return [chosen[i] for i in sorted(chosen)], newest, list(report.problems)
 
 
