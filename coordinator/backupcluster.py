@@ -2,7 +2,10 @@
 
 For every shard one replica makes the checkpoint: the replica named in `prefer` (the node the
 parent backup used, so an incremental finds the same table files) when it is up, else the
-current leader (the most recent state), else any reachable replica. Shards are grouped by node,
+current leader, else any reachable replica. The chosen replica first applies up to the
+leader's commit index at the start of the backup, so the backup holds every write acknowledged
+before it began (a shard without a leader at that moment has no such bound: its replica's
+checkpoint holds what that replica applied). Shards are grouped by node,
 one node call each, concurrently. Each shard is consistent at its own Raft index; shards are
 not frozen at one common instant (docs/operations.md). If a node fails, the checkpoints already
 made are released and the error is raised.
@@ -25,8 +28,14 @@ async def cluster_checkpoint(backend: Any, prefer: dict[int, str]) -> dict[str, 
     status = await backend.status()
     up = {node for node, st in status["nodes"].items() if st.get("state") == "up"}
     chosen: dict[str, list[int]] = {}
+    # The leader's commit index now: every write acknowledged so far is at or below it, and the
+    # chosen replica applies up to it before its checkpoint (node/service.py).
+    min_index: dict[int, int] = {}
     for entry in status["shards"]:
         shard = entry["shard"]
+        leader_info = entry["replicas"].get(entry["leader"]) if entry["leader"] else None
+        if isinstance(leader_info, dict):
+            min_index[shard] = int(leader_info["commit_index"])
         replicas = shard_map.replicas[shard]
         wanted = prefer.get(shard)
         node: str
@@ -42,7 +51,12 @@ async def cluster_checkpoint(backend: Any, prefer: dict[int, str]) -> dict[str, 
         chosen.setdefault(node, []).append(shard)
     nodes = sorted(chosen)
     results = await asyncio.gather(
-        *(backend.node_client(n).backup_checkpoint(chosen[n]) for n in nodes),
+        *(
+            backend.node_client(n).backup_checkpoint(
+                chosen[n], {s: min_index[s] for s in chosen[n] if s in min_index}
+            )
+            for n in nodes
+        ),
         return_exceptions=True,
     )
     failures = [r for r in results if isinstance(r, BaseException)]

@@ -9,11 +9,13 @@ Order (docs/operations.md, "Restore"):
    SHA-256; with `--until`, the archived WAL segments are read too. Any mismatch: a clear error
    and nothing is written.
 3. Per target directory (the standalone data dir, or each node's), build the content in
-   `TARGET.restoring/`: each shard's engine files (MANIFEST, sst/, wal/); with `--until`, one
-   extra WAL segment holding the archived records after the backup's index accepted at or
+   `TARGET.restoring/` (or `TARGET/.restoring/` when TARGET exists, empty, e.g. a mount
+   point): each shard's engine files (MANIFEST, sst/, wal/); with `--until`, one extra WAL
+   segment holding the archived records after the backup's index accepted at or
    before T (in index order, duplicates across replicas' archives dropped). The engine is then
    opened once (it replays the WAL, which also checks it) and closed; then the directory is
-   renamed to TARGET. A target that exists and is not empty is refused.
+   renamed to TARGET (or its entries moved into it). A target that exists and holds anything
+   but `lost+found` is refused.
 4. Cluster nodes: the Raft state starts fresh (no journal), and for each shard a pysyncobj dump
    (node/raft/snapshot.py `write_restored_dump`) starts the Raft log at the engine's last
    index L, identical on every replica: new entries get L+1.., so the engine, which skips
@@ -97,10 +99,18 @@ def _file_path(src: str, shard: int, stored_in: str, rel: str) -> str:
     return os.path.join(src, stored_in, f"shard-{shard}", rel)
 
 
-def verify_backup(src: str, manifest: BackupManifest, out: TextIO | None) -> None:
-    """Check size and SHA-256 of every file the backup references; CorruptionError naming the
-    first bad file (after checking all, so the message can say how many are bad)."""
-    files = [(s.shard, f) for s in manifest.shards for f in s.files]
+def verify_backup(
+    src: str, manifest: BackupManifest, out: TextIO | None, shards: set[int] | None = None
+) -> None:
+    """Check size and SHA-256 of every file the backup references (of `shards`, default all);
+    CorruptionError naming the first bad file (after checking all, so the message can say how
+    many are bad)."""
+    files = [
+        (s.shard, f)
+        for s in manifest.shards
+        if shards is None or s.shard in shards
+        for f in s.files
+    ]
     progress = Progress(len(files), sum(f.size for _, f in files), out, "verify")
     bad: list[CorruptionError] = []
     for shard, f in files:
@@ -133,17 +143,35 @@ def archived_records(
     """Records of archived WAL segments with index > after_index accepted at or before
     until_ns, by index, one per index; plus the latest accepted time seen in the archive and
     the problems found. `shard` None: standalone (segments directly in each archive
-    directory); else ARCHIVE/<node>/shard-<shard>/*.wal."""
+    directory); else ARCHIVE/<node>/shard-<shard>/*.wal.
+
+    Standalone indexes are the engine's own counter, consecutive: a missing index after
+    after_index means a missing archived segment, and is refused (CorruptionError) rather than
+    recovered inexactly. (Raft indexes of a shard have holes by design: no-op and membership
+    entries never reach the engine, so there the archive's completeness cannot be checked.)"""
     pattern = "*.wal" if shard is None else os.path.join("*", f"shard-{shard}", "*.wal")
     report = RecoveryReport()
     chosen: dict[int, WalRecord] = {}
+    seen: set[int] = set()
     newest = 0
     for root in archives:
         for path in sorted(glob.glob(os.path.join(root, pattern))):
             for record in read_segment_file(path, report):
                 newest = max(newest, record.time_ns)
-                if record.index > after_index and record.time_ns <= until_ns:
-                    chosen.setdefault(record.index, record)
+                if record.index > after_index:
+                    seen.add(record.index)
+                    if record.time_ns <= until_ns:
+                        chosen.setdefault(record.index, record)
+    if shard is None and seen:
+        missing = sorted(set(range(after_index + 1, max(seen) + 1)) - seen)
+        if missing:
+            raise CorruptionError(
+                archives[0],
+                0,
+                f"the WAL archive lacks records {missing[0]}..{missing[-1]} "
+                f"({len(missing)} missing) after the backup's index {after_index}: "
+                "point-in-time recovery would not be exact",
+            )
     return [chosen[i] for i in sorted(chosen)], newest, list(report.problems)
 
 
@@ -185,14 +213,15 @@ def restore(opts: RestoreOptions, out: TextIO | None = sys.stderr) -> dict[str, 
     manifest = choose_backup(list_backups(opts.src), opts.backup_id, opts.until_ns)
     shard_map, targets = _targets(opts, manifest)
     for target in targets:
-        if os.path.exists(target) and (not os.path.isdir(target) or os.listdir(target)):
+        if os.path.exists(target) and (not os.path.isdir(target) or _entries(target)):
             raise BadRequestError(f"{target} exists and is not empty: refusing to overwrite it")
-    verify_backup(opts.src, manifest, out)
+    needed = {s for node in targets.values() for s in _held(shard_map, node)}
+    verify_backup(opts.src, manifest, out, needed)
     # PITR: the archived records of each shard, read (and checked) before writing anything.
     extra: dict[int, list[WalRecord]] = {}
     summary: dict[str, object] = {"backup": manifest.id, "shards": {}}
     if opts.until_ns is not None:
-        for s in manifest.shards:
+        for s in (s for s in manifest.shards if s.shard in needed):
             records, newest, problems = archived_records(
                 opts.wal_archives,
                 None if manifest.mode == "standalone" else s.shard,
@@ -209,9 +238,14 @@ def restore(opts: RestoreOptions, out: TextIO | None = sys.stderr) -> dict[str, 
                     "after that were not archived (still in a live WAL?)",
                 )
             extra[s.shard] = records
+    plan = {t: [manifest.shard(s) for s in _held(shard_map, n)] for t, n in targets.items()}
+    files = [f for held in plan.values() for s in held for f in s.files]
+    progress = Progress(len(files), sum(f.size for f in files), out, "restore")
     for target, node in targets.items():
-        held = [manifest.shard(s) for s in (shard_map.shards_of(node) if shard_map else [0])]
-        _restore_target(opts.src, target, node, held, shard_map, extra, manifest, summary, out)
+        _restore_target(
+            opts.src, target, node, plan[target], shard_map, extra, manifest, summary, progress
+        )
+    progress.finish()
     return summary
 
 
@@ -224,9 +258,13 @@ def _restore_target(
     extra: dict[int, list[WalRecord]],
     manifest: BackupManifest,
     summary: dict[str, object],
-    out: TextIO | None,
+    progress: Progress,
 ) -> None:
-    stage = target.rstrip("/") + _RESTORING
+    out = progress.out
+    # A target that exists (empty) may be a mount point (a Kubernetes volume): build inside it
+    # and move the entries up (same file system). Else build next to it and rename.
+    inside = os.path.isdir(target)
+    stage = os.path.join(target, _RESTORING) if inside else target.rstrip("/") + _RESTORING
     shutil.rmtree(stage, ignore_errors=True)
     os.makedirs(stage)
     fs = OsFileSystem()
@@ -239,6 +277,7 @@ def _restore_target(
                 shutil.copyfile(_file_path(src, s.shard, f.stored_in, f.path), dst)
                 with open(dst, "rb+") as fh:
                     os.fsync(fh.fileno())
+                progress.add(f.size, file_done=True)
             records = extra.get(s.shard, [])
             wal_dir = os.path.join(engine_dir, "wal")
             os.makedirs(wal_dir, exist_ok=True)
@@ -276,12 +315,37 @@ def _restore_target(
                 f"restore: {node or 'standalone'} shard {s.shard}: index {s.applied_index} from "
                 f"backup {manifest.id}, {len(records)} archived records replayed, now at {last}",
             )
-        if os.path.isdir(target):
-            os.rmdir(target)  # empty (checked): the staged directory takes its place
-        os.rename(stage, target)
+        if inside:
+            for name in os.listdir(stage):
+                os.rename(os.path.join(stage, name), os.path.join(target, name))
+            os.rmdir(stage)
+        else:
+            os.rename(stage, target)
+        _fsync_dir(target)
+        _fsync_dir(os.path.dirname(os.path.abspath(target)))
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
+
+
+def _held(shard_map: ShardMap | None, node: str | None) -> list[int]:
+    """The shards a target holds: 0 for standalone, the node's replicas in a cluster."""
+    if shard_map is None or node is None:
+        return [0]
+    return list(shard_map.shards_of(node))
+
+
+def _entries(directory: str) -> list[str]:
+    """What a target directory holds, ignoring a file system's lost+found and a debris stage."""
+    return [n for n in os.listdir(directory) if n not in ("lost+found", _RESTORING)]
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _say(out: TextIO | None, text: str) -> None:

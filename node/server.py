@@ -144,10 +144,12 @@ def create_node_app(
     async def backup_checkpoint(request: Request) -> Response:
         authorize(request)
         try:
-            shards = [int(s) for s in orjson.loads(await request.body())["shards"]]
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            doc = orjson.loads(await request.body())
+            shards = [int(s) for s in doc["shards"]]
+            min_index = {int(k): int(v) for k, v in (doc.get("min_index") or {}).items()}
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
             raise BadRequestError(f"malformed checkpoint request: {exc}") from None
-        return _json(await service.backup_checkpoint(shards))
+        return _json(await service.backup_checkpoint(shards, min_index))
 
     async def backup_file(request: Request) -> Response:
         authorize(request)

@@ -95,6 +95,9 @@ class NodeSettings:
     inflight_bytes: int = 32 * 1024 * 1024
     #: Address Raft listens on (port added per group); None: the advertised host of --peers.
     raft_bind_host: str | None = None
+    #: Leaders stamp the accepted time into commands (WRITE_AT/DELETE_AT, point-in-time
+    #: recovery). Off only while older nodes, which refuse those kinds, are being upgraded.
+    raft_time_stamps: bool = True
 
 
 class _Replica:
@@ -424,12 +427,12 @@ class NodeService:
             accepted_ns = time.time_ns()
             for command in commands:
                 fut: asyncio.Future[tuple[Any, int]] = loop.create_future()
-                stamped = (
+                proposed = (
                     stamp_command(command, accepted_ns)
-                    if command_kind(command) in STAMPABLE_KINDS
+                    if self.settings.raft_time_stamps and command_kind(command) in STAMPABLE_KINDS
                     else command
                 )
-                replica.group.propose(stamped, _resolver(loop, fut))
+                replica.group.propose(proposed, _resolver(loop, fut))
                 futures.append(fut)
             try:
                 results = await asyncio.wait_for(asyncio.gather(*futures), timeout)
@@ -556,10 +559,27 @@ class NodeService:
             "shards": shards,
         }
 
-    async def backup_checkpoint(self, shards: list[int]) -> dict[str, Any]:
-        """A backup checkpoint of the local replicas of `shards` (node/backup.py)."""
+    async def backup_checkpoint(
+        self, shards: list[int], min_index: dict[int, int] | None = None, timeout_s: float = 30.0
+    ) -> dict[str, Any]:
+        """A backup checkpoint of the local replicas of `shards` (node/backup.py).
+
+        `min_index[shard]` (the leader's commit index when the backup started) is waited for
+        first: a follower's checkpoint then holds every write acknowledged before the backup
+        began, like the leader's would."""
         assert self.checkpoints is not None
-        engines = {shard: self._replica(shard).engine for shard in shards}
+        replicas = {shard: self._replica(shard) for shard in shards}
+        deadline = time.monotonic() + timeout_s
+        for shard, replica in replicas.items():
+            want = (min_index or {}).get(shard, 0)
+            while replica.group.raftLastApplied < want:
+                if time.monotonic() > deadline:
+                    raise UnavailableError(
+                        f"shard {shard}: replica did not apply index {want} within {timeout_s}s",
+                        shard=shard,
+                    )
+                await asyncio.sleep(0.01)
+        engines = {shard: r.engine for shard, r in replicas.items()}
         return await asyncio.to_thread(self.checkpoints.create, engines)
 
     def engines(self) -> list[Engine]:

@@ -189,6 +189,13 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         "ignored when --node-id is in --peers (an initial member)",
     )
     p.add_argument(
+        "--raft-time-stamps",
+        choices=["on", "off"],
+        default="on",
+        help="leaders stamp each write's accepted time into the Raft command (point-in-time "
+        "recovery); 'off' only while upgrading from a version without it (docs/operations.md)",
+    )
+    p.add_argument(
         "--raft-election-timeout-ms",
         type=int,
         default=1500,
@@ -459,6 +466,7 @@ def _cmd_node(args: argparse.Namespace) -> int:
             leader_fallback_s=max(2 * election, 1.0),
         ),
         raft_bind_host=args.raft_host,
+        raft_time_stamps=args.raft_time_stamps == "on",
     )
     try:
         if not args.join:  # a joined node's shape comes from the cluster (DIR/map.json)

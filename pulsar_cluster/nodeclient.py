@@ -177,8 +177,12 @@ class NodeClient:
 
     # --- backup checkpoints (docs/format/node-api.md) --------------------------------------------
 
-    async def backup_checkpoint(self, shards: list[int], timeout_s: float = 600.0) -> Any:
-        body = orjson.dumps({"shards": shards})
+    async def backup_checkpoint(
+        self, shards: list[int], min_index: dict[int, int] | None = None, timeout_s: float = 600.0
+    ) -> Any:
+        body = orjson.dumps(
+            {"shards": shards, "min_index": {str(k): v for k, v in (min_index or {}).items()}}
+        )
         response = await self._request(
             "POST", "/v1/backup/checkpoints", content=body, timeout=timeout_s
         )

@@ -202,7 +202,7 @@ class WriteAheadLog:
         sequence restarts after a snapshot restore; indexes do not repeat with other content).
         A segment without records is deleted."""
         assert self.archive_dir is not None
-        records = list(read_segment_file(path, RecoveryReport()))
+        records = list(read_segment_file(path, RecoveryReport(), self._fs))
         if not records:
             self._fs.remove(path)
             return
@@ -212,7 +212,7 @@ class WriteAheadLog:
         for n in range(1, 1000):
             if not self._fs.exists(target):
                 break
-            if _same_content(target, path):
+            if _same_content(self._fs, target, path):
                 self._fs.remove(path)  # archived already (a crash between rename and trim)
                 return
             # Another timeline used the same indexes (the archive was not switched after a
@@ -358,16 +358,22 @@ class WriteAheadLog:
             self._fs.truncate(path, cut)
 
 
-def _same_content(a: str, b: str) -> bool:
-    with open(a, "rb") as fa, open(b, "rb") as fb:
-        return fa.read() == fb.read()
+def _same_content(fs: FileSystem, a: str, b: str) -> bool:
+    with fs.open_read(a) as fa, fs.open_read(b) as fb:
+        return bool(fa.read() == fb.read())
 
 
-def read_segment_file(path: str, report: RecoveryReport) -> Iterator[WalRecord]:
+def read_segment_file(
+    path: str, report: RecoveryReport, fs: FileSystem | None = None
+) -> Iterator[WalRecord]:
     """Every intact record of one segment file (a copy or an archived segment), read only:
     nothing is repaired; what is skipped is reported."""
-    with open(path, "rb") as f:
-        data = f.read()
+    if fs is None:
+        with open(path, "rb") as f:
+            data = f.read()
+    else:
+        with fs.open_read(path) as f:
+            data = f.read()
     if len(data) < FILE_HEADER.size:
         report.problems.append(f"{path}: segment shorter than its header")
         report.bytes_dropped += len(data)

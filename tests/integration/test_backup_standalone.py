@@ -58,6 +58,17 @@ def expected(*chunks: list[str]) -> dict[tuple[str, int], tuple[float, int]]:
     return out
 
 
+def delete_h0(url: str) -> None:
+    """InfluxQL DELETE of every point of series host=h0 written so far."""
+    q = "DELETE FROM m WHERE host = 'h0' AND time >= 0"
+    r = httpx.post(f"{url}/query", params={"db": "b", "q": q}, timeout=30)
+    assert r.status_code == 200 and "error" not in r.json()["results"][0], r.text
+
+
+def without_h0(points: dict[tuple[str, int], tuple[float, int]]) -> dict:
+    return {k: v for k, v in points.items() if k[0] != "h0"}
+
+
 def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(
         [*pulsar_command(), "admin", *args],
@@ -87,6 +98,7 @@ def test_backup_incremental_restore_and_pitr(tmp_path: Path) -> None:
         assert "backup: " in full.stderr and " files, " in full.stderr  # progress on stderr
         c = lines_for(2)
         write(server.url, c)
+        delete_h0(server.url)  # a delete between the backups: replayed by restore and PITR
         flush(server.url)
         d = lines_for(3)
         write(server.url, d)
@@ -97,7 +109,7 @@ def test_backup_incremental_restore_and_pitr(tmp_path: Path) -> None:
         cli("backup", "--url", server.url, str(dest), "--incremental")
         assert os.listdir(data / "backup-checkpoints") == []  # no leaked hard links
         everything = points(server.url)
-        assert everything == expected(a, b, c, e)
+        assert everything == {**without_h0(expected(a, b, c)), **expected(e)}
     finally:
         if server.proc is not None and server.proc.poll() is None:
             server.proc.send_signal(signal.SIGTERM)  # flush: the last WAL segment is archived
@@ -117,7 +129,10 @@ def test_backup_incremental_restore_and_pitr(tmp_path: Path) -> None:
 
     # Wipe and restore the newest backup: every point is back.
     restored = tmp_path / "restored"
-    cli("restore", str(dest), "--data-dir", str(restored))
+    (restored / "lost+found").mkdir(parents=True)  # an empty volume's mount point
+    out = cli("restore", str(dest), "--data-dir", str(restored))
+    assert "verify: " in out.stderr and "restore: " in out.stderr  # progress on stderr
+    assert not (restored / ".restoring").exists()
     server = ServerProcess(restored).start()
     try:
         assert points(server.url) == everything
@@ -134,9 +149,19 @@ def test_backup_incremental_restore_and_pitr(tmp_path: Path) -> None:
     )  # fmt: skip
     server = ServerProcess(pitr).start()
     try:
-        assert points(server.url) == expected(a, b, c, d)
+        assert points(server.url) == {**without_h0(expected(a, b, c)), **expected(d)}
     finally:
         server.stop()
+
+    # An archived segment goes missing: PITR refuses instead of recovering inexactly.
+    segments = sorted(os.listdir(archive))
+    (archive / segments[-2]).unlink()
+    out = cli(
+        "restore", str(dest), "--data-dir", str(tmp_path / "pitr2"),
+        "--until", str(t_mid), "--wal-archive", str(archive), check=False,
+    )  # fmt: skip
+    assert out.returncode == 1 and "lacks records" in out.stderr, out.stderr
+    assert not (tmp_path / "pitr2").exists()
 
 
 def test_corrupt_or_truncated_backup_is_refused(tmp_path: Path) -> None:
@@ -172,6 +197,11 @@ def test_corrupt_or_truncated_backup_is_refused(tmp_path: Path) -> None:
     out = cli("restore", str(dest), "--data-dir", str(target), check=False)
     assert out.returncode == 1 and "size" in out.stderr, out.stderr
     assert not target.exists()
+
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("data")
+    out = cli("restore", str(dest), "--data-dir", str(tmp_path / "full"), check=False)
+    assert out.returncode == 1 and "not empty" in out.stderr, out.stderr
 
     (dest / manifest.id / "BACKUP").write_bytes(b"PULSRBAK garbage")
     out = cli("restore", str(dest), "--data-dir", str(target), check=False)

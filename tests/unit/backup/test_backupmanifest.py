@@ -60,13 +60,13 @@ def manifests(draw: st.DrawFn) -> BackupManifest:
     )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(manifests())
 def test_round_trip(manifest: BackupManifest) -> None:
     assert decode_manifest(encode_manifest(manifest)) == manifest
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(manifests(), st.data())
 def test_any_flipped_byte_or_truncation_is_refused(manifest: BackupManifest, data) -> None:  # type: ignore[no-untyped-def]
     raw = bytearray(encode_manifest(manifest))
