@@ -96,10 +96,13 @@ def test_caches_fan_out_to_nodes_and_clear_keeps_answers(cluster) -> None:
             assert doc["block_cache"]["bytes"] == 0, (name, shard)
             assert doc["block_cache"]["entries"] == 0, (name, shard)
     assert _query(c) == answer
-    # Each node answers for itself on its own API as well.
-    doc = c.node_get(0, "/v1/caches")
-    assert doc["totals"]["block_cache"]["entries"] > 0  # refilled by the last query (leader)
-    assert doc["totals"]["block_cache"]["hits"] >= 0
+    # The last query refilled the caches of the replicas it read (the leaders); each node
+    # answers for itself on its own API too, with what the coordinator reported for it.
+    refilled = _admin(c, "GET", "caches")
+    assert refilled["totals"]["block_cache"]["entries"] > 0
+    for i in range(c.n):
+        own = c.node_get(i, "/v1/caches")
+        assert own["shards"].keys() == refilled["nodes"][f"node-{i}"]["shards"].keys()
 
 
 def test_node_metrics_per_shard(cluster) -> None:
@@ -207,7 +210,7 @@ def test_one_trace_from_coordinator_to_nodes(cluster) -> None:
     c, _ = cluster
     trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
     caller_span = "00f067aa0ba902b7"
-    _query(c, {"traceparent": f"00-{trace_id}-{caller_span}-01"})
+    _query(c, {"traceparent": f"00-{trace_id}-{caller_span}-01", "X-Request-ID": "traced-1"})
 
     def spans_of(name: str) -> list[dict[str, Any]]:
         log = (c.root / f"{name}.log").read_text(errors="replace")
@@ -226,6 +229,7 @@ def test_one_trace_from_coordinator_to_nodes(cluster) -> None:
     assert len(server) == 1 and server[0]["name"] == "POST /api/v1/query"
     assert server[0]["parent_id"] == "0x" + caller_span
     assert server[0]["resource"]["attributes"]["service.name"] == "pulsardb-coordinator"
+    assert server[0]["attributes"]["pulsar.request_id"] == "traced-1"  # as in the request log
     clients = {s["context"]["span_id"]: s for s in coordinator if s["kind"] == "SpanKind.CLIENT"}
     assert len(clients) >= 2  # one per shard at least
     assert all(s["parent_id"] == server[0]["context"]["span_id"] for s in clients.values())

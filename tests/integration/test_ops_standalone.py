@@ -154,12 +154,23 @@ def test_sighup_and_admin_reload_apply_the_file_and_keep_it_on_errors(configured
     assert r.json()["needs_restart"] == ["fsync"]
     r = httpx.post(f"{url}/api/v1/query", json={"db": "q", "measurement": "m"})
     assert r.status_code == 200 and len(r.json()["series"]) == 2
+    # `pulsar admin reload` says the same in words.
+    cli = [sys.executable, "-m", "pulsar_cluster.cli", "admin", "reload", "--url", url]
+    env = {**os.environ, "PULSAR_ADMIN_TOKEN": TOKEN_2}
+    out = subprocess.run(cli, check=False, capture_output=True, text=True, env=env, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        "coordinator: applied: nothing changed",
+        "  needs a restart (ignored until then): fsync",
+    ]
 
     # A broken file changes nothing and says why, over HTTP and in the log (SIGHUP).
     config.write_text('admin_token = "third\nlog_level = 3\n')
     r = httpx.post(f"{url}/api/v1/admin/reload", headers=_auth(TOKEN_2))
     assert r.status_code == 400
     assert "invalid TOML" in r.json()["error"] and "old configuration is kept" in r.json()["error"]
+    out = subprocess.run(cli, check=False, capture_output=True, text=True, env=env, timeout=30)
+    assert out.returncode == 1 and "HTTP 400: invalid TOML" in out.stderr, out.stderr
     server.proc.send_signal(signal.SIGHUP)
     wait_until(
         lambda: server.log().count('"event": "config_reload_failed"') >= 2, 10, 0.05, "failure"
