@@ -335,6 +335,7 @@ def _serve_coordinator(
     if hasattr(backend, "shard_metrics"):  # standalone: its engine's metrics, as a node has them
         storage = _role("pulsar_cluster.storagemetrics").StorageCollector(backend.shard_metrics)
         app.state.pulsar.metrics.registry.register(storage)
+    app.state.metrics_registry = app.state.pulsar.metrics.registry  # serving.py adds to it
     live_settings = _role("coordinator.reloading").coordinator_live_settings(app.state.pulsar)
     _attach_reloader(
         app,

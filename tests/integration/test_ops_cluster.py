@@ -135,6 +135,9 @@ def test_node_metrics_per_shard(cluster) -> None:
         for name in ("pulsar_raft_term", "pulsar_raft_commit_index", "pulsar_raft_applied_index"):
             assert all(s.value >= 1 for s in families[name].samples), name
         assert "pulsar_last_value_cache_hits" in families
+        # the coordinator keeps connections to every node open (keep-alive), and this scrape
+        assert families["pulsar_http_connections_open"].samples[0].value >= 1
+        assert families["pulsar_http_requests_served"].samples[0].value > 0
         assert not families["pulsar_last_value_cache_hits"].samples
     leaders = [
         s

@@ -112,6 +112,9 @@ def test_cache_stats_rise_with_repeated_queries_and_clear_keeps_answers(configur
     assert {s.labels["database"] for s in tables} == {"c"}
     assert tables[0].labels["partition"] == "2026-01-01T00:00:00Z" and tables[0].value >= 1
     assert families["pulsar_last_value_cache_entries"].samples[0].value == 0
+    # uvicorn's connection and request counts (this scrape's connection is open)
+    assert families["pulsar_http_connections_open"].samples[0].value >= 1
+    assert families["pulsar_http_requests_served"].samples[0].value >= 10
 
 
 def test_sighup_and_admin_reload_apply_the_file_and_keep_it_on_errors(configured) -> None:
