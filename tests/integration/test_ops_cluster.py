@@ -244,3 +244,19 @@ def test_one_trace_from_coordinator_to_nodes(cluster) -> None:
             assert span["resource"]["attributes"]["service.name"] == "pulsardb-node"
             assert span["resource"]["attributes"]["service.instance.id"] == f"node-{i}"
             assert span["name"].startswith("POST /v1/shards/")
+
+
+def test_caches_with_a_node_down(cluster) -> None:
+    """Last in the module: it kills a node. Statistics name the unreachable node and total the
+    others; a clear that cannot reach every node fails, naming the node, instead of claiming
+    success."""
+    c, _ = cluster
+    c.kill("node-1")
+    doc = _admin(c, "GET", "caches", token=TOKEN_2)
+    assert "unreachable" in doc["nodes"]["node-1"]["error"]
+    assert doc["totals"] == doc["nodes"]["node-0"]["totals"]  # the reachable node only
+    r = httpx.post(f"{c.url}/api/v1/admin/caches/clear", headers=_auth(TOKEN_2), timeout=30)
+    assert r.status_code == 503 and "unreachable" in r.json()["error"], r.text
+    result = _admin(c, "POST", "reload", token=TOKEN_2)
+    assert "unreachable" in result["nodes"]["node-1"]["error"]
+    assert result["nodes"]["node-0"]["status"] == "reloaded"
