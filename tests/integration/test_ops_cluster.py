@@ -90,6 +90,8 @@ def test_caches_fan_out_to_nodes_and_clear_keeps_answers(cluster) -> None:
         assert set(node["shards"]) == {"0", "1"}  # replication factor 2: both shards here
         for shard in node["shards"].values():
             assert shard["last_value_cache"] is None  # not used by cluster nodes
+            # --block-cache-mb (64 by default) divided among the node's two replicas
+            assert shard["block_cache"]["capacity_bytes"] == 32 * 1024 * 1024
     cleared = _admin(c, "POST", "caches/clear")
     for name, node in cleared["nodes"].items():
         for shard, doc in node["shards"].items():

@@ -33,7 +33,8 @@ def _auth(token: str) -> dict[str, str]:
 def configured(tmp_path: Path):
     config = tmp_path / "pulsar.toml"
     config.write_text(f'log_level = "warning"\nadmin_token = "{TOKEN_1}"\n')
-    proc = ServerProcess(tmp_path / "data", extra_args=["--config", str(config)]).start()
+    args = ["--config", str(config), "--block-cache-mb", "3"]
+    proc = ServerProcess(tmp_path / "data", extra_args=args).start()
     yield proc, config
     proc.stop()
 
@@ -70,7 +71,7 @@ def test_cache_stats_rise_with_repeated_queries_and_clear_keeps_answers(configur
     assert after_two["block_cache"]["bytes"] > 0 and after_two["block_cache"]["entries"] > 0
     assert after_two["last_value_cache"]["entries"] == 4
     shard = _caches(url)["nodes"]["local"]["shards"]["0"]
-    assert shard["block_cache"]["capacity_bytes"] > 0
+    assert shard["block_cache"]["capacity_bytes"] == 3 * 1024 * 1024  # --block-cache-mb 3
 
     r = httpx.post(f"{url}/api/v1/admin/caches/clear", headers=_auth(TOKEN_1), timeout=10)
     assert r.status_code == 200, r.text
