@@ -49,6 +49,13 @@ def _add_engine_flags(p: argparse.ArgumentParser) -> None:
         "replicas; a memtable above its share is flushed to an SSTable",
     )
     p.add_argument(
+        "--block-cache-mb",
+        type=int,
+        default=64,
+        help="memory for decoded SSTable blocks, MB (default 64); a node divides it among its "
+        "shard replicas (`pulsar admin caches` shows the hit ratio)",
+    )
+    p.add_argument(
         "--retention",
         action="append",
         default=[],
@@ -80,6 +87,7 @@ def _engine_options(args: argparse.Namespace) -> Any:
     return engine_mod.EngineOptions(
         fsync=args.fsync,
         memtable_bytes=args.memtable_mb * 1024 * 1024,
+        block_cache_bytes=max(0, args.block_cache_mb) * 1024 * 1024,
         retention=retention,
         wal_archive_dir=args.wal_archive_dir,
     )
@@ -378,6 +386,7 @@ def _serve_coordinator(
     if hasattr(backend, "shard_metrics"):  # standalone: its engine's metrics, as a node has them
         storage = _role("pulsar_cluster.storagemetrics").StorageCollector(backend.shard_metrics)
         app.state.pulsar.metrics.registry.register(storage)
+    app.state.metrics_registry = app.state.pulsar.metrics.registry  # serving.py adds to it
     live_settings = _role("coordinator.reloading").coordinator_live_settings(app.state.pulsar)
     _attach_reloader(
         app,
@@ -524,6 +533,8 @@ def _cmd_local(args: argparse.Namespace) -> int:
             args.fsync,
             "--memtable-mb",
             str(args.memtable_mb),
+            "--block-cache-mb",
+            str(args.block_cache_mb),
             "--log-level",
             args.log_level,
             *(x for spec in args.retention for x in ("--retention", spec)),

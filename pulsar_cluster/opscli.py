@@ -55,16 +55,19 @@ def format_caches(doc: dict[str, Any]) -> str:
     lines = []
     for key, title in (("block_cache", "block cache"), ("last_value_cache", "last-value cache")):
         rows = [["node", "entries", "bytes", "hits", "misses", "hit ratio"]]
+        unreachable = []
         for node, info in sorted(doc.get("nodes", {}).items()):
             if "error" in info:
-                rows.append([node, f"unreachable: {info['error']}", "", "", "", ""])
+                unreachable.append(f"  {node}: unreachable: {info['error']}")
             else:
                 rows.append(_row(node, info["totals"].get(key)))
         rows.append(_row("total", doc.get("totals", {}).get(key)))
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         lines.append(f"{title}:")
         for row in rows:
-            lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+            cells = "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True))
+            lines.append(("  " + cells).rstrip())
+        lines.extend(unreachable)
     return "\n".join(lines)
 
 

@@ -9,6 +9,9 @@ before it started. With the default handlers that would kill the process by the 
 -15) after a clean shutdown, which Kubernetes and systemd report as a failure; so `serve`
 installs handlers that accept the re-raised signal quietly.
 
+`pulsar_http_connections_open` and `pulsar_http_requests_served` (uvicorn's own counts) join the
+app's metrics registry when it has one (`app.state.metrics_registry`).
+
 SIGHUP reloads the configuration when the app carries a reloader (`app.state.reloader`,
 pulsar_cluster/reload.py); the reload runs in the event loop, between requests.
 """
@@ -20,10 +23,13 @@ import contextlib
 import contextvars
 import signal
 import sys
+from collections.abc import Iterator
 from types import FrameType
 from typing import Any
 
 import uvicorn
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 __all__ = ["serve"]
 
@@ -44,6 +50,9 @@ def serve(app: Any, host: str, port: int, banner: str, graceful_timeout_s: float
         timeout_keep_alive=30,
     )
     server = uvicorn.Server(config)
+    registry = getattr(getattr(app, "state", None), "metrics_registry", None)
+    if registry is not None:
+        registry.register(_ConnectionsCollector(server))
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _after_shutdown)
     reloader = getattr(getattr(app, "state", None), "reloader", None)
@@ -75,3 +84,22 @@ def _hangup_handler(reloader: Any) -> Any:
             reload()
 
     return on_hangup
+
+
+class _ConnectionsCollector(Collector):
+    """Open HTTP connections (keep-alive ones included) and requests served by this server."""
+
+    def __init__(self, server: uvicorn.Server) -> None:
+        self._state = server.server_state
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "pulsar_http_connections_open",
+            "Open HTTP connections of this process",
+            value=len(self._state.connections),
+        )
+        yield CounterMetricFamily(
+            "pulsar_http_requests_served",
+            "HTTP requests this process has served since it started",
+            value=self._state.total_requests,
+        )

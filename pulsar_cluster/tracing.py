@@ -38,6 +38,7 @@ __all__ = [
 ]
 
 TRACING_MODES = ("off", "console", "otlp")
+_REQUEST_ID = b"x-request-id"
 _INSTALL_HINT = "pip install 'pulsardb[tracing]'"
 
 
@@ -157,10 +158,15 @@ class TracingMiddleware:
         parent = propagate.extract(carrier)
         method = scope.get("method", "")
         status = {"code": 500}
+        request_id: list[str] = []
 
         async def send_status(message: Any) -> None:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
+                # The id coordinator/requestlog.py logs the request with: traces <-> logs.
+                request_id.extend(
+                    v.decode("latin-1") for k, v in message.get("headers", []) if k == _REQUEST_ID
+                )
             await send(message)
 
         with tracer.start_as_current_span(
@@ -177,5 +183,7 @@ class TracingMiddleware:
                     span.update_name(f"{method} {route}")
                     span.set_attribute("http.route", route)
                 span.set_attribute("http.response.status_code", status["code"])
+                if request_id:
+                    span.set_attribute("pulsar.request_id", request_id[0])
                 if status["code"] >= 500:
                     span.set_status(trace.Status(trace.StatusCode.ERROR))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -67,4 +69,6 @@ async def prometheus_metrics(request: Request) -> Response:
     for key, value in status.items():
         if isinstance(value, int | float) and not isinstance(value, bool):
             state.metrics.storage.labels(key).set(value)
-    return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    # In a thread: collectors may read engines under their locks (pulsar_cluster/storagemetrics).
+    text = await asyncio.to_thread(generate_latest, state.metrics.registry)
+    return Response(text, media_type=CONTENT_TYPE_LATEST)

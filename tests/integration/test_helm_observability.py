@@ -104,10 +104,13 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[set[str], set[st
             "gauge": [""],
         }[family.type]
         names.update(family.name + s for s in suffixes)
-    # Per-shard storage metrics (nodes, and standalone) and reload metrics (every process).
+    # Per-shard storage metrics (nodes, and standalone); reload and connection metrics (every
+    # server process).
     names |= metric_names() | {
         "pulsar_config_reloads_total",
         "pulsar_config_last_reload_successful",
+        "pulsar_http_connections_open",  # pulsar_cluster/serving.py, every server process
+        "pulsar_http_requests_served_total",
     }
     app = create_app(LocalNode(str(tmp_path_factory.mktemp("metrics"))))
     with TestClient(app) as client:

@@ -90,17 +90,21 @@ def test_caches_fan_out_to_nodes_and_clear_keeps_answers(cluster) -> None:
         assert set(node["shards"]) == {"0", "1"}  # replication factor 2: both shards here
         for shard in node["shards"].values():
             assert shard["last_value_cache"] is None  # not used by cluster nodes
+            # --block-cache-mb (64 by default) divided among the node's two replicas
+            assert shard["block_cache"]["capacity_bytes"] == 32 * 1024 * 1024
     cleared = _admin(c, "POST", "caches/clear")
     for name, node in cleared["nodes"].items():
         for shard, doc in node["shards"].items():
             assert doc["block_cache"]["bytes"] == 0, (name, shard)
             assert doc["block_cache"]["entries"] == 0, (name, shard)
     assert _query(c) == answer
-    # Each node answers for itself on its own API as well.
-    docs = [c.node_get(i, "/v1/caches") for i in range(2)]
-    # Refilled by the last query on the shards' leaders (either node may lead both shards).
-    assert sum(d["totals"]["block_cache"]["entries"] for d in docs) > 0
-    assert all(d["totals"]["block_cache"]["hits"] >= 0 for d in docs)
+    # The last query refilled the caches of the replicas it read (the leaders); each node
+    # answers for itself on its own API too, with what the coordinator reported for it.
+    refilled = _admin(c, "GET", "caches")
+    assert refilled["totals"]["block_cache"]["entries"] > 0
+    for i in range(c.n):
+        own = c.node_get(i, "/v1/caches")
+        assert own["shards"].keys() == refilled["nodes"][f"node-{i}"]["shards"].keys()
 
 
 def test_node_metrics_per_shard(cluster) -> None:
@@ -133,6 +137,9 @@ def test_node_metrics_per_shard(cluster) -> None:
         for name in ("pulsar_raft_term", "pulsar_raft_commit_index", "pulsar_raft_applied_index"):
             assert all(s.value >= 1 for s in families[name].samples), name
         assert "pulsar_last_value_cache_hits" in families
+        # the coordinator keeps connections to every node open (keep-alive), and this scrape
+        assert families["pulsar_http_connections_open"].samples[0].value >= 1
+        assert families["pulsar_http_requests_served"].samples[0].value > 0
         assert not families["pulsar_last_value_cache_hits"].samples
     leaders = [
         s
@@ -208,7 +215,7 @@ def test_one_trace_from_coordinator_to_nodes(cluster) -> None:
     c, _ = cluster
     trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
     caller_span = "00f067aa0ba902b7"
-    _query(c, {"traceparent": f"00-{trace_id}-{caller_span}-01"})
+    _query(c, {"traceparent": f"00-{trace_id}-{caller_span}-01", "X-Request-ID": "traced-1"})
 
     def spans_of(name: str) -> list[dict[str, Any]]:
         log = (c.root / f"{name}.log").read_text(errors="replace")
@@ -227,6 +234,7 @@ def test_one_trace_from_coordinator_to_nodes(cluster) -> None:
     assert len(server) == 1 and server[0]["name"] == "POST /api/v1/query"
     assert server[0]["parent_id"] == "0x" + caller_span
     assert server[0]["resource"]["attributes"]["service.name"] == "pulsardb-coordinator"
+    assert server[0]["attributes"]["pulsar.request_id"] == "traced-1"  # as in the request log
     clients = {s["context"]["span_id"]: s for s in coordinator if s["kind"] == "SpanKind.CLIENT"}
     assert len(clients) >= 2  # one per shard at least
     assert all(s["parent_id"] == server[0]["context"]["span_id"] for s in clients.values())
@@ -238,3 +246,19 @@ def test_one_trace_from_coordinator_to_nodes(cluster) -> None:
             assert span["resource"]["attributes"]["service.name"] == "pulsardb-node"
             assert span["resource"]["attributes"]["service.instance.id"] == f"node-{i}"
             assert span["name"].startswith("POST /v1/shards/")
+
+
+def test_caches_with_a_node_down(cluster) -> None:
+    """Last in the module: it kills a node. Statistics name the unreachable node and total the
+    others; a clear that cannot reach every node fails, naming the node, instead of claiming
+    success."""
+    c, _ = cluster
+    c.kill("node-1")
+    doc = _admin(c, "GET", "caches", token=TOKEN_2)
+    assert "unreachable" in doc["nodes"]["node-1"]["error"]
+    assert doc["totals"] == doc["nodes"]["node-0"]["totals"]  # the reachable node only
+    r = httpx.post(f"{c.url}/api/v1/admin/caches/clear", headers=_auth(TOKEN_2), timeout=30)
+    assert r.status_code == 503 and "unreachable" in r.json()["error"], r.text
+    result = _admin(c, "POST", "reload", token=TOKEN_2)
+    assert "unreachable" in result["nodes"]["node-1"]["error"]
+    assert result["nodes"]["node-0"]["status"] == "reloaded"

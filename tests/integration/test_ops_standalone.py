@@ -33,7 +33,8 @@ def _auth(token: str) -> dict[str, str]:
 def configured(tmp_path: Path):
     config = tmp_path / "pulsar.toml"
     config.write_text(f'log_level = "warning"\nadmin_token = "{TOKEN_1}"\n')
-    proc = ServerProcess(tmp_path / "data", extra_args=["--config", str(config)]).start()
+    args = ["--config", str(config), "--block-cache-mb", "3"]
+    proc = ServerProcess(tmp_path / "data", extra_args=args).start()
     yield proc, config
     proc.stop()
 
@@ -70,7 +71,7 @@ def test_cache_stats_rise_with_repeated_queries_and_clear_keeps_answers(configur
     assert after_two["block_cache"]["bytes"] > 0 and after_two["block_cache"]["entries"] > 0
     assert after_two["last_value_cache"]["entries"] == 4
     shard = _caches(url)["nodes"]["local"]["shards"]["0"]
-    assert shard["block_cache"]["capacity_bytes"] > 0
+    assert shard["block_cache"]["capacity_bytes"] == 3 * 1024 * 1024  # --block-cache-mb 3
 
     r = httpx.post(f"{url}/api/v1/admin/caches/clear", headers=_auth(TOKEN_1), timeout=10)
     assert r.status_code == 200, r.text
@@ -112,6 +113,9 @@ def test_cache_stats_rise_with_repeated_queries_and_clear_keeps_answers(configur
     assert {s.labels["database"] for s in tables} == {"c"}
     assert tables[0].labels["partition"] == "2026-01-01T00:00:00Z" and tables[0].value >= 1
     assert families["pulsar_last_value_cache_entries"].samples[0].value == 0
+    # uvicorn's connection and request counts (this scrape's connection is open)
+    assert families["pulsar_http_connections_open"].samples[0].value >= 1
+    assert families["pulsar_http_requests_served"].samples[0].value >= 10
 
 
 def test_sighup_and_admin_reload_apply_the_file_and_keep_it_on_errors(configured) -> None:
@@ -154,12 +158,23 @@ def test_sighup_and_admin_reload_apply_the_file_and_keep_it_on_errors(configured
     assert r.json()["needs_restart"] == ["fsync"]
     r = httpx.post(f"{url}/api/v1/query", json={"db": "q", "measurement": "m"})
     assert r.status_code == 200 and len(r.json()["series"]) == 2
+    # `pulsar admin reload` says the same in words.
+    cli = [sys.executable, "-m", "pulsar_cluster.cli", "admin", "reload", "--url", url]
+    env = {**os.environ, "PULSAR_ADMIN_TOKEN": TOKEN_2}
+    out = subprocess.run(cli, check=False, capture_output=True, text=True, env=env, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        "coordinator: applied: nothing changed",
+        "  needs a restart (ignored until then): fsync",
+    ]
 
     # A broken file changes nothing and says why, over HTTP and in the log (SIGHUP).
     config.write_text('admin_token = "third\nlog_level = 3\n')
     r = httpx.post(f"{url}/api/v1/admin/reload", headers=_auth(TOKEN_2))
     assert r.status_code == 400
     assert "invalid TOML" in r.json()["error"] and "old configuration is kept" in r.json()["error"]
+    out = subprocess.run(cli, check=False, capture_output=True, text=True, env=env, timeout=30)
+    assert out.returncode == 1 and "HTTP 400: invalid TOML" in out.stderr, out.stderr
     server.proc.send_signal(signal.SIGHUP)
     wait_until(
         lambda: server.log().count('"event": "config_reload_failed"') >= 2, 10, 0.05, "failure"
