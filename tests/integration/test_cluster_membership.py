@@ -219,3 +219,64 @@ def test_replace_a_dead_node(tmp_path: Path) -> None:
         if writer is not None and writer.is_alive():
             writer.stop_event.set()
         cluster.stop()
+
+
+def meta_leader(cluster: Cluster) -> int:
+    """Index of the initial node leading the metadata group (the mover)."""
+
+    def find() -> int | None:
+        for i in range(cluster.n):
+            try:
+                meta = cluster.node_get(i, "/v1/status")["meta"]
+            except httpx.HTTPError:
+                continue
+            if meta and meta["role"] == "leader":
+                return i
+        return None
+
+    wait_until(lambda: find() is not None, 20, 0.1, "metadata leader")
+    found = find()
+    assert found is not None
+    return found
+
+
+def test_moves_resume_after_the_mover_is_killed(tmp_path: Path) -> None:
+    """kill -9 the metadata leader (which drives the moves) in the middle of a rebalance: the
+    next leader resumes every move from the step recorded in the map."""
+    cluster = Cluster(tmp_path, nodes=3, shards=SHARDS, replication_factor=3)
+    writer: Writer | None = None
+    try:
+        cluster.start()
+        urls = {f"node-{i}": cluster.node_url(i) for i in range(3)}
+        urls["node-3"] = join_node(cluster, tmp_path, "node-3", 0)
+        writer = PhaseWriter(cluster.url, 0)
+        writer.start()
+        wait_until(lambda: len(writer.acked) >= 20, 30, 0.1, "20 acknowledged writes")
+
+        mover = meta_leader(cluster)
+        r = httpx.post(cluster.url + "/api/v1/admin/rebalance", timeout=30)
+        assert r.status_code == 200 and len(r.json()["moves"]) == 3, r.text
+        wait_until(
+            lambda: any(m["step"] != "add" for m in current_map(cluster)["moves"])
+            or not current_map(cluster)["moves"],
+            30, 0.05, "a move past its first step",
+        )  # fmt: skip
+        pending = current_map(cluster)["moves"]
+        cluster.kill(f"node-{mover}")
+        assert pending, "the moves finished before the mover was killed"
+        cluster.start_node(mover)
+        doc = wait_moves_done(cluster, 90)
+        assert meta_leader(cluster) is not None
+        counts = {n: sum(n in ids for ids in doc["replicas"]) for n in urls}
+        assert counts == {"node-0": 3, "node-1": 3, "node-2": 3, "node-3": 3}, doc
+
+        cluster.wait_node_ready(mover)
+        acked_before = len(writer.acked)
+        wait_until(lambda: len(writer.acked) > acked_before + 5, 30, 0.1, "writes go on")
+        writer.finish()
+        assert_all_acked_readable(cluster, writer.acked)
+        assert_replicas_identical(cluster, urls, current_map(cluster))
+    finally:
+        if writer is not None and writer.is_alive():
+            writer.stop_event.set()
+        cluster.stop()
