@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.integration.test_cluster_faults import (
     SERIES,
@@ -126,6 +127,13 @@ def test_join_rebalance_drain_remove_under_writes(tmp_path: Path) -> None:
         assert_replicas_identical(cluster, urls, doc)
         # The new replicas caught up by snapshot transfer (node/raft/snapshot.py).
         assert "raft_snapshot_restored" in (tmp_path / "node-3.log").read_text(errors="replace")
+        # A joined node restarts from its stored map (kill -9, same flags) with its replicas.
+        cluster.kill("node-3")
+        cluster._spawn("node-3", JOINER_ARGS["node-3"])
+        wait_until(lambda: node_ready(cluster, "node-3", urls), 30, 0.2, "node-3 restarted")
+        status = httpx.get(urls["node-3"] + "/v1/status", headers=HEADERS, timeout=10).json()
+        assert len(status["shards"]) == 3 and status["map_version"] == doc["version"]
+        assert_replicas_identical(cluster, urls, doc)
         writer = PhaseWriter(cluster.url, 1_000_000)
         writer.start()
         nodes = httpx.get(cluster.url + "/api/v1/admin/nodes", timeout=10).json()
@@ -164,18 +172,28 @@ def test_join_rebalance_drain_remove_under_writes(tmp_path: Path) -> None:
         cluster.stop()
 
 
+JOINER_ARGS: dict[str, list[str]] = {}
+
+
+def node_ready(cluster: Cluster, name: str, urls: dict[str, str]) -> bool:
+    if cluster.procs[name].poll() is not None:
+        pytest.fail(f"{name} exited: {cluster.log(name)}")
+    try:
+        return httpx.get(urls[name] + "/ready", timeout=3).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def join_node(cluster: Cluster, tmp_path: Path, name: str, via: int) -> str:
     """Start `name` with --join through node `via`; its API URL once it is in the map."""
     api, raft = free_port(), free_port_range(SHARDS + 1)
-    cluster._spawn(
-        name,
-        [
-            "node", "--node-id", name, "--join", f"127.0.0.1:{cluster.api_ports[via]}",
-            "--data-dir", str(tmp_path / name),
-            "--host", "127.0.0.1", "--port", str(api), "--raft-port", str(raft),
-            "--raft-election-timeout-ms", "400", "--log-level", "info",
-        ],
-    )  # fmt: skip
+    JOINER_ARGS[name] = [
+        "node", "--node-id", name, "--join", f"127.0.0.1:{cluster.api_ports[via]}",
+        "--data-dir", str(tmp_path / name),
+        "--host", "127.0.0.1", "--port", str(api), "--raft-port", str(raft),
+        "--raft-election-timeout-ms", "400", "--log-level", "info",
+    ]  # fmt: skip
+    cluster._spawn(name, JOINER_ARGS[name])
     wait_until(
         lambda: name in {p["id"] for p in current_map(cluster)["peers"]},
         30, 0.2, f"{name} in the map",
