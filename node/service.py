@@ -204,7 +204,10 @@ class NodeService:
 
     def reconcile(self) -> tuple[list[int], list[int]]:
         """Open the replicas the map gives this node and destroy (deleting their data) those it
-        no longer does. Blocking (joins tick threads): run it in a worker thread."""
+        no longer does. Blocking: the membership loop calls it on the event loop, between
+        requests, because `_replicas` is read there without a lock; it opens empty engines
+        (milliseconds) and joins tick threads, so it pauses the API only briefly. A replica
+        opened later gets its memtable/cache share of the node's budget as of that moment."""
         wanted = set(self.map.local_shards(self.node_id))
         opened = sorted(wanted - set(self._replicas))
         now = time.monotonic()
