@@ -18,6 +18,7 @@ import dataclasses
 import hashlib
 import os
 import shutil
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -115,6 +116,11 @@ class NodeService:
         (blocking; call before serving)."""
         s = self.settings
         os.makedirs(os.path.join(s.data_dir, "raft"), exist_ok=True)
+        shards_dir = os.path.join(s.data_dir, "shards")
+        if os.path.isdir(shards_dir):
+            for name in os.listdir(shards_dir):
+                if ".dropped-" in name:  # a dropped replica whose deletion was cut short
+                    shutil.rmtree(os.path.join(shards_dir, name), ignore_errors=True)
         persisted = load_map(s.data_dir)
         if persisted is not None and persisted.version > self.map.version:
             self._set_map(persisted)
@@ -238,7 +244,12 @@ class NodeService:
         replica.worker.stop()
         replica.engine.close()
         # The shard moved away: its data and Raft files go (a later move back starts fresh).
-        shutil.rmtree(os.path.join(self.settings.data_dir, "shards", str(shard)))
+        # Renamed at once (a move back must not find it), deleted in the background (a large
+        # shard takes a while; leftovers of a crash are deleted at the next start).
+        shards_dir = os.path.join(self.settings.data_dir, "shards")
+        trash = os.path.join(shards_dir, f"{shard}.dropped-{time.time_ns()}")
+        os.rename(os.path.join(shards_dir, str(shard)), trash)
+        threading.Thread(target=shutil.rmtree, args=(trash, True), daemon=True).start()
         raft_dir = os.path.join(self.settings.data_dir, "raft")
         for name in os.listdir(raft_dir):
             if name.startswith(f"shard-{shard}."):
