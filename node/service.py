@@ -18,6 +18,7 @@ import dataclasses
 import hashlib
 import os
 import shutil
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -134,6 +135,11 @@ class NodeService:
         s = self.settings
         os.makedirs(os.path.join(s.data_dir, "raft"), exist_ok=True)
         self.checkpoints = CheckpointStore(os.path.join(s.data_dir, "backup-checkpoints"))
+        shards_dir = os.path.join(s.data_dir, "shards")
+        if os.path.isdir(shards_dir):
+            for name in os.listdir(shards_dir):
+                if ".dropped-" in name:  # a dropped replica whose deletion was cut short
+                    shutil.rmtree(os.path.join(shards_dir, name), ignore_errors=True)
         persisted = load_map(s.data_dir)
         if persisted is not None and persisted.version > self.map.version:
             self._set_map(persisted)
@@ -227,7 +233,10 @@ class NodeService:
 
     def reconcile(self) -> tuple[list[int], list[int]]:
         """Open the replicas the map gives this node and destroy (deleting their data) those it
-        no longer does. Blocking (joins tick threads): run it in a worker thread."""
+        no longer does. Blocking: the membership loop calls it on the event loop, between
+        requests, because `_replicas` is read there without a lock; it opens empty engines
+        (milliseconds) and joins tick threads, so it pauses the API only briefly. A replica
+        opened later gets its memtable/cache share of the node's budget as of that moment."""
         wanted = set(self.map.local_shards(self.node_id))
         opened = sorted(wanted - set(self._replicas))
         now = time.monotonic()
@@ -258,7 +267,12 @@ class NodeService:
         replica.worker.stop()
         replica.engine.close()
         # The shard moved away: its data and Raft files go (a later move back starts fresh).
-        shutil.rmtree(os.path.join(self.settings.data_dir, "shards", str(shard)))
+        # Renamed at once (a move back must not find it), deleted in the background (a large
+        # shard takes a while; leftovers of a crash are deleted at the next start).
+        shards_dir = os.path.join(self.settings.data_dir, "shards")
+        trash = os.path.join(shards_dir, f"{shard}.dropped-{time.time_ns()}")
+        os.rename(os.path.join(shards_dir, str(shard)), trash)
+        threading.Thread(target=shutil.rmtree, args=(trash, True), daemon=True).start()
         raft_dir = os.path.join(self.settings.data_dir, "raft")
         for name in os.listdir(raft_dir):
             if name.startswith(f"shard-{shard}."):

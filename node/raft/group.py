@@ -48,9 +48,9 @@ log = get_logger(__name__)
 
 #: Result of a command every replica refused: (error message, details); None means applied.
 Rejected = tuple[str, dict[str, Any]]
-_EXIT_STORAGE_FAILURE = 70
+_EXIT_STORAGE_FAILURE = 70  # EX_SOFTWARE-like: the supervisor restarts us, the journal replays
 #: How far a joining replica pushes its election deadline, every tick, until it has a leader.
-_JOINING_HOLD_S = 3600.0  # EX_SOFTWARE-like: the supervisor restarts us, the journal replays
+_JOINING_HOLD_S = 3600.0
 
 
 def apply_command(engine: Engine, data: bytes, index: int) -> Rejected | None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.integration.test_cluster_faults import (
     SERIES,
@@ -126,6 +127,13 @@ def test_join_rebalance_drain_remove_under_writes(tmp_path: Path) -> None:
         assert_replicas_identical(cluster, urls, doc)
         # The new replicas caught up by snapshot transfer (node/raft/snapshot.py).
         assert "raft_snapshot_restored" in (tmp_path / "node-3.log").read_text(errors="replace")
+        # A joined node restarts from its stored map (kill -9, same flags) with its replicas.
+        cluster.kill("node-3")
+        cluster._spawn("node-3", JOINER_ARGS["node-3"])
+        wait_until(lambda: node_ready(cluster, "node-3", urls), 30, 0.2, "node-3 restarted")
+        status = httpx.get(urls["node-3"] + "/v1/status", headers=HEADERS, timeout=10).json()
+        assert len(status["shards"]) == 3 and status["map_version"] == doc["version"]
+        assert_replicas_identical(cluster, urls, doc)
         writer = PhaseWriter(cluster.url, 1_000_000)
         writer.start()
         nodes = httpx.get(cluster.url + "/api/v1/admin/nodes", timeout=10).json()
@@ -164,18 +172,28 @@ def test_join_rebalance_drain_remove_under_writes(tmp_path: Path) -> None:
         cluster.stop()
 
 
+JOINER_ARGS: dict[str, list[str]] = {}
+
+
+def node_ready(cluster: Cluster, name: str, urls: dict[str, str]) -> bool:
+    if cluster.procs[name].poll() is not None:
+        pytest.fail(f"{name} exited: {cluster.log(name)}")
+    try:
+        return httpx.get(urls[name] + "/ready", timeout=3).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def join_node(cluster: Cluster, tmp_path: Path, name: str, via: int) -> str:
     """Start `name` with --join through node `via`; its API URL once it is in the map."""
     api, raft = free_port(), free_port_range(SHARDS + 1)
-    cluster._spawn(
-        name,
-        [
-            "node", "--node-id", name, "--join", f"127.0.0.1:{cluster.api_ports[via]}",
-            "--data-dir", str(tmp_path / name),
-            "--host", "127.0.0.1", "--port", str(api), "--raft-port", str(raft),
-            "--raft-election-timeout-ms", "400", "--log-level", "info",
-        ],
-    )  # fmt: skip
+    JOINER_ARGS[name] = [
+        "node", "--node-id", name, "--join", f"127.0.0.1:{cluster.api_ports[via]}",
+        "--data-dir", str(tmp_path / name),
+        "--host", "127.0.0.1", "--port", str(api), "--raft-port", str(raft),
+        "--raft-election-timeout-ms", "400", "--log-level", "info",
+    ]  # fmt: skip
+    cluster._spawn(name, JOINER_ARGS[name])
     wait_until(
         lambda: name in {p["id"] for p in current_map(cluster)["peers"]},
         30, 0.2, f"{name} in the map",
@@ -210,6 +228,67 @@ def test_replace_a_dead_node(tmp_path: Path) -> None:
         r = httpx.delete(cluster.url + "/api/v1/admin/nodes/node-3", timeout=30)
         assert r.status_code == 200, r.text
 
+        acked_before = len(writer.acked)
+        wait_until(lambda: len(writer.acked) > acked_before + 5, 30, 0.1, "writes go on")
+        writer.finish()
+        assert_all_acked_readable(cluster, writer.acked)
+        assert_replicas_identical(cluster, urls, current_map(cluster))
+    finally:
+        if writer is not None and writer.is_alive():
+            writer.stop_event.set()
+        cluster.stop()
+
+
+def meta_leader(cluster: Cluster) -> int:
+    """Index of the initial node leading the metadata group (the mover)."""
+
+    def find() -> int | None:
+        for i in range(cluster.n):
+            try:
+                meta = cluster.node_get(i, "/v1/status")["meta"]
+            except httpx.HTTPError:
+                continue
+            if meta and meta["role"] == "leader":
+                return i
+        return None
+
+    wait_until(lambda: find() is not None, 20, 0.1, "metadata leader")
+    found = find()
+    assert found is not None
+    return found
+
+
+def test_moves_resume_after_the_mover_is_killed(tmp_path: Path) -> None:
+    """kill -9 the metadata leader (which drives the moves) in the middle of a rebalance: the
+    next leader resumes every move from the step recorded in the map."""
+    cluster = Cluster(tmp_path, nodes=3, shards=SHARDS, replication_factor=3)
+    writer: Writer | None = None
+    try:
+        cluster.start()
+        urls = {f"node-{i}": cluster.node_url(i) for i in range(3)}
+        urls["node-3"] = join_node(cluster, tmp_path, "node-3", 0)
+        writer = PhaseWriter(cluster.url, 0)
+        writer.start()
+        wait_until(lambda: len(writer.acked) >= 20, 30, 0.1, "20 acknowledged writes")
+
+        mover = meta_leader(cluster)
+        r = httpx.post(cluster.url + "/api/v1/admin/rebalance", timeout=30)
+        assert r.status_code == 200 and len(r.json()["moves"]) == 3, r.text
+        wait_until(
+            lambda: any(m["step"] != "add" for m in current_map(cluster)["moves"])
+            or not current_map(cluster)["moves"],
+            30, 0.05, "a move past its first step",
+        )  # fmt: skip
+        pending = current_map(cluster)["moves"]
+        cluster.kill(f"node-{mover}")
+        assert pending, "the moves finished before the mover was killed"
+        cluster.start_node(mover)
+        doc = wait_moves_done(cluster, 90)
+        assert meta_leader(cluster) is not None
+        counts = {n: sum(n in ids for ids in doc["replicas"]) for n in urls}
+        assert counts == {"node-0": 3, "node-1": 3, "node-2": 3, "node-3": 3}, doc
+
+        cluster.wait_node_ready(mover)
         acked_before = len(writer.acked)
         wait_until(lambda: len(writer.acked) > acked_before + 5, 30, 0.1, "writes go on")
         writer.finish()
