@@ -13,12 +13,10 @@ from __future__ import annotations
 
 from node.engine.deletes import DeleteRequest
 from node.engine.engine import Engine
-from node.query import EngineSource
+from node.query import plan_series
 from pulsar_cluster.catalogop import validate_database_name
 from pulsar_cluster.errors import QueryError
-from pulsar_cluster.query.conditions import compile_regex, resolve_series
 from pulsar_cluster.query.plan import MAX_TIME, MIN_TIME, Plan
-from pulsar_cluster.series import SEP
 
 __all__ = [
     "check_drop_plan",
@@ -44,17 +42,7 @@ def drop_series(engine: Engine, plan: Plan, index: int | None = None) -> int:
     every measurement of the plan. Nothing matched: nothing is recorded.
     """
     check_drop_plan(plan)
-    source = EngineSource(engine)
-    names = source.measurements(plan.database)
-    if plan.measurement:
-        names = [plan.measurement] if plan.measurement in names else []
-    elif plan.measurement_regex:
-        rx = compile_regex(plan.measurement_regex)
-        names = [m for m in names if rx.search(m)]
-    keys: set[bytes] = set()
-    for measurement in names:
-        skeys = resolve_series(plan.tags, source, plan.database, measurement)
-        keys.update(k.partition(SEP)[2] for k in skeys)
+    names, keys = plan_series(engine, plan)
     if keys:
         request = DeleteRequest(
             plan.database,

@@ -42,6 +42,7 @@ __all__ = [
     "execute_partial",
     "execute_encoded",
     "execute_delete",
+    "plan_series",
     "is_cheap_meta",
     "EngineSource",
 ]
@@ -320,6 +321,19 @@ def _measurements(plan: Plan, source: QuerySource) -> list[str]:
         rx = compile_regex(plan.measurement_regex)
         names = [m for m in names if rx.search(m)]
     return names
+
+
+def plan_series(engine: Engine, plan: Plan) -> tuple[list[str], set[bytes]]:
+    """The measurements a delete or drop plan names and the keys (without the measurement) of
+    their series that match its tag conditions, resolved through this engine's index. In a
+    cluster every replica resolves the same series: it applies the same commands in order."""
+    source = EngineSource(engine)
+    names = _measurements(plan, source)
+    keys: set[bytes] = set()
+    for measurement in names:
+        skeys = resolve_series(plan.tags, source, plan.database, measurement)
+        keys.update(k.partition(SEP)[2] for k in skeys)
+    return names, keys
 
 
 def is_cheap_meta(plan: Plan) -> bool:

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 from node.engine.deletes import DeleteRequest
 from node.engine.engine import Engine
-from node.query import EngineSource
+from node.query import plan_series
 from pulsar_cluster.errors import QueryError
-from pulsar_cluster.query.conditions import compile_regex, resolve_series
 from pulsar_cluster.query.partial import decode_plan
 from pulsar_cluster.query.plan import Plan
-from pulsar_cluster.series import SEP
 
 __all__ = ["apply_delete", "check_delete_plan"]
 
@@ -28,17 +26,7 @@ def apply_delete(engine: Engine, body: bytes, index: int, accepted_ns: int | Non
     """Delete the plan's series in [start, end) at Raft index `index`; series matched."""
     plan = decode_plan(body)
     check_delete_plan(plan)
-    source = EngineSource(engine)
-    names = source.measurements(plan.database)
-    if plan.measurement:
-        names = [plan.measurement] if plan.measurement in names else []
-    elif plan.measurement_regex:
-        rx = compile_regex(plan.measurement_regex)
-        names = [m for m in names if rx.search(m)]
-    keys: set[bytes] = set()
-    for measurement in names:
-        skeys = resolve_series(plan.tags, source, plan.database, measurement)
-        keys.update(k.partition(SEP)[2] for k in skeys)
+    names, keys = plan_series(engine, plan)
     if keys:
         # One engine record per command: the engine skips a second record at the same index.
         request = DeleteRequest(

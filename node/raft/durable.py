@@ -25,7 +25,7 @@ from typing import Any
 from pysyncobj import SyncObj
 from pysyncobj.journal import FileJournal
 
-__all__ = ["JournalSync", "check_supported", "HOOKED_METHODS"]
+__all__ = ["JournalSync", "SyncedJournalHooks", "check_supported", "HOOKED_METHODS"]
 
 #: The private SyncObj methods ShardGroup overrides to sync first.
 HOOKED_METHODS = ("_SyncObj__sendAppendEntries", "_SyncObj__sendNextNodeIdx")
@@ -107,3 +107,32 @@ def _fsync_dir(path: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class SyncedJournalHooks:
+    """Mixin for a SyncObj subclass with a `journal_sync` attribute (JournalSync or None): the
+    journal is fsynced before the leader sends entries and before a follower acknowledges them
+    (pysyncobj never syncs; /work/shared/pysyncobj-notes.md). Runs in the tick thread.
+
+    The method names are pysyncobj's private (mangled) ones, so SyncObj's own calls reach them.
+    """
+
+    journal_sync: JournalSync | None
+
+    def _SyncObj__sendAppendEntries(self) -> None:  # noqa: N802 - pysyncobj's mangled name
+        if self.journal_sync is not None:
+            self.journal_sync.sync_if_dirty()
+        SyncObj._SyncObj__sendAppendEntries(self)
+
+    def _SyncObj__sendNextNodeIdx(  # noqa: N802 - pysyncobj's mangled name
+        self,
+        node: Any,
+        reset: bool = False,
+        nextNodeIdx: Any = None,  # noqa: N803 - pysyncobj's keyword
+        success: bool = False,
+    ) -> None:
+        if success and self.journal_sync is not None:
+            self.journal_sync.sync_if_dirty()
+        SyncObj._SyncObj__sendNextNodeIdx(
+            self, node, reset=reset, nextNodeIdx=nextNodeIdx, success=success
+        )

@@ -32,7 +32,7 @@ from pysyncobj import SyncObj, SyncObjConf, replicated
 from node.engine.engine import Engine
 from node.raft.ddl import apply_ddl
 from node.raft.deletes import apply_delete
-from node.raft.durable import JournalSync, check_supported
+from node.raft.durable import JournalSync, SyncedJournalHooks, check_supported
 from pulsar_cluster.batchcodec import BatchFormatError, decode_batch
 from pulsar_cluster.errors import (
     BadRequestError,
@@ -121,7 +121,7 @@ def _apply_ddl(engine: Engine, kind: CommandKind, body: bytes, index: int) -> Re
         os._exit(_EXIT_STORAGE_FAILURE)
 
 
-class ShardGroup(SyncObj):  # type: ignore[misc]
+class ShardGroup(SyncedJournalHooks, SyncObj):  # type: ignore[misc]
     def __init__(
         self,
         shard: int,
@@ -154,26 +154,6 @@ class ShardGroup(SyncObj):  # type: ignore[misc]
         if joining:
             self._hold_election()
         self.addOnTickCallback(self._on_tick)
-
-    # --- durability hooks (node/raft/durable.py): tick thread ------------------------------------
-
-    def _SyncObj__sendAppendEntries(self) -> None:  # noqa: N802 - pysyncobj's mangled name
-        if self.journal_sync is not None:
-            self.journal_sync.sync_if_dirty()
-        SyncObj._SyncObj__sendAppendEntries(self)
-
-    def _SyncObj__sendNextNodeIdx(  # noqa: N802 - pysyncobj's mangled name
-        self,
-        node: Any,
-        reset: bool = False,
-        nextNodeIdx: Any = None,  # noqa: N803 - pysyncobj's keyword
-        success: bool = False,
-    ) -> None:
-        if success and self.journal_sync is not None:
-            self.journal_sync.sync_if_dirty()
-        SyncObj._SyncObj__sendNextNodeIdx(
-            self, node, reset=reset, nextNodeIdx=nextNodeIdx, success=success
-        )
 
     def _hold_election(self) -> None:
         # pysyncobj's private election deadline (monotonic clock; version pinned: 0.3.17).

@@ -26,7 +26,7 @@ import orjson
 from pysyncobj import SyncObj, SyncObjConf, replicated
 from pysyncobj.node import TCPNode
 
-from node.raft.durable import JournalSync, check_supported
+from node.raft.durable import JournalSync, SyncedJournalHooks, check_supported
 from pulsar_cluster.errors import CorruptionError
 from pulsar_cluster.logs import get_logger
 from pulsar_cluster.metacommand import apply_cas
@@ -91,7 +91,7 @@ def _entry(doc: list[Any]) -> tuple[bytes, int, int]:
     return base64.b64decode(doc[2]), int(doc[0]), int(doc[1])
 
 
-class MetaGroup(SyncObj):  # type: ignore[misc]
+class MetaGroup(SyncedJournalHooks, SyncObj):  # type: ignore[misc]
     def __init__(
         self,
         state: MetaState,
@@ -107,25 +107,6 @@ class MetaGroup(SyncObj):  # type: ignore[misc]
         super().__init__(self_address, partner_addresses, conf)
         if durable_journal:
             self.journal_sync = JournalSync(self._SyncObj__raftLog)
-
-    # Same durability hooks as ShardGroup (node/raft/durable.py).
-    def _SyncObj__sendAppendEntries(self) -> None:  # noqa: N802 - pysyncobj's mangled name
-        if self.journal_sync is not None:
-            self.journal_sync.sync_if_dirty()
-        SyncObj._SyncObj__sendAppendEntries(self)
-
-    def _SyncObj__sendNextNodeIdx(  # noqa: N802 - pysyncobj's mangled name
-        self,
-        node: Any,
-        reset: bool = False,
-        nextNodeIdx: Any = None,  # noqa: N803 - pysyncobj's keyword
-        success: bool = False,
-    ) -> None:
-        if success and self.journal_sync is not None:
-            self.journal_sync.sync_if_dirty()
-        SyncObj._SyncObj__sendNextNodeIdx(
-            self, node, reset=reset, nextNodeIdx=nextNodeIdx, success=success
-        )
 
     @replicated
     def _apply(self, data: bytes) -> str | None:

@@ -24,17 +24,19 @@ SERIES = 24  # spread over every shard, so each request touches every leader
 class Writer(threading.Thread):
     """Writes request after request; remembers which sequence numbers were acknowledged."""
 
-    def __init__(self, url: str, max_requests: int = 2000) -> None:
+    def __init__(self, url: str, max_requests: int = 2000, first: int = 0) -> None:
         super().__init__(daemon=True)
         self.url = url
         self.max_requests = max_requests
+        #: The first sequence number (several writers in turn number their points apart).
+        self.first = first
         self.stop_event = threading.Event()
         self.acked: list[tuple[int, float]] = []  # (seq, time of the ack)
         self.failures = 0
 
     def run(self) -> None:
         with httpx.Client(timeout=30) as client:
-            for seq in range(self.max_requests):
+            for seq in range(self.first, self.first + self.max_requests):
                 if self.stop_event.is_set():
                     return
                 body = "".join(f"w,s=s{s} v={seq}i {T0 + seq}\n" for s in range(SERIES))

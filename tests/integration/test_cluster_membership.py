@@ -13,8 +13,6 @@ import httpx
 import pytest
 
 from tests.integration.test_cluster_faults import (
-    SERIES,
-    T0,
     Writer,
     assert_all_acked_readable,
 )
@@ -25,30 +23,9 @@ SHARDS = 4
 HEADERS = {"Authorization": f"Bearer {SECRET}"}
 
 
-class PhaseWriter(Writer):
+def phase_writer(url: str, first: int) -> Writer:
     """The fault tests' writer, numbering its points from `first` (one writer per phase)."""
-
-    def __init__(self, url: str, first: int) -> None:
-        super().__init__(url, max_requests=100_000)
-        self.first = first
-
-    def run(self) -> None:
-        with httpx.Client(timeout=30) as client:
-            for seq in range(self.first, self.first + self.max_requests):
-                if self.stop_event.is_set():
-                    return
-                body = "".join(f"w,s=s{s} v={seq}i {T0 + seq}\n" for s in range(SERIES))
-                try:
-                    r = client.post(f"{self.url}/write", params={"db": "f"}, content=body)
-                except httpx.HTTPError:
-                    self.failures += 1
-                    time.sleep(0.05)
-                    continue
-                if r.status_code == 204:
-                    self.acked.append((seq, time.monotonic()))
-                else:
-                    self.failures += 1
-                    time.sleep(0.05)
+    return Writer(url, max_requests=100_000, first=first)
 
 
 def current_map(cluster: Cluster) -> dict[str, Any]:
@@ -95,7 +72,7 @@ def test_join_rebalance_drain_remove_under_writes(tmp_path: Path) -> None:
     acked: list[tuple[int, float]] = []
     try:
         cluster.start()
-        writer = PhaseWriter(cluster.url, 0)
+        writer = phase_writer(cluster.url, 0)
         writer.start()
         urls = {f"node-{i}": cluster.node_url(i) for i in range(3)}
 
@@ -134,7 +111,7 @@ def test_join_rebalance_drain_remove_under_writes(tmp_path: Path) -> None:
         status = httpx.get(urls["node-3"] + "/v1/status", headers=HEADERS, timeout=10).json()
         assert len(status["shards"]) == 3 and status["map_version"] == doc["version"]
         assert_replicas_identical(cluster, urls, doc)
-        writer = PhaseWriter(cluster.url, 1_000_000)
+        writer = phase_writer(cluster.url, 1_000_000)
         writer.start()
         nodes = httpx.get(cluster.url + "/api/v1/admin/nodes", timeout=10).json()
         assert {n["id"]: n["replicas"] for n in nodes["nodes"]} == counts
@@ -213,7 +190,7 @@ def test_replace_a_dead_node(tmp_path: Path) -> None:
         r = httpx.post(cluster.url + "/api/v1/admin/rebalance", timeout=30)
         assert r.status_code == 200, r.text
         wait_moves_done(cluster)
-        writer = PhaseWriter(cluster.url, 0)
+        writer = phase_writer(cluster.url, 0)
         writer.start()
         wait_until(lambda: len(writer.acked) >= 20, 30, 0.1, "20 acknowledged writes")
 
@@ -267,7 +244,7 @@ def test_moves_resume_after_the_mover_is_killed(tmp_path: Path) -> None:
         cluster.start()
         urls = {f"node-{i}": cluster.node_url(i) for i in range(3)}
         urls["node-3"] = join_node(cluster, tmp_path, "node-3", 0)
-        writer = PhaseWriter(cluster.url, 0)
+        writer = phase_writer(cluster.url, 0)
         writer.start()
         wait_until(lambda: len(writer.acked) >= 20, 30, 0.1, "20 acknowledged writes")
 
