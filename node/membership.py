@@ -35,7 +35,7 @@ from node.service import NodeService
 from pulsar_cluster.errors import PulsarError, UnavailableError
 from pulsar_cluster.logs import get_logger
 from pulsar_cluster.metacommand import MapConflictError, NotMetaMemberError
-from pulsar_cluster.moveplan import advance_move, finish_move
+from pulsar_cluster.moveplan import advance_move, finish_move, plan_rebalance
 from pulsar_cluster.nodeclient import NodeClient
 from pulsar_cluster.shardmap import Move, ShardMap
 
@@ -85,6 +85,37 @@ class Membership:
         meta = self.service.meta
         if meta is not None and meta.is_leader() and self.service.map.moves:
             await self.move_step()
+
+    async def rebalance_until_balanced(
+        self, timeout_s: float = 3600.0, max_rounds: int = 50
+    ) -> bool:
+        """Rebalance the cluster in rounds, as `pulsar admin rebalance` does, until a round plans
+        no move (`--rebalance-on-join`: a node added by scaling a StatefulSet gets its share
+        without an operator). A shard moves once at a time, so each round waits for the moves
+        in progress first. Bounded in rounds and time; False when it gave up (logged)."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        rounds = 0
+        while rounds < max_rounds and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(max(self.interval_s, 0.5))
+            if self.service.map.moves:
+                continue  # a round (ours or an operator's) is still moving replicas
+            try:
+                planned = await self._rebalance_once()
+            except PulsarError as exc:
+                log.info("rebalance_after_join_waits", reason=str(exc))
+                continue
+            rounds += 1
+            if not planned.moves:
+                log.info("rebalance_after_join_done", rounds=rounds, version=planned.version)
+                return True
+            log.info("rebalance_after_join_round", round=rounds, moves=len(planned.moves))
+        log.warning("rebalance_after_join_gave_up", rounds=rounds)
+        return False
+
+    async def _rebalance_once(self) -> ShardMap:
+        if self.service.meta is not None:
+            return await self.change_map(plan_rebalance)
+        return ShardMap.from_dict(await self.forward("POST", "/v1/rebalance"))
 
     # --- the map ---------------------------------------------------------------------------------
 

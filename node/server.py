@@ -47,7 +47,10 @@ class _UnauthorizedError(PulsarError):
 
 
 def create_node_app(
-    service: NodeService, secret: str, balance_interval_s: float = 5.0
+    service: NodeService,
+    secret: str,
+    balance_interval_s: float = 5.0,
+    rebalance_after_start: bool = False,
 ) -> Starlette:
     expected = f"Bearer {secret}".encode()
     registry = CollectorRegistry()
@@ -204,7 +207,15 @@ def create_node_app(
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         task = asyncio.create_task(balance_loop()) if balance_interval_s > 0 else None
         member_task = asyncio.create_task(membership.run())
+        # A node that has just joined asks for its share of the replicas (--rebalance-on-join).
+        rebalance_task = (
+            asyncio.create_task(membership.rebalance_until_balanced())
+            if rebalance_after_start
+            else None
+        )
         yield
+        if rebalance_task is not None:
+            rebalance_task.cancel()
         if task is not None:
             task.cancel()
         member_task.cancel()

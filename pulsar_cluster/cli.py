@@ -197,6 +197,12 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         "ignored when --node-id is in --peers (an initial member)",
     )
     p.add_argument(
+        "--rebalance-on-join",
+        action="store_true",
+        help="after joining (first start with --join only), rebalance replicas onto this node "
+        "in rounds until balanced, as `pulsar admin rebalance` does",
+    )
+    p.add_argument(
         "--raft-time-stamps",
         choices=["on", "off"],
         default="on",
@@ -437,14 +443,18 @@ def _cmd_node(args: argparse.Namespace) -> int:
                 args.join = None
         except PulsarError as exc:
             raise SystemExit(f"pulsar: {exc}") from None
+    first_join = False
     try:
         if args.join:
-            from pulsar_cluster.membershipcli import join_cluster
+            from pulsar_cluster.membershipcli import join_cluster, joined_before
 
             if not args.node_id:
                 raise SystemExit("pulsar: --join needs --node-id")
             me = Peer(args.node_id, advertise, args.port, args.raft_port)
             peers = []
+            # Only a first join rebalances: a drained node restarted before its removal must
+            # not take replicas back.
+            first_join = not joined_before(os.path.abspath(args.data_dir), me.id)
             shard_map = join_cluster(args.join, secret, me, os.path.abspath(args.data_dir))
             node_id = me.id
         elif args.peers:
@@ -484,7 +494,12 @@ def _cmd_node(args: argparse.Namespace) -> int:
         raise SystemExit(f"pulsar: {exc}") from None
     service = service_mod.NodeService(settings, shard_map)
     service.start()
-    app = server_mod.create_node_app(service, secret, args.leader_balance_interval_s)
+    app = server_mod.create_node_app(
+        service,
+        secret,
+        args.leader_balance_interval_s,
+        rebalance_after_start=bool(args.rebalance_on_join and first_join),
+    )
     _attach_reloader(
         app,
         args,

@@ -22,7 +22,7 @@ import httpx
 from pulsar_cluster.errors import UnavailableError
 from pulsar_cluster.shardmap import Peer, ShardMap
 
-__all__ = ["join_cluster", "run_admin_action", "ADMIN_ACTIONS"]
+__all__ = ["join_cluster", "joined_before", "run_admin_action", "ADMIN_ACTIONS"]
 
 ADMIN_ACTIONS = ("drain-node", "remove-node", "rebalance", "nodes", "moves")
 _MAX_REBALANCE_ROUNDS = 20
@@ -37,6 +37,11 @@ def _stored_map(data_dir: str, node_id: str) -> ShardMap | None:
         return None
     shard_map = ShardMap.from_dict(doc["map"])
     return shard_map if node_id in {p.id for p in shard_map.peers} else None
+
+
+def joined_before(data_dir: str, node_id: str) -> bool:
+    """`node_id` has joined a cluster with this data directory before (it keeps the map)."""
+    return _stored_map(data_dir, node_id) is not None
 
 
 def join_cluster(

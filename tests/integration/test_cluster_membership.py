@@ -161,14 +161,16 @@ def node_ready(cluster: Cluster, name: str, urls: dict[str, str]) -> bool:
         return False
 
 
-def join_node(cluster: Cluster, tmp_path: Path, name: str, via: int) -> str:
+def join_node(
+    cluster: Cluster, tmp_path: Path, name: str, via: int, extra: tuple[str, ...] = ()
+) -> str:
     """Start `name` with --join through node `via`; its API URL once it is in the map."""
     api, raft = free_port(), free_port_range(SHARDS + 1)
     JOINER_ARGS[name] = [
         "node", "--node-id", name, "--join", f"127.0.0.1:{cluster.api_ports[via]}",
         "--data-dir", str(tmp_path / name),
         "--host", "127.0.0.1", "--port", str(api), "--raft-port", str(raft),
-        "--raft-election-timeout-ms", "400", "--log-level", "info",
+        "--raft-election-timeout-ms", "400", "--log-level", "info", *extra,
     ]  # fmt: skip
     cluster._spawn(name, JOINER_ARGS[name])
     wait_until(
@@ -186,10 +188,14 @@ def test_replace_a_dead_node(tmp_path: Path) -> None:
     try:
         cluster.start()
         urls = {f"node-{i}": cluster.node_url(i) for i in range(3)}
-        urls["node-3"] = join_node(cluster, tmp_path, "node-3", 0)
-        r = httpx.post(cluster.url + "/api/v1/admin/rebalance", timeout=30)
-        assert r.status_code == 200, r.text
-        wait_moves_done(cluster)
+        # A StatefulSet scaled up: the new node asks for its share itself (no admin call).
+        urls["node-3"] = join_node(cluster, tmp_path, "node-3", 0, ("--rebalance-on-join",))
+
+        def node3_has_its_share() -> bool:
+            doc = current_map(cluster)
+            return not doc["moves"] and sum("node-3" in ids for ids in doc["replicas"]) == 3
+
+        wait_until(node3_has_its_share, 90, 0.25, "node-3 to get 3 of 12 replicas by itself")
         writer = phase_writer(cluster.url, 0)
         writer.start()
         wait_until(lambda: len(writer.acked) >= 20, 30, 0.1, "20 acknowledged writes")
