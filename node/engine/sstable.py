@@ -34,7 +34,6 @@ import zstandard
 
 from node.engine.cache import BlockCache
 from node.engine.encoding import (
-    SMALL_BLOCK_POINTS,
     BlockFormatError,
     decode_block,
     encode_block,
@@ -77,8 +76,10 @@ _instance_ids = itertools.count(1)
 #: (series key, field, type, timestamps, values): one `SSTableWriter.add`.
 _Item = tuple[bytes, str, FieldType, np.ndarray, np.ndarray]
 _VECTOR_TYPES = frozenset((FieldType.INTEGER, FieldType.UNSIGNED))
-#: Items encoded together at most (bounds the stacked arrays: 8192 x 64 points x 16 bytes).
+#: Items looked at together, and points stacked into one encode_blocks call, at most (bounds
+#: the stacked copies to about 16 bytes x _STACK_POINTS; 64K points keep them in cache).
 _ADD_MANY_CHUNK = 8192
+_STACK_POINTS = 1 << 16
 
 
 class BlockRef(NamedTuple):
@@ -179,11 +180,11 @@ class SSTableWriter:
     def add_many(self, items: Sequence[_Item]) -> None:
         """`add` for every item, in order (the same bytes on disk).
 
-        Fields of one small integer block (at most SMALL_BLOCK_POINTS points: what a flush of
-        short-lived, high-cardinality series consists of) are encoded together, all blocks of
-        one type and length in one vectorised pass (encode_blocks); the others one by one.
+        Integer and unsigned fields that fit one block (what a flush writes for most fields)
+        are encoded together, all blocks of one type and length in one vectorised pass
+        (encode_blocks); the others one by one.
         """
-        limit = min(SMALL_BLOCK_POINTS, self._block_points)
+        limit = self._block_points  # one block per field: vectorised across fields
         for lo in range(0, len(items), _ADD_MANY_CHUNK):
             chunk = items[lo : lo + _ADD_MANY_CHUNK]
             same_shape: dict[tuple[FieldType, int], list[int]] = {}
@@ -192,12 +193,21 @@ class SSTableWriter:
                 if n <= limit and field_type in _VECTOR_TYPES:
                     same_shape.setdefault((field_type, n), []).append(i)
             encoded: dict[int, tuple[bytes, int, int]] = {}
-            for (field_type, n), where in same_shape.items():
-                if n == 0 or len(where) < 2:
+            for (field_type, n), group in same_shape.items():
+                if n == 0 or len(group) < 2:
                     continue
-                ts2d = np.stack([chunk[i][3] for i in where])
-                blocks = encode_blocks(field_type, ts2d, np.stack([chunk[i][4] for i in where]))
-                if blocks is not None:
+                step = max(1, _STACK_POINTS // n)  # bounds the stacked copies
+                for at in range(0, len(group), step):
+                    where = group[at : at + step]
+                    ts2d = np.stack([chunk[i][3] for i in where])
+                    blocks = encode_blocks(
+                        field_type,
+                        ts2d,
+                        np.stack([chunk[i][4] for i in where]),
+                        self._zstd_level,
+                    )
+                    if blocks is None:
+                        continue
                     firsts = ts2d[:, 0].tolist()
                     lasts = ts2d[:, -1].tolist()
                     encoded.update(zip(where, zip(blocks, firsts, lasts, strict=True), strict=True))
