@@ -182,3 +182,29 @@ def test_flush_items_are_sorted_unique_last_write_wins(writes) -> None:
         host = skey.rsplit(SEP, 1)[1].decode()
         got.update({(host, t): v for t, v in zip(ts.tolist(), values.tolist(), strict=True)})
     assert got == model
+
+
+def test_absorb_sorts_out_of_order_tables_and_drops_overwritten_rows() -> None:
+    """Batches of concurrent clients arrive out of time order and may overwrite points: one
+    absorb leaves one sorted, unique (clean) chunk per field, the last write winning, and the
+    overwritten rows leave the size counters."""
+    memtable = Memtable()
+    prefix = b"db" + SEP
+    bodies = [
+        b"cpu,host=a f=3i,g=30i 30\ncpu,host=b f=4i,g=40i 30",
+        b"cpu,host=a f=1i,g=10i 10\ncpu,host=a f=2i,g=20i 20\ncpu,host=b f=5i,g=50i 10",
+        b"cpu,host=a f=9i,g=90i 20",  # overwrites host=a at 20
+    ]
+    for body in bodies:
+        table = parse_line_protocol(body, "db").table_if_current()
+        assert table is not None
+        memtable.insert_table(prefix, table)
+    items = {
+        (skey, name): (ts.tolist(), v.tolist()) for skey, name, _, ts, v in memtable.sorted_items()
+    }
+    a, b = prefix + b"cpu\x00host\x00a", prefix + b"cpu\x00host\x00b"
+    assert items[(a, "f")] == ([10, 20, 30], [1, 9, 3])
+    assert items[(a, "g")] == ([10, 20, 30], [10, 90, 30])
+    assert items[(b, "f")] == ([10, 30], [5, 4])
+    assert memtable.points == 5 * 2  # 6 rows written, one overwritten, 2 fields each
+    assert all(buf.clean for fields in memtable._series.values() for buf in fields.values())
