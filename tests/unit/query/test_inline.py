@@ -1,6 +1,6 @@
 """Small queries run on the event loop (no thread hop), big ones in a thread; either way the
 answer is the same. Checks which queries count as small, and that answers agree with a run
-where everything goes through threads."""
+where everything goes through threads. Also the union of field times of raw reads."""
 
 from __future__ import annotations
 
@@ -8,10 +8,13 @@ import asyncio
 from pathlib import Path
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from node import local
 from node.engine.engine import EngineOptions
 from node.local import LocalNode
+from node.query import _union_times
 from pulsar_cluster.lineprotocol import parse_line_protocol
 from pulsar_cluster.query import run
 from pulsar_cluster.query.influxql.parser import parse_query
@@ -107,3 +110,22 @@ def test_small_answer_bounds_rows() -> None:
     assert run.small_answer(
         Plan(kind="raw", database="db"), Partial(raw={(): [RawBlock({}, t[:10], {}, {})]})
     )
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.integers(-(2**63), 2**63 - 1), max_size=30).map(
+            lambda v: np.unique(np.array(v, dtype=np.int64))
+        ),
+        min_size=1,
+        max_size=5,
+    ),
+    st.booleans(),
+)
+def test_union_of_field_times_is_sorted_unique_union(parts, shared: bool) -> None:
+    """Raw reads join the fields of a series on the union of their timestamps."""
+    if shared:
+        parts = [parts[0].copy() for _ in parts]
+    got = _union_times(parts)
+    assert got.tolist() == np.unique(np.concatenate(parts)).tolist()
