@@ -20,6 +20,7 @@ from node.engine.fs import OsFileSystem
 from node.engine.memtable import Memtable
 from node.engine.sstable import SSTable, SSTableWriter, TableMeta
 from pulsar_cluster.batch import FieldType
+from pulsar_cluster.errors import CorruptionError
 from pulsar_cluster.lineprotocol import parse_line_protocol
 from pulsar_cluster.series import SEP
 
@@ -142,6 +143,16 @@ def test_add_many_writes_the_same_table_as_add(tmp_path, block_points: int) -> N
         paths.append(writer.finish())
     one, many = (Path(p).read_bytes() for p in paths)
     assert one == many
+    # The writer's index is the one parsed from the file (what the flush hands to SSTable).
+    parsed = SSTable(paths[1])
+    assert writer.entries == parsed.entries
+    parsed.close()
+    handed = SSTable(paths[1], None, writer.entries)
+    assert handed.entries is writer.entries
+    handed.close()
+    wrong = {k: v for i, (k, v) in enumerate(writer.entries.items()) if i}
+    with pytest.raises(CorruptionError):
+        SSTable(paths[1], None, wrong)
     table = SSTable(paths[1])
     for skey, name, field_type, ts, values in items[:40]:
         got = table.read(skey, name, -(2**63), 2**63 - 1)
