@@ -23,10 +23,30 @@ from pulsar_cluster.batch import WriteBatch
 from pulsar_cluster.cachestats import caches_selected, check_cache_name, node_document
 from pulsar_cluster.catalogop import CatalogOp
 from pulsar_cluster.nodeapi import ScanRequest, SeriesData, TagMatcher
+from pulsar_cluster.query.conditions import TRUE, resolve_series
 from pulsar_cluster.query.partial import Partial
-from pulsar_cluster.query.plan import Plan
+from pulsar_cluster.query.plan import MAX_TIME, MIN_TIME, Plan
 
-__all__ = ["LocalNode"]
+__all__ = ["LocalNode", "INLINE_SERIES_FIELD_HOURS"]
+
+#: Selects estimated to read at most this many series x fields x hours run on the event loop
+#: instead of a worker thread. At one point per 10 s that is about 6,000 points, a few hundred
+#: microseconds of reading and reducing (bench/bench_query.py, single-groupby-1-1-1: 1 x 1 x 1);
+#: the hop to a thread and back costs about 50-100 us and, on a busy machine, a wait for the
+#: GIL. Anything bigger still runs in a thread, so the loop never stalls on a large query.
+INLINE_SERIES_FIELD_HOURS = 16
+_NS_PER_HOUR = 3_600_000_000_000
+
+
+def _equalities_only(expr: Any) -> bool:
+    """A tag predicate of `and`/`or` over `tag = value` comparisons only."""
+    if not isinstance(expr, list) or not expr:
+        return False
+    if expr[0] == "cmp":
+        return len(expr) == 4 and expr[2] == "="
+    if expr[0] in ("and", "or"):
+        return all(_equalities_only(e) for e in expr[1:])
+    return False
 
 
 class LocalNode:
@@ -66,9 +86,26 @@ class LocalNode:
         )
 
     async def query(self, plan: Plan) -> Partial:
-        if is_cheap_meta(plan):
-            return self._query(plan)  # microseconds: a thread hop would cost more
+        if is_cheap_meta(plan) or self._small_select(plan):
+            return self._query(plan)  # well below a millisecond: a thread hop would cost more
         return await asyncio.to_thread(self._query, plan)
+
+    def _small_select(self, plan: Plan) -> bool:
+        """Whether `plan` reads at most INLINE_SERIES_FIELD_HOURS series x fields x hours:
+        a time-bounded select whose tag predicate uses only equalities (resolved here through
+        the index in microseconds; regexes could scan many tag values on the event loop)."""
+        if plan.kind != "select" or plan.start == MIN_TIME or plan.end == MAX_TIME:
+            return False
+        hours = max(1, -(-(plan.end - plan.start) // _NS_PER_HOUR))
+        fields = len({c.field for c in plan.columns})
+        if plan.tags == TRUE or not _equalities_only(plan.tags) or fields == 0:
+            return False
+        if hours * fields > INLINE_SERIES_FIELD_HOURS:
+            return False
+        series = resolve_series(
+            plan.tags, EngineSource(self.engine), plan.database, plan.measurement
+        )
+        return len(series) * fields * hours <= INLINE_SERIES_FIELD_HOURS
 
     def _query(self, plan: Plan) -> Partial:
         return execute_partial(plan, EngineSource(self.engine), self.last_cache)

@@ -283,6 +283,20 @@ def execute_encoded(plan_bytes: bytes, source: QuerySource) -> bytes:
     return encode_partial(execute_partial(decode_plan(plan_bytes), source))
 
 
+def _union_times(parts: list[np.ndarray]) -> np.ndarray:
+    """Sorted union of sorted, unique timestamp arrays. Fields written together (the common
+    case) share their timestamps: then the first array is the answer, found with a few
+    comparisons instead of a sort (np.unique of 10 x 4320 values: about 4 ms here)."""
+    first = parts[0]
+    if all(p is first or np.array_equal(p, first) for p in parts[1:]):
+        return first
+    merged = np.sort(np.concatenate(parts), kind="stable")
+    keep = np.empty(len(merged), dtype=bool)
+    keep[:1] = True
+    np.not_equal(merged[1:], merged[:-1], out=keep[1:])
+    return merged[keep]
+
+
 def _raw_block(
     plan: Plan, source: QuerySource, skey: bytes, tags: dict[str, str], get: Any
 ) -> RawBlock | None:
@@ -291,7 +305,7 @@ def _raw_block(
     columns = {n: c for n, c in columns.items() if c is not None and len(c[0])}
     if not columns:
         return None
-    t = np.unique(np.concatenate([c[0] for c in columns.values()]))
+    t = _union_times([c[0] for c in columns.values()])
     if plan.fields_where is not None:
         t = t[field_mask(plan.fields_where, t, get)]
     if plan.raw_limit:

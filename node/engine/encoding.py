@@ -31,7 +31,7 @@ from node.engine.codecs.booleans import decode_bool_column, encode_bool_column
 from node.engine.codecs.floats import decode_float_column, encode_float_column
 from node.engine.codecs.integers import decode_int_column, encode_int_column
 from node.engine.codecs.legacy import CODEC_DELTA_ZSTD, decode_codec1
-from node.engine.codecs.smallbatch import MAX_POINTS, encode_int_columns
+from node.engine.codecs.smallbatch import MAX_POINTS, encode_int_columns_any
 from node.engine.codecs.strings import decode_string_column, encode_string_column
 from pulsar_cluster.batch import FieldType, numpy_dtype
 
@@ -47,7 +47,7 @@ __all__ = [
 ]
 
 CODEC_COLUMNAR = 2
-#: Longest block `encode_blocks` encodes (vectorised across blocks); longer ones: encode_block.
+#: Blocks up to this many points store no plane compressed (smallbatch.MAX_POINTS).
 SMALL_BLOCK_POINTS = MAX_POINTS
 DEFAULT_ZSTD_LEVEL = 3
 _HEAD = struct.Struct("<BBI")  # codec, field type, point count
@@ -143,18 +143,18 @@ def decode_block(data: bytes | bytearray | memoryview) -> tuple[FieldType, np.nd
 
 
 def encode_blocks(
-    field_type: FieldType, timestamps: np.ndarray, values: np.ndarray
+    field_type: FieldType,
+    timestamps: np.ndarray,
+    values: np.ndarray,
+    level: int = DEFAULT_ZSTD_LEVEL,
 ) -> list[bytes] | None:
     """encode_block for every row of (rows, n) timestamps and values at once, byte for byte,
-    when the type and length allow the vectorised encoder (node/engine/codecs/smallbatch.py:
-    integer and unsigned fields, 1 <= n <= SMALL_BLOCK_POINTS); None otherwise. The result
-    does not depend on the zstd level: blocks this small store no plane compressed."""
+    for integer and unsigned fields (node/engine/codecs/smallbatch.py: the numeric work is
+    vectorised across rows; zstd, for blocks of more than SMALL_BLOCK_POINTS points, is applied
+    per row); None for other types, which are encoded one block at a time."""
     field_type = FieldType(field_type)
     rows, n = timestamps.shape
-    if (
-        field_type not in (FieldType.INTEGER, FieldType.UNSIGNED)
-        or not 1 <= n <= SMALL_BLOCK_POINTS
-    ):
+    if field_type not in (FieldType.INTEGER, FieldType.UNSIGNED) or not 1 <= n <= _MAX_POINTS:
         return None
     if values.shape != (rows, n):
         raise ValueError(f"timestamps of shape {timestamps.shape} but values {values.shape}")
@@ -164,7 +164,9 @@ def encode_blocks(
     pack = U32.pack
     out = []
     for ts_col, v_col in zip(
-        encode_int_columns(timestamps), encode_int_columns(as_int), strict=True
+        encode_int_columns_any(timestamps, level),
+        encode_int_columns_any(as_int, level),
+        strict=True,
     ):
         body = b"".join((head, ts_col, v_col))
         out.append(body + pack(crc32(body)))

@@ -791,6 +791,7 @@ class Engine:
                     (skey, name, field_type, ts[lo:hi], values[lo:hi])
                 )
         paths: list[str] = []
+        indexes = []
         try:
             for (db, pstart), items in groups.items():
                 meta = TableMeta(db, pstart, pstart + width, memtable.seq, 0, len(groups))
@@ -805,6 +806,7 @@ class Engine:
                 try:
                     writer.add_many(items)
                     paths.append(writer.finish())
+                    indexes.append(writer.entries)
                 except BaseException:
                     writer.abort()
                     raise
@@ -813,7 +815,8 @@ class Engine:
                 with contextlib.suppress(OSError):
                     self._fs.remove(path)
             raise
-        return [SSTable(p, self._cache) for p in paths]
+        # The writers' indexes: opening a table just written need not parse its index again.
+        return [SSTable(p, self._cache, e) for p, e in zip(paths, indexes, strict=True)]
 
     # --- compaction ----------------------------------------------------------------------------
 

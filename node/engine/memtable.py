@@ -49,8 +49,8 @@ class _FieldBuffer:
     def __init__(self, field_type: FieldType) -> None:
         self.type = field_type
         self.chunks: list[tuple[np.ndarray, np.ndarray]] = []
-        #: True while `chunks` is one chunk known to be sorted with unique timestamps (what a
-        #: time-ordered absorb produces): reads and flushes then skip merge_last_wins.
+        #: True while `chunks` is one chunk known to be sorted with unique timestamps (what an
+        #: absorb produces): reads and flushes then skip merge_last_wins.
         self.clean = False
 
 
@@ -167,13 +167,26 @@ class Memtable:
             )
             series_of_rows.append(np.repeat(ids, np.diff(table.offsets)))
         rows_series = np.concatenate(series_of_rows)
-        order = np.argsort(rows_series, kind="stable")
+        all_ts = np.concatenate([t.timestamps for _, t in group])
+        # Sort rows by (series, time), both sorts stable so that equal (series, time) rows
+        # stay in arrival order: then each series' chunk is sorted, and keeping the last row
+        # of every run of equal times (last write wins) makes it unique too, so reads and the
+        # flush need no per-field merge. Time first: traffic is nearly time-ordered (batches
+        # from concurrent clients arrive a little out of order), which the stable sort (a
+        # merge sort) handles in about linear time.
+        by_time = np.argsort(all_ts, kind="stable")
+        order = by_time[np.argsort(rows_series[by_time], kind="stable")]
         sorted_series = rows_series[order]
+        ts = all_ts[order]
+        if len(ts) > 1:
+            keep = np.ones(len(ts), dtype=bool)
+            keep[:-1] = (ts[1:] != ts[:-1]) | (sorted_series[1:] != sorted_series[:-1])
+            if not keep.all():
+                order = order[keep]
+                sorted_series = sorted_series[keep]
+                ts = ts[keep]
+                self._forget_rows(group[0][1], int(len(keep) - np.count_nonzero(keep)))
         bounds = np.searchsorted(sorted_series, np.arange(len(index) + 1)).tolist()
-        ts = np.concatenate([t.timestamps for _, t in group])[order]
-        # Time-ordered traffic (the usual case) leaves every series' rows strictly increasing
-        # in time: one check for all of them lets a field's first chunk be marked clean.
-        increasing = bool(((ts[1:] > ts[:-1]) | (sorted_series[1:] != sorted_series[:-1])).all())
         layout = group[0][1].fields
         columns = [
             (name, ftype, np.concatenate([t.fields[j][2] for _, t in group])[order])
@@ -189,10 +202,17 @@ class Memtable:
                 buf = fields.get(name)
                 if buf is None:
                     buf = fields[name] = _FieldBuffer(ftype)
-                buf.clean = increasing and not buf.chunks
+                buf.clean = not buf.chunks
                 buf.chunks.append((chunk_ts, values[lo:hi]))
                 if len(buf.chunks) > _MAX_CHUNKS:
                     self._collapse(buf)
+
+    def _forget_rows(self, table: SeriesTable, rows: int) -> None:
+        """Take `rows` overwritten rows of `table`'s layout out of the size counters."""
+        for _, field_type, _values in table.fields:
+            width = _STRING_BYTES_ESTIMATE if field_type is FieldType.STRING else 8
+            self.bytes -= rows * (8 + width)
+            self.points -= rows
 
     def _collapse(self, buf: _FieldBuffer) -> None:
         """Merge the newest run of similar-sized chunks into one (size-tiered, k-way).

@@ -34,7 +34,6 @@ import zstandard
 
 from node.engine.cache import BlockCache
 from node.engine.encoding import (
-    SMALL_BLOCK_POINTS,
     BlockFormatError,
     decode_block,
     encode_block,
@@ -77,8 +76,10 @@ _instance_ids = itertools.count(1)
 #: (series key, field, type, timestamps, values): one `SSTableWriter.add`.
 _Item = tuple[bytes, str, FieldType, np.ndarray, np.ndarray]
 _VECTOR_TYPES = frozenset((FieldType.INTEGER, FieldType.UNSIGNED))
-#: Items encoded together at most (bounds the stacked arrays: 8192 x 64 points x 16 bytes).
+#: Items looked at together, and points stacked into one encode_blocks call, at most (bounds
+#: the stacked copies to about 16 bytes x _STACK_POINTS; 64K points keep them in cache).
 _ADD_MANY_CHUNK = 8192
+_STACK_POINTS = 1 << 16
 
 
 class BlockRef(NamedTuple):
@@ -172,6 +173,10 @@ class SSTableWriter:
         self._last_key: tuple[bytes, str] | None = None
         # (field, type) -> the index entry bytes after the series key, for one-block entries.
         self._entry_tails: dict[tuple[str, FieldType], bytes] = {}
+        #: The index as SSTable holds it once loaded: handed to the SSTable that opens the
+        #: finished file (`SSTable(path, cache, writer.entries)`), which then need not parse
+        #: back what was just written.
+        self.entries: dict[bytes, dict[str, tuple[FieldType, list[BlockRef]]]] = {}
         meta.min_time = np.iinfo(np.int64).max
         meta.max_time = np.iinfo(np.int64).min
         meta.points = 0
@@ -179,11 +184,11 @@ class SSTableWriter:
     def add_many(self, items: Sequence[_Item]) -> None:
         """`add` for every item, in order (the same bytes on disk).
 
-        Fields of one small integer block (at most SMALL_BLOCK_POINTS points: what a flush of
-        short-lived, high-cardinality series consists of) are encoded together, all blocks of
-        one type and length in one vectorised pass (encode_blocks); the others one by one.
+        Integer and unsigned fields that fit one block (what a flush writes for most fields)
+        are encoded together, all blocks of one type and length in one vectorised pass
+        (encode_blocks); the others one by one.
         """
-        limit = min(SMALL_BLOCK_POINTS, self._block_points)
+        limit = self._block_points  # one block per field: vectorised across fields
         for lo in range(0, len(items), _ADD_MANY_CHUNK):
             chunk = items[lo : lo + _ADD_MANY_CHUNK]
             same_shape: dict[tuple[FieldType, int], list[int]] = {}
@@ -192,12 +197,21 @@ class SSTableWriter:
                 if n <= limit and field_type in _VECTOR_TYPES:
                     same_shape.setdefault((field_type, n), []).append(i)
             encoded: dict[int, tuple[bytes, int, int]] = {}
-            for (field_type, n), where in same_shape.items():
-                if n == 0 or len(where) < 2:
+            for (field_type, n), group in same_shape.items():
+                if n == 0 or len(group) < 2:
                     continue
-                ts2d = np.stack([chunk[i][3] for i in where])
-                blocks = encode_blocks(field_type, ts2d, np.stack([chunk[i][4] for i in where]))
-                if blocks is not None:
+                step = max(1, _STACK_POINTS // n)  # bounds the stacked copies
+                for at in range(0, len(group), step):
+                    where = group[at : at + step]
+                    ts2d = np.stack([chunk[i][3] for i in where])
+                    blocks = encode_blocks(
+                        field_type,
+                        ts2d,
+                        np.stack([chunk[i][4] for i in where]),
+                        self._zstd_level,
+                    )
+                    if blocks is None:
+                        continue
                     firsts = ts2d[:, 0].tolist()
                     lasts = ts2d[:, -1].tolist()
                     encoded.update(zip(where, zip(blocks, firsts, lasts, strict=True), strict=True))
@@ -222,20 +236,14 @@ class SSTableWriter:
             name_b = name.encode()
             entry_tail = struct.pack("<H", len(name_b)) + name_b + _ENTRY_HEAD.pack(field_type, 1)
             self._entry_tails[(name, field_type)] = entry_tail
-        size = len(block)
+        ref = BlockRef(t0, t1, n, self._offset, len(block), zlib.crc32(block))
         self._index.append(
-            b"".join(
-                (
-                    _KEY_LEN.pack(len(skey)),
-                    skey,
-                    entry_tail,
-                    _BLOCK_REF.pack(t0, t1, n, self._offset, size, zlib.crc32(block)),
-                )
-            )
+            b"".join((_KEY_LEN.pack(len(skey)), skey, entry_tail, _BLOCK_REF.pack(*ref)))
         )
         self._file.write(block)
-        self._offset += size
+        self._offset += ref.length
         self._entries += 1
+        self._remember(skey, name, field_type, [ref])
         meta = self.meta
         meta.min_time = min(meta.min_time, t0)
         meta.max_time = max(meta.max_time, t1)
@@ -252,13 +260,13 @@ class SSTableWriter:
         if self._last_key is not None and key <= self._last_key:
             raise ValueError("table entries must be added in strictly increasing key order")
         self._last_key = key
-        refs: list[bytes] = []
+        refs: list[BlockRef] = []
         step = self._block_points
         for lo in range(0, len(ts), step):
             block_ts = ts[lo : lo + step]
             block = encode_block(field_type, block_ts, values[lo : lo + step], self._zstd_level)
             refs.append(
-                _BLOCK_REF.pack(
+                BlockRef(
                     int(block_ts[0]),
                     int(block_ts[-1]),
                     len(block_ts),
@@ -273,12 +281,21 @@ class SSTableWriter:
         self._index.append(struct.pack("<I", len(skey)) + skey)
         self._index.append(struct.pack("<H", len(name_b)) + name_b)
         self._index.append(_ENTRY_HEAD.pack(int(field_type), len(refs)))
-        self._index.extend(refs)
+        self._index.extend(_BLOCK_REF.pack(*ref) for ref in refs)
         self._entries += 1
+        self._remember(skey, name, field_type, refs)
         meta = self.meta
         meta.min_time = min(meta.min_time, int(ts[0]))
         meta.max_time = max(meta.max_time, int(ts[-1]))
         meta.points += len(ts)
+
+    def _remember(
+        self, skey: bytes, name: str, field_type: FieldType, refs: list[BlockRef]
+    ) -> None:
+        fields = self.entries.get(skey)
+        if fields is None:
+            fields = self.entries[skey] = {}
+        fields[name] = (field_type, refs)
 
     @property
     def empty(self) -> bool:
@@ -368,14 +385,23 @@ def decode_meta(data: bytes) -> TableMeta:
 class SSTable:
     """An open table: its index in memory, blocks read on demand with pread (thread-safe)."""
 
-    def __init__(self, path: str, cache: BlockCache | None = None) -> None:
+    def __init__(
+        self,
+        path: str,
+        cache: BlockCache | None = None,
+        entries: dict[bytes, dict[str, tuple[FieldType, list[BlockRef]]]] | None = None,
+    ) -> None:
+        """Open the table at `path`. `entries`: the index of a table this process has just
+        written (SSTableWriter.entries); the file's index is then checked (checksum, entry
+        count) but not parsed again."""
         self.path = path
         self.uid = next(_instance_ids)  # cache key: never reused, unlike paths
         self._cache = cache
+        self.entries: dict[bytes, dict[str, tuple[FieldType, list[BlockRef]]]] = {}
         self._fd = os.open(path, os.O_RDONLY)
         try:
             self.size = os.fstat(self._fd).st_size
-            self._load()
+            self._load(entries)
         except BaseException:
             os.close(self._fd)
             self._fd = -1  # or __del__ would close a descriptor number someone else now owns
@@ -384,7 +410,9 @@ class SSTable:
     def _corrupt(self, offset: int, cause: str) -> CorruptionError:
         return CorruptionError(self.path, offset, cause)
 
-    def _load(self) -> None:
+    def _load(
+        self, known: dict[bytes, dict[str, tuple[FieldType, list[BlockRef]]]] | None = None
+    ) -> None:
         if self.size < _HEADER.size + _FOOTER.size:
             raise self._corrupt(0, "file shorter than header and footer")
         magic, version, _ = _HEADER.unpack(os.pread(self._fd, _HEADER.size, 0))
@@ -413,13 +441,18 @@ class SSTable:
         index = os.pread(self._fd, index_len, index_off)
         if zlib.crc32(index) != index_crc:
             raise self._corrupt(index_off, "index checksum mismatch")
+        if known is not None:
+            if sum(len(fields) for fields in known.values()) != entries:
+                raise self._corrupt(index_off, "index entry count does not match the writer's")
+            self.entries = known
+            return
         try:
             self._parse_index(index, entries)
         except (ValueError, struct.error, UnicodeDecodeError, zstandard.ZstdError) as exc:
             raise self._corrupt(index_off, f"malformed index: {exc}") from exc
 
     def _parse_index(self, index: bytes, entries: int) -> None:
-        self.entries: dict[bytes, dict[str, tuple[FieldType, list[BlockRef]]]] = {}
+        self.entries = {}
         data = zstandard.ZstdDecompressor().decompress(index)
         pos = 0
         # Field names and types repeat in every series: decode each distinct one once.

@@ -15,9 +15,16 @@ from typing import Any, Protocol
 from pulsar_cluster.errors import LimitExceededError
 from pulsar_cluster.query.finish import Finish, finalize
 from pulsar_cluster.query.partial import Partial
-from pulsar_cluster.query.plan import Limits, Plan
+from pulsar_cluster.query.plan import MAX_TIME, MIN_TIME, Limits, Plan, window_origin
 
-__all__ = ["QueryBackend", "Catalog", "run_select", "run_meta"]
+__all__ = [
+    "QueryBackend",
+    "Catalog",
+    "run_select",
+    "run_meta",
+    "small_answer",
+    "INLINE_ANSWER_ROWS",
+]
 
 
 class QueryBackend(Protocol):
@@ -25,16 +32,48 @@ class QueryBackend(Protocol):
 
 
 async def _with_timeout(plan: Plan, coro: Any) -> Any:
+    # asyncio.timeout, not wait_for: no extra task and event-loop turn per query (a small
+    # query answered on the loop would otherwise still pay for them).
     try:
-        return await asyncio.wait_for(coro, plan.limits.timeout_ms / 1000.0)
+        async with asyncio.timeout(plan.limits.timeout_ms / 1000.0):
+            return await coro
     except TimeoutError:
         raise LimitExceededError(
             f"query exceeded its time limit of {plan.limits.timeout_ms} ms", limit="timeout_ms"
         ) from None
 
 
+#: Answers of at most this many rows are finalised on the event loop: building them takes
+#: tens of microseconds, less than a hop to a worker thread and back (measured with
+#: bench/bench_query.py: single-groupby-1-1-1 answers 60 rows); larger ones go to a thread so
+#: that a big answer never stalls other requests.
+INLINE_ANSWER_ROWS = 1024
+
+
+def small_answer(plan: Plan, partial: Partial) -> bool:
+    """Whether the answer of `partial` has at most INLINE_ANSWER_ROWS rows (the bound
+    finalize itself checks against max_rows, with every window filled)."""
+    if partial.raw:
+        points = sum(len(b.t) for blocks in partial.raw.values() for b in blocks)
+        if points > INLINE_ANSWER_ROWS:
+            return False
+    per_group = 1
+    if plan.every > 0:
+        if plan.start == MIN_TIME or plan.end == MAX_TIME:
+            return False
+        per_group = max(1, (plan.end - 1 - window_origin(plan)) // plan.every + 1)
+    rows = 0
+    for states in partial.groups.values():
+        rows += max([per_group, *(len(s.get("w", ())) for s in states)])
+        if rows > INLINE_ANSWER_ROWS:
+            return False
+    return True
+
+
 async def run_select(backend: QueryBackend, plan: Plan, finish: Finish) -> list[dict[str, Any]]:
     partial = await _with_timeout(plan, backend.query(plan))
+    if small_answer(plan, partial):
+        return finalize(plan, finish, partial)
     return await asyncio.to_thread(finalize, plan, finish, partial)
 
 

@@ -20,15 +20,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from node.engine.codecs.base import ColumnEncoding
+from node.engine.codecs.base import I64, U32, U64, ColumnEncoding, zstd_compress
+from node.engine.codecs.planes import _MIN_MATCH, _MIN_ZSTD, _MODE_RAW, _MODE_ZSTD, _looks_random
 
-__all__ = ["MAX_POINTS", "encode_int_columns"]
+__all__ = ["MAX_POINTS", "encode_int_columns", "encode_int_columns_any"]
 
 #: Longest column handled here: a plane of n - 1 <= 63 one-byte values packs to at most 63
 #: bytes, below encode_planes' _MIN_ZSTD (64), so no plane of such a column is ever compressed.
 MAX_POINTS = 64
 
 _MAX_DIVISOR = 2**62  # as in integers.py: larger divisors are not used
+_SHORT_STREAM = 256  # as in integers.py: shorter streams keep the smaller of plain and GCD form
+_GCD_SAMPLE = 64
 _BITS = np.array([1, 2, 4, 8], dtype=np.int64)
 _LE_I64 = np.dtype("<i8")
 _LE_U64 = np.dtype("<u8")
@@ -145,8 +148,21 @@ def _emit(
 def _divisors(s: np.ndarray) -> np.ndarray:
     """Per row the gcd of the values (abs as uint64, as common_divisor), 1 when it is 0 or
     above _MAX_DIVISOR."""
-    g = np.gcd.reduce(np.abs(s).view(_LE_U64), axis=1)
+    if s.shape[1] > _GCD_SAMPLE:
+        # The gcd of the first values is a multiple of the row's gcd: where it is 1 (the usual
+        # case) so is the row's, and only the other rows need the full reduction.
+        g = np.gcd.reduce(np.abs(s[:, :_GCD_SAMPLE]).view(_LE_U64), axis=1)
+        rest = np.flatnonzero(g != 1)
+        if len(rest):
+            g[rest] = np.gcd.reduce(np.abs(s[rest]).view(_LE_U64), axis=1)
+    else:
+        g = np.gcd.reduce(np.abs(s).view(_LE_U64), axis=1)
     return np.where((g > 1) & (g <= _MAX_DIVISOR), g, 1).astype(_LE_U64)
+
+
+def _rows(a: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """a[rows], without the copy when rows is every row in order."""
+    return a if len(rows) == len(a) else a[rows]
 
 
 def _choose(s: np.ndarray, head_len: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -205,4 +221,124 @@ def encode_int_columns(x: np.ndarray) -> list[bytes]:
                 [head[scaled_rows], _head_bytes(divisor[scaled_rows])], axis=1
             )
             _emit(out, rest[scaled_rows], scaled_code, scaled_head, stream[scaled_rows])
+    return out
+
+
+def _plane_streams(u: np.ndarray, level: int) -> list[bytes]:
+    """Per row of u (rows, m) uint64, exactly `encode_planes(u[row], level)`: the packing is
+    vectorised per (plane, width) over all rows; zstd (for packed planes of 64 bytes or more)
+    and the choice between its frame and the raw plane are made row by row, as there."""
+    rows, m = u.shape
+    if m == 0 or rows == 0:
+        return [b"\x00"] * rows
+    planes, present, code = _plane_layout(u)
+    masks = (present * (1 << np.arange(8, dtype=np.int64))).sum(axis=1).tolist()
+    pieces: list[list[bytes]] = [[] for _ in range(rows)]
+    for i in range(8):
+        has = present[:, i]
+        if not has.any():
+            continue
+        for c in range(4):
+            where = np.flatnonzero(has & (code[:, i] == c))
+            if not len(where):
+                continue
+            plane_rows = planes[where, :, i]
+            packed = _pack(plane_rows, int(_BITS[c]))
+            width = packed.shape[1]
+            data = packed.tobytes()
+            raw_desc = bytes((c | _MODE_RAW << 4,))
+            if width < _MIN_ZSTD:
+                for k, row in enumerate(where.tolist()):
+                    pieces[row].append(raw_desc + data[k * width : (k + 1) * width])
+                continue
+            zstd_desc = bytes((c | _MODE_ZSTD << 4,))
+            for k, row in enumerate(where.tolist()):
+                chunk = data[k * width : (k + 1) * width]
+                if not _looks_random(plane_rows[k], c):
+                    frame = zstd_compress(chunk, level, _MIN_MATCH)
+                    if len(frame) + U32.size < width:
+                        pieces[row].append(zstd_desc + U32.pack(len(frame)) + frame)
+                        continue
+                pieces[row].append(raw_desc + chunk)
+    return [bytes((mask,)) + b"".join(p) for mask, p in zip(masks, pieces, strict=True)]
+
+
+def _stream_forms(
+    s: np.ndarray, plain: int, scaled: int, heads: list[bytes], level: int
+) -> list[bytes]:
+    """Per row of the difference streams s (rows, m): what integers._stream returns."""
+    rows, m = s.shape
+    g = _divisors(s)
+    has_g = g > 1
+    need_plain = ~has_g | (m < _SHORT_STREAM)
+    plain_rows = np.flatnonzero(need_plain)
+    scaled_rows = np.flatnonzero(has_g)
+    plain_streams = dict(
+        zip(
+            plain_rows.tolist(),
+            _plane_streams(_zigzag(_rows(s, plain_rows)), level),
+            strict=True,
+        )
+    )
+    g_sel = g[scaled_rows]
+    scaled_streams = dict(
+        zip(
+            scaled_rows.tolist(),
+            _plane_streams(_zigzag(s[scaled_rows] // g_sel.view(_LE_I64)[:, None]), level),
+            strict=True,
+        )
+    )
+    g_list = g.tolist()
+    plain_b, scaled_b = bytes((plain,)), bytes((scaled,))
+    out = []
+    for row in range(rows):
+        head = heads[row]
+        if g_list[row] <= 1:
+            out.append(plain_b + head + plain_streams[row])
+            continue
+        scaled_form = scaled_b + head + U64.pack(g_list[row]) + scaled_streams[row]
+        if m >= _SHORT_STREAM:
+            out.append(scaled_form)
+            continue
+        plain_form = plain_b + head + plain_streams[row]
+        out.append(plain_form if len(plain_form) <= len(scaled_form) else scaled_form)
+    return out
+
+
+def encode_int_columns_any(x: np.ndarray, level: int) -> list[bytes]:
+    """`encode_int_column(row, level)` for every row of x (rows, n), any n >= 1: columns of at
+    most MAX_POINTS values go through encode_int_columns, longer ones through the same
+    vectorised steps with zstd applied per row and plane (the flush of long-lived series:
+    thousands of blocks of a few hundred points)."""
+    x = np.ascontiguousarray(x, dtype=np.int64)
+    rows, n = x.shape
+    if n <= MAX_POINTS:
+        return encode_int_columns(x)
+    out: list[bytes] = [b""] * rows
+    first = x[:, 0]
+    deltas = x[:, 1:] - x[:, :-1]
+    dod = deltas[:, 1:] - deltas[:, :-1]
+    regular = ~dod.any(axis=1)
+    dod_head = _head_bytes(first, deltas[:, 0])
+    sel = np.flatnonzero(regular)
+    _emit(out, sel, ColumnEncoding.INT_DOD, dod_head[sel], np.zeros((len(sel), 0), _LE_U64))
+    rest = np.flatnonzero(~regular)
+    if not len(rest):
+        return out
+    firsts = first[rest].tolist()
+    seconds = deltas[rest, 0].tolist()
+    delta_heads = [I64.pack(v) for v in firsts]
+    dod_heads = [I64.pack(a) + I64.pack(b) for a, b in zip(firsts, seconds, strict=True)]
+    delta_forms = _stream_forms(
+        _rows(deltas, rest),
+        ColumnEncoding.INT_DELTA,
+        ColumnEncoding.INT_DELTA_GCD,
+        delta_heads,
+        level,
+    )
+    dod_forms = _stream_forms(
+        _rows(dod, rest), ColumnEncoding.INT_DOD, ColumnEncoding.INT_DOD_GCD, dod_heads, level
+    )
+    for row, d_form, o_form in zip(rest.tolist(), delta_forms, dod_forms, strict=True):
+        out[row] = o_form if len(o_form) < len(d_form) else d_form
     return out

@@ -14,12 +14,13 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from node.engine.codecs.integers import encode_int_column
-from node.engine.codecs.smallbatch import MAX_POINTS, encode_int_columns
+from node.engine.codecs.smallbatch import MAX_POINTS, encode_int_columns, encode_int_columns_any
 from node.engine.encoding import decode_block, encode_block, encode_blocks
 from node.engine.fs import OsFileSystem
 from node.engine.memtable import Memtable
 from node.engine.sstable import SSTable, SSTableWriter, TableMeta
 from pulsar_cluster.batch import FieldType
+from pulsar_cluster.errors import CorruptionError
 from pulsar_cluster.lineprotocol import parse_line_protocol
 from pulsar_cluster.series import SEP
 
@@ -27,12 +28,12 @@ I64_MIN, I64_MAX = -(2**63), 2**63 - 1
 
 
 @st.composite
-def int_matrices(draw: st.DrawFn) -> np.ndarray:
+def int_matrices(draw: st.DrawFn, max_n: int = MAX_POINTS) -> np.ndarray:
     """(rows, n) int64 arrays shaped like real columns and like adversarial ones: regular and
     jittered timestamps, small random walks, multiples of a common divisor, constants, and
     arbitrary int64 values including both extremes."""
     rows = draw(st.integers(1, 6))
-    n = draw(st.integers(1, MAX_POINTS))
+    n = draw(st.integers(1, max_n))
     kind = draw(st.sampled_from(["any", "walk", "regular", "multiples", "const", "extremes"]))
     if kind == "any":
         return draw(hnp.arrays(np.int64, (rows, n), elements=st.integers(I64_MIN, I64_MAX)))
@@ -64,7 +65,20 @@ def test_int_columns_identical_to_one_at_a_time(x: np.ndarray) -> None:
 
 
 @settings(max_examples=150, deadline=None)
-@given(int_matrices(), st.sampled_from([FieldType.INTEGER, FieldType.UNSIGNED]), st.data())
+@given(
+    int_matrices(max_n=300) | int_matrices(max_n=1100),
+    st.sampled_from([1, 3]),
+)
+def test_long_int_columns_identical_to_one_at_a_time(x: np.ndarray, level: int) -> None:
+    """Columns past MAX_POINTS: planes of 64 packed bytes or more are zstd-compressed (or kept
+    raw when that is not smaller), streams of 256 values or more always use their divisor,
+    8-bit planes of 1024 values or more are checked for randomness: all as one at a time."""
+    got = encode_int_columns_any(x, level)
+    assert got == [encode_int_column(row, level) for row in x]
+
+
+@settings(max_examples=150, deadline=None)
+@given(int_matrices(max_n=300), st.sampled_from([FieldType.INTEGER, FieldType.UNSIGNED]), st.data())
 def test_blocks_identical_and_roundtrip(ts: np.ndarray, field_type: FieldType, data) -> None:
     values = data.draw(
         hnp.arrays(np.int64, ts.shape, elements=st.integers(I64_MIN, I64_MAX))
@@ -72,7 +86,7 @@ def test_blocks_identical_and_roundtrip(ts: np.ndarray, field_type: FieldType, d
     )
     if field_type is FieldType.UNSIGNED:
         values = values.view(np.uint64)
-    blocks = encode_blocks(field_type, ts, values)
+    blocks = encode_blocks(field_type, ts, values, 3)
     assert blocks is not None
     for r, block in enumerate(blocks):
         assert block == encode_block(field_type, ts[r], values[r], 3)
@@ -86,8 +100,6 @@ def test_blocks_refuse_what_they_do_not_vectorise() -> None:
     ts = np.zeros((2, 3), dtype=np.int64)
     assert encode_blocks(FieldType.FLOAT, ts, np.zeros((2, 3))) is None
     assert encode_blocks(FieldType.BOOLEAN, ts, np.zeros((2, 3), bool)) is None
-    long_ts = np.zeros((2, MAX_POINTS + 1), dtype=np.int64)
-    assert encode_blocks(FieldType.INTEGER, long_ts, long_ts) is None
     with pytest.raises(ValueError):
         encode_blocks(FieldType.INTEGER, ts, np.zeros((2, 4), dtype=np.int64))
     with pytest.raises(ValueError):
@@ -131,6 +143,16 @@ def test_add_many_writes_the_same_table_as_add(tmp_path, block_points: int) -> N
         paths.append(writer.finish())
     one, many = (Path(p).read_bytes() for p in paths)
     assert one == many
+    # The writer's index is the one parsed from the file (what the flush hands to SSTable).
+    parsed = SSTable(paths[1])
+    assert writer.entries == parsed.entries
+    parsed.close()
+    handed = SSTable(paths[1], None, writer.entries)
+    assert handed.entries is writer.entries
+    handed.close()
+    wrong = {k: v for i, (k, v) in enumerate(writer.entries.items()) if i}
+    with pytest.raises(CorruptionError):
+        SSTable(paths[1], None, wrong)
     table = SSTable(paths[1])
     for skey, name, field_type, ts, values in items[:40]:
         got = table.read(skey, name, -(2**63), 2**63 - 1)
@@ -171,3 +193,29 @@ def test_flush_items_are_sorted_unique_last_write_wins(writes) -> None:
         host = skey.rsplit(SEP, 1)[1].decode()
         got.update({(host, t): v for t, v in zip(ts.tolist(), values.tolist(), strict=True)})
     assert got == model
+
+
+def test_absorb_sorts_out_of_order_tables_and_drops_overwritten_rows() -> None:
+    """Batches of concurrent clients arrive out of time order and may overwrite points: one
+    absorb leaves one sorted, unique (clean) chunk per field, the last write winning, and the
+    overwritten rows leave the size counters."""
+    memtable = Memtable()
+    prefix = b"db" + SEP
+    bodies = [
+        b"cpu,host=a f=3i,g=30i 30\ncpu,host=b f=4i,g=40i 30",
+        b"cpu,host=a f=1i,g=10i 10\ncpu,host=a f=2i,g=20i 20\ncpu,host=b f=5i,g=50i 10",
+        b"cpu,host=a f=9i,g=90i 20",  # overwrites host=a at 20
+    ]
+    for body in bodies:
+        table = parse_line_protocol(body, "db").table_if_current()
+        assert table is not None
+        memtable.insert_table(prefix, table)
+    items = {
+        (skey, name): (ts.tolist(), v.tolist()) for skey, name, _, ts, v in memtable.sorted_items()
+    }
+    a, b = prefix + b"cpu\x00host\x00a", prefix + b"cpu\x00host\x00b"
+    assert items[(a, "f")] == ([10, 20, 30], [1, 9, 3])
+    assert items[(a, "g")] == ([10, 20, 30], [10, 90, 30])
+    assert items[(b, "f")] == ([10, 30], [5, 4])
+    assert memtable.points == 5 * 2  # 6 rows written, one overwritten, 2 fields each
+    assert all(buf.clean for fields in memtable._series.values() for buf in fields.values())

@@ -1,0 +1,110 @@
+"""Server CPU per query over HTTP, A/B comparable on a shared machine.
+
+    python -m bench.cpu_query --types single-groupby-1-1-1,high-cpu-1 --queries 1000 \\
+        --code base=/tmp/pulsar-base --code new=. --rounds 2
+
+Data: bench/bench_query.py's TSBS-like data set (100 hosts x 12 h, float fields), written once
+into `--data-dir` (kept between runs). Each run starts `pulsar standalone` on a copy-free view of
+that directory (the same directory: queries do not change it, background compaction may), sends
+50 warm-up queries and then `--queries` TSBS queries of one type one at a time over one
+keep-alive connection (GET /query, epoch=ns), and reports the p50 latency and the CPU time
+(user + system, /proc) the server process spent per query. `--code LABEL=DIR` runs the server
+with PYTHONPATH=DIR; labels take turns within each round.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.parse
+from pathlib import Path
+
+import httpx
+
+from bench.bench_query import generate, queries
+from bench.cpu_ingest import tree_cpu_s
+from bench.systems import free_port, pulsar_command
+
+__all__ = ["main"]
+
+
+def one_run(data_dir: str, qtype: str, count: int, code: str | None) -> tuple[float, float]:
+    env = dict(os.environ)
+    if code:
+        env["PYTHONPATH"] = str(Path(code).resolve())
+    port = free_port()
+    cmd = [*pulsar_command(), "standalone", "--data-dir", data_dir, "--host", "127.0.0.1"]
+    proc = subprocess.Popen(
+        [*cmd, "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        cwd="/",
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(url + "/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        else:
+            raise RuntimeError("server not ready")
+        texts = queries(qtype, count, 100, 12)
+        paths = [
+            "/query?" + urllib.parse.urlencode({"db": "benchmark", "q": q, "epoch": "ns"})
+            for q in texts
+        ]
+        with httpx.Client(base_url=url, timeout=60) as client:
+            for path in paths[:50]:
+                client.get(path)
+            own0, rest0 = tree_cpu_s(proc.pid)
+            latencies = []
+            for path in paths:
+                t = time.perf_counter()
+                r = client.get(path)
+                latencies.append(time.perf_counter() - t)
+                if r.status_code != 200:
+                    raise RuntimeError(f"{r.status_code}: {r.text[:200]}")
+            own1, rest1 = tree_cpu_s(proc.pid)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=60)
+    latencies.sort()
+    cpu = (own1 - own0) + (rest1 - rest0)
+    return latencies[len(latencies) // 2] * 1e3, cpu / count * 1e3
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="server CPU per query over HTTP")
+    p.add_argument("--data-dir", default="/tmp/pulsar-bench-query-data")
+    p.add_argument("--types", default="single-groupby-1-1-1,high-cpu-1")
+    p.add_argument("--queries", type=int, default=1000)
+    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--code", action="append", default=[], help="LABEL=DIR")
+    args = p.parse_args(argv)
+    if not Path(args.data_dir).exists():
+        generate(args.data_dir, 100, 12, 10)
+    codes = [tuple(c.split("=", 1)) for c in args.code] or [("current", "")]
+    for rnd in range(args.rounds):
+        for qtype in args.types.split(","):
+            for label, code in codes:
+                p50, cpu = one_run(args.data_dir, qtype, args.queries, code or None)
+                print(
+                    f"round {rnd} {label:8s} {qtype}: p50 {p50:.3f} ms, server CPU {cpu:.3f} ms "
+                    f"per query (load {os.getloadavg()[0]:.1f})",
+                    flush=True,
+                )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
