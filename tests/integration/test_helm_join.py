@@ -35,6 +35,16 @@ def test_pods_beyond_the_initial_nodes_join(tmp_path: Path) -> None:
     assert grown["--join"] == "pulsardb-node-0.pulsardb-node.default.svc.cluster.local:7100"
 
 
+def test_joined_pods_rebalance_by_default(tmp_path: Path) -> None:
+    def setting(sets: dict[str, str]) -> str:
+        maps = find(render(tmp_path, sets=sets), "ConfigMap")
+        (node,) = [m for m in maps if m["metadata"]["name"] == "pulsardb-node"]
+        return str(node["data"]["PULSAR_REBALANCE_ON_JOIN"])
+
+    assert setting({}) == "true"  # scaling the StatefulSet up needs no admin call
+    assert setting({"cluster.rebalanceOnJoin": "false"}) == "false"
+
+
 @pytest.mark.parametrize(
     ("sets", "message"),
     [
