@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
@@ -43,8 +45,25 @@ def _parse_json_encoded(body: bytes, database: str, now_ns: int) -> bytes:
     return encode_batch(parse_json_points(body, database, now_ns))
 
 
-def _warm_up() -> None:
-    """Import the parsers in the worker before the first request needs them."""
+#: How often a worker checks that the server that started it is still alive.
+_ORPHAN_CHECK_S = 1.0
+
+
+def _exit_when_orphaned(parent: int) -> None:
+    """Worker thread: end this worker once its server is gone. A server killed with SIGKILL
+    (OOM killer, kill -9) cannot shut its pool down, and the workers, blocked on their call
+    queue, would otherwise live on forever. (PR_SET_PDEATHSIG is no substitute: it follows the
+    thread that started the worker, and pool threads come and go.)"""
+    while os.getppid() == parent:
+        time.sleep(_ORPHAN_CHECK_S)
+    os._exit(0)
+
+
+def _init_worker(parent: int) -> None:
+    """In each worker: watch the parent, and import the parsers before the first request."""
+    threading.Thread(
+        target=_exit_when_orphaned, args=(parent,), name="orphan-watch", daemon=True
+    ).start()
     parse_line_protocol(b"warm f=1 1", "warm")
 
 
@@ -59,7 +78,7 @@ class ParsePool:
             # spawn, not fork: the server process has threads (uvicorn, engine), and a forked
             # child of a threaded process can deadlock on a lock some thread held.
             context = multiprocessing.get_context("spawn")
-            self._pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_warm_up)
+            self._pool = self._new_pool(context)
 
     async def parse_lines(
         self, body: bytes, database: str, precision: str, now_ns: int
@@ -86,10 +105,14 @@ class ParsePool:
 
     def _restart(self) -> None:
         old = self._pool
-        context = multiprocessing.get_context("spawn")
-        self._pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_warm_up)
+        self._pool = self._new_pool(multiprocessing.get_context("spawn"))
         if old is not None:
             old.shutdown(wait=False, cancel_futures=True)
+
+    def _new_pool(self, context: multiprocessing.context.SpawnContext) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            self.workers, mp_context=context, initializer=_init_worker, initargs=(os.getpid(),)
+        )
 
     def close(self) -> None:
         if self._pool is not None:
