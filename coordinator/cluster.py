@@ -282,6 +282,16 @@ class ClusterBackend:
         out.sort(key=lambda s: s.key)
         return out
 
+    def _expected_replica(self, shard_map: ShardMap, shard: int, consistency: str) -> str:
+        """The replica a read of `shard` goes to first: its cached leader (else the preferred
+        one) with consistency=leader, the next replica in turn with any."""
+        replicas = shard_map.replicas[shard]
+        if consistency == "leader":
+            cached = self._leaders.get(shard, replicas[0])
+            return cached if cached in replicas else replicas[0]
+        self._rr += 1
+        return replicas[self._rr % len(replicas)]
+
     async def _fan_out(self, call: Any, consistency: str) -> list[Any]:
         """`call(client, shard)` on one replica of every shard, concurrently."""
         shard_map = await self.shard_map()
@@ -296,11 +306,47 @@ class ClusterBackend:
         return list(await asyncio.gather(*(one(s) for s in range(shard_map.shard_count))))
 
     async def query(self, plan: Plan, consistency: str = "leader") -> Partial:
-        """Send the plan to one replica of every shard; merge their partials."""
+        """Send the plan to one replica of every shard; merge their partials.
+
+        One call per node for all the shards it is expected to serve (its cached leaderships,
+        or its share of the replicas with consistency=any), merged there: 3 calls instead of
+        16 on a 3-node cluster, the coordinator's main cost per query. Shards of a call that
+        fails (a leader moved, a node is down) are retried one by one, with the usual hints,
+        retries and deadline."""
         encoded = encode_plan(plan)
-        answers = await self._fan_out(
-            lambda client, shard: client.query(shard, encoded, consistency), consistency
-        )
+        shard_map = await self.shard_map()
+        groups: dict[str, list[int]] = {}
+        for shard in range(shard_map.shard_count):
+            groups.setdefault(self._expected_replica(shard_map, shard, consistency), []).append(
+                shard
+            )
+
+        async def per_node(node_id: str, shards: list[int]) -> list[bytes]:
+            try:
+                answer = await self._client(node_id).query_shards(shards, encoded, consistency)
+            except (NotLeaderError, UnavailableError) as exc:
+                log.debug("grouped_query_falls_back", node=node_id, error=exc.message)
+                return list(
+                    await asyncio.gather(
+                        *(
+                            self._with_leader(
+                                shard,
+                                lambda node, _remaining, shard=shard: self._client(node).query(
+                                    shard, encoded, consistency
+                                ),
+                                consistency == "leader",
+                            )
+                            for shard in shards
+                        )
+                    )
+                )
+            if consistency == "leader":
+                for shard in shards:
+                    self._leaders[shard] = node_id
+            return [answer]
+
+        parts = await asyncio.gather(*(per_node(n, shards) for n, shards in groups.items()))
+        answers = [a for part in parts for a in part]
 
         def combine() -> Partial:
             return merge(plan, [decode_partial(a) for a in answers])

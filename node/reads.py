@@ -14,7 +14,7 @@ from node.query import EngineSource, execute_partial
 from pulsar_cluster.batch import Column, WriteBatch
 from pulsar_cluster.batchcodec import encode_batch
 from pulsar_cluster.nodeapi import ScanRequest, SeriesData, TagMatcher
-from pulsar_cluster.query.partial import decode_plan, encode_partial
+from pulsar_cluster.query.partial import decode_plan, encode_partial, merge
 from pulsar_cluster.series import split_series_key
 
 __all__ = ["run_plan", "scan_series", "select_series", "scan_encoded", "select_encoded"]
@@ -24,6 +24,15 @@ def run_plan(engine: Engine, encoded_plan: bytes) -> bytes:
     """The encoded partial of one shard for an encoded plan (QueryError on a bad plan)."""
     plan = decode_plan(encoded_plan)
     return encode_partial(execute_partial(plan, EngineSource(engine)))
+
+
+def run_plan_many(engines: list[Engine], encoded_plan: bytes) -> bytes:
+    """The encoded partial of several shards of this node, merged here: partials are mergeable
+    (pulsar_cluster/query/partial.py), so the coordinator gets one answer per node instead of
+    one per shard (an HTTP call costs the coordinator about 2.5 ms of CPU)."""
+    plan = decode_plan(encoded_plan)
+    partials = [execute_partial(plan, EngineSource(engine)) for engine in engines]
+    return encode_partial(merge(plan, partials))
 
 
 def scan_series(engine: Engine, request: ScanRequest) -> list[SeriesData]:

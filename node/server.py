@@ -114,6 +114,16 @@ def create_node_app(
         data = await service.query(shard, await request.body(), consistency)
         return Response(data, media_type="application/octet-stream")
 
+    async def query_shards(request: Request) -> Response:
+        authorize(request)
+        try:
+            shards = [int(x) for x in request.query_params.get("shards", "").split(",")]
+        except ValueError:
+            raise BadRequestError("shards must be comma-separated shard ids") from None
+        consistency = _consistency(request.query_params.get("consistency", "leader"))
+        data = await service.query_shards(shards, await request.body(), consistency)
+        return Response(data, media_type="application/octet-stream")
+
     async def select(request: Request) -> Response:
         authorize(request)
         shard = int(request.path_params["shard"])
@@ -235,6 +245,7 @@ def create_node_app(
             Route("/v1/shards/{shard:int}/delete", delete, methods=["POST"]),
             Route("/v1/shards/{shard:int}/ddl", ddl, methods=["POST"]),
             Route("/v1/shards/{shard:int}/query", query, methods=["POST"]),
+            Route("/v1/query", query_shards, methods=["POST"]),
             Route("/v1/shards/{shard:int}/select", select, methods=["POST"]),
             Route("/v1/shards/{shard:int}/checksum", checksum),
             Route("/v1/compact", compact, methods=["POST"]),

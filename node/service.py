@@ -496,6 +496,15 @@ class NodeService:
         engine = self._reader(shard, consistency).engine
         return await asyncio.to_thread(reads.run_plan, engine, encoded_plan)
 
+    async def query_shards(self, shards: list[int], encoded_plan: bytes, consistency: str) -> bytes:
+        """One merged partial of a query plan over several local replicas (node-api.md). Every
+        shard must be readable here at `consistency`, or the whole call fails naming the first
+        that is not (NotLeaderError / UnavailableError): the coordinator then asks per shard."""
+        if not shards or len(set(shards)) != len(shards):
+            raise BadRequestError("shards must be a non-empty list of distinct shard ids")
+        engines = [self._reader(shard, consistency).engine for shard in shards]
+        return await asyncio.to_thread(reads.run_plan_many, engines, encoded_plan)
+
     async def select(
         self,
         shard: int,

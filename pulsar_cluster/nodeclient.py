@@ -125,6 +125,16 @@ class NodeClient:
         )
         return response.content
 
+    async def query_shards(self, shards: list[int], encoded_plan: bytes, consistency: str) -> bytes:
+        """One merged partial of several shards this node serves (docs/format/node-api.md)."""
+        response = await self._request(
+            "POST",
+            "/v1/query",
+            params={"shards": ",".join(map(str, shards)), "consistency": consistency},
+            content=encoded_plan,
+        )
+        return response.content
+
     async def select(
         self,
         shard: int,

@@ -190,3 +190,58 @@ def test_influxql_delete_is_replicated_to_every_replica(cluster: Cluster) -> Non
     for shard in range(cluster.shards):
         sums = cluster.checksums(shard)
         assert len({s["checksum"] for s in sums.values()}) == 1, sums
+
+
+def test_node_merges_the_partials_of_the_shards_it_leads(cluster: Cluster) -> None:
+    """POST /v1/query answers one partial for several shards, equal to merging the shards'
+    own partials; a shard the node does not lead fails the whole call (421), which the
+    coordinator answers by asking shard by shard."""
+    from pulsar_cluster.query.partial import decode_partial, encode_plan, merge
+    from pulsar_cluster.query.plan import ColumnSpec, Plan
+
+    lines = "".join(
+        f"grp,host=h{h} v={h * 10 + i} {T0 + i * 10**9}\n" for h in range(24) for i in range(5)
+    )
+    r = httpx.post(f"{cluster.url}/write", params={"db": "g"}, content=lines, timeout=30)
+    assert r.status_code == 204, r.text
+    plan = Plan(
+        "select", "g", "grp", T0, T0 + 10**10, columns=(ColumnSpec("v", "sum"),), group_by=None
+    )
+    encoded = encode_plan(plan)
+    node = cluster.leader_of(0)
+    led = [s for s in range(cluster.shards) if cluster.leader_of(s) == node]
+    params = {"shards": ",".join(map(str, led)), "consistency": "leader"}
+    r = httpx.post(
+        cluster.node_url(node) + "/v1/query",
+        headers=cluster.headers,
+        content=encoded,
+        params=params,
+        timeout=30,
+    )
+    assert r.status_code == 200, r.text
+    one_by_one = [
+        decode_partial(
+            httpx.post(
+                cluster.node_url(node) + f"/v1/shards/{s}/query",
+                headers=cluster.headers,
+                content=encoded,
+                timeout=30,
+            ).content
+        )
+        for s in led
+    ]
+    assert decode_partial(r.content) == merge(plan, one_by_one)
+    other = next(s for s in range(cluster.shards) if cluster.leader_of(s) != node)
+    r = httpx.post(
+        cluster.node_url(node) + "/v1/query",
+        headers=cluster.headers,
+        content=encoded,
+        params={"shards": f"{led[0]},{other}"},
+        timeout=30,
+    )
+    assert r.status_code == 421, r.text
+    assert r.json()["shard"] == other
+    # Through the coordinator: every shard counted once.
+    body = {"db": "g", "measurement": "grp", "fields": ["v"], "aggregate": "count"}
+    out = httpx.post(f"{cluster.url}/api/v1/query", json=body, timeout=30).json()
+    assert out["series"][0]["values"][0][1] == 120
