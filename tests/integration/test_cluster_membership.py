@@ -108,8 +108,14 @@ def test_join_rebalance_drain_remove_under_writes(tmp_path: Path) -> None:
         cluster.kill("node-3")
         cluster._spawn("node-3", JOINER_ARGS["node-3"])
         wait_until(lambda: node_ready(cluster, "node-3", urls), 30, 0.2, "node-3 restarted")
-        status = httpx.get(urls["node-3"] + "/v1/status", headers=HEADERS, timeout=10).json()
-        assert len(status["shards"]) == 3 and status["map_version"] == doc["version"]
+
+        def node3_status() -> dict[str, Any]:
+            r = httpx.get(urls["node-3"] + "/v1/status", headers=HEADERS, timeout=10)
+            return r.json()  # type: ignore[no-any-return]
+
+        # It may have been killed before it stored the last map: it refreshes within a tick.
+        wait_until(lambda: node3_status()["map_version"] == doc["version"], 10, 0.1, "node-3 map")
+        assert len(node3_status()["shards"]) == 3
         assert_replicas_identical(cluster, urls, doc)
         writer = phase_writer(cluster.url, 1_000_000)
         writer.start()

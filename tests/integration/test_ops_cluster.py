@@ -236,7 +236,7 @@ def test_one_trace_from_coordinator_to_nodes(cluster) -> None:
     assert server[0]["resource"]["attributes"]["service.name"] == "pulsardb-coordinator"
     assert server[0]["attributes"]["pulsar.request_id"] == "traced-1"  # as in the request log
     clients = {s["context"]["span_id"]: s for s in coordinator if s["kind"] == "SpanKind.CLIENT"}
-    assert len(clients) >= 2  # one per shard at least
+    assert len(clients) >= 1  # one per node the shards' leaders are on (one call per node)
     assert all(s["parent_id"] == server[0]["context"]["span_id"] for s in clients.values())
     # Every node call is continued by exactly one node span (one trace across processes).
     assert sorted(s["parent_id"] for s in node_spans()) == sorted(clients)
@@ -245,7 +245,7 @@ def test_one_trace_from_coordinator_to_nodes(cluster) -> None:
             assert span["kind"] == "SpanKind.SERVER"
             assert span["resource"]["attributes"]["service.name"] == "pulsardb-node"
             assert span["resource"]["attributes"]["service.instance.id"] == f"node-{i}"
-            assert span["name"].startswith("POST /v1/shards/")
+            assert span["name"].startswith(("POST /v1/query", "POST /v1/shards/"))
 
 
 def test_caches_with_a_node_down(cluster) -> None:
