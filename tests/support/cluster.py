@@ -209,11 +209,18 @@ class Cluster:
                     return i
             return None
 
-        found = wait_until(lambda: find() is not None, timeout_s, 0.05, f"leader of {shard}")
-        assert found
-        result = find()
-        assert result is not None
-        return result
+        # One look decides: leadership may move between two looks (the nodes hand it to each
+        # shard's preferred replica every few seconds), so the answer is the look that found it.
+        seen: list[int] = []
+
+        def look() -> bool:
+            leader = find()
+            if leader is not None:
+                seen.append(leader)
+            return leader is not None
+
+        wait_until(look, timeout_s, 0.05, f"leader of {shard}")
+        return seen[-1]
 
     def checksums(self, shard: int, timeout_s: float = 20.0) -> dict[int, dict[str, Any]]:
         """Checksum of every replica of `shard` once they agree (or the last seen, on timeout)."""
