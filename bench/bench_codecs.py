@@ -24,6 +24,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from bench.tsbs import FIELDS  # the TSBS cpu fields, one list for every bench
 from node.engine.codecs.integers import encode_int_column
 from node.engine.codecs.legacy import encode_codec1
 from node.engine.encoding import decode_block, encode_block
@@ -31,18 +32,6 @@ from pulsar_cluster.batch import FieldType
 
 __all__ = ["generate_cpu", "main"]
 
-FIELDS = (
-    "usage_user",
-    "usage_system",
-    "usage_idle",
-    "usage_nice",
-    "usage_iowait",
-    "usage_irq",
-    "usage_softirq",
-    "usage_steal",
-    "usage_guest",
-    "usage_guest_nice",
-)
 INTERVAL_NS = 10 * 10**9
 START_NS = 1_767_225_600 * 10**9  # 2026-01-01T00:00:00Z
 

@@ -23,22 +23,11 @@ import time
 
 import numpy as np
 
+from bench.tsbs import FIELDS  # the TSBS cpu fields, one list for every bench
 from node.engine.engine import Engine, EngineOptions
 from pulsar_cluster.batch import Column, FieldType, WriteBatch
 from pulsar_cluster.series import make_series_key
 
-FIELDS = [
-    "usage_user",
-    "usage_system",
-    "usage_idle",
-    "usage_nice",
-    "usage_iowait",
-    "usage_irq",
-    "usage_softirq",
-    "usage_steal",
-    "usage_guest",
-    "usage_guest_nice",
-]
 START = 1_767_225_600_000_000_000
 STEP = 10 * 10**9
 

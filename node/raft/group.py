@@ -96,27 +96,28 @@ def apply_command(engine: Engine, data: bytes, index: int) -> Rejected | None:
 
 
 def _apply_delete(engine: Engine, body: bytes, index: int, accepted_ns: int) -> Rejected | None:
-    try:
-        apply_delete(engine, body, index, accepted_ns)
-        return None
-    except BadRequestError as exc:  # a plan every replica refuses alike
-        return (exc.message, exc.details)
-    except (OSError, PulsarError) as exc:
-        log.critical(
-            "delete_failed_stopping_node", directory=engine.directory, index=index, error=str(exc)
-        )
-        os._exit(_EXIT_STORAGE_FAILURE)
+    return _apply_or_stop(
+        engine, index, "delete", lambda: apply_delete(engine, body, index, accepted_ns)
+    )
 
 
 def _apply_ddl(engine: Engine, kind: CommandKind, body: bytes, index: int) -> Rejected | None:
+    return _apply_or_stop(engine, index, "ddl", lambda: apply_ddl(engine, kind, body, index))
+
+
+def _apply_or_stop(
+    engine: Engine, index: int, what: str, apply: Callable[[], object]
+) -> Rejected | None:
+    """Run one replicated operation: a refusal every replica reaches alike is the result; a
+    storage failure stops the process (skipping the entry would diverge this replica)."""
     try:
-        apply_ddl(engine, kind, body, index)
+        apply()
         return None
-    except BadRequestError as exc:  # a command every replica refuses alike
+    except BadRequestError as exc:
         return (exc.message, exc.details)
     except (OSError, PulsarError) as exc:
         log.critical(
-            "ddl_failed_stopping_node", directory=engine.directory, index=index, error=str(exc)
+            f"{what}_failed_stopping_node", directory=engine.directory, index=index, error=str(exc)
         )
         os._exit(_EXIT_STORAGE_FAILURE)
 
