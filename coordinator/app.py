@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request, Response
 
 from coordinator.api import admin, backup, influxql, internal, ops, prometheus, query, write
 from coordinator.auth import AdminAuthMiddleware
+from coordinator.directroutes import DirectRoutes
 from coordinator.federation import Federation
 from coordinator.metrics import CoordinatorMetrics, MetricsMiddleware
 from coordinator.parsepool import ParsePool
@@ -56,6 +57,8 @@ def create_app(backend: StorageBackend, settings: CoordinatorSettings | None = N
         default_response_class=ORJSONResponse,
     )
     app.state.pulsar = state
+    # innermost: the hot query endpoints skip the router, inside auth, metrics and logging
+    app.add_middleware(DirectRoutes, app_ref=app, routes=list(influxql.router.routes))
     # Read per request: a configuration reload may change the token (coordinator/reloading.py).
     app.add_middleware(AdminAuthMiddleware, token=lambda: state.settings.admin_token)
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)

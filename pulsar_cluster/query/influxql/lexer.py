@@ -8,42 +8,17 @@ Positions are 0-based character offsets, reported 1-based as InfluxDB does ("at 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from pulsar_cluster.errors import QueryError
 
 __all__ = ["Token", "tokenize", "parse_error"]
 
-_DURATION = re.compile(r"(?:[0-9]+(?:ns|us|µ|u|ms|s|m|h|d|w))+(?![A-Za-z0-9_])")
-_NUMBER = re.compile(r"[0-9]+\.[0-9]*|\.[0-9]+|[0-9]+")
-_DIGITS = "0123456789"
-_BARE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_OPS = (
-    "=~",
-    "!~",
-    "!=",
-    "<>",
-    "<=",
-    ">=",
-    "::",
-    "=",
-    "<",
-    ">",
-    "+",
-    "-",
-    "*",
-    "/",
-    "%",
-    "(",
-    ")",
-    ",",
-    ";",
-    ".",
-)
 
+class Token(NamedTuple):
+    """One token; a named tuple because a query makes dozens (a frozen dataclass is slower to
+    build), immutable all the same."""
 
-@dataclass(frozen=True, slots=True)
-class Token:
     kind: str  # IDENT, QIDENT, STRING, INTEGER, NUMBER, DURATION, REGEX, OP, EOF
     value: str
     pos: int
@@ -89,76 +64,94 @@ def _quoted(text: str, i: int, quote: str) -> tuple[str, int]:
     raise parse_error(text, i, f"unterminated quoted {kind}")
 
 
+#: One pass over the text: each alternative is one token class of the loop below (whitespace
+#: and comments are skipped). `/` is left out: whether it starts a regex depends on the previous
+#: token. Quoted strings with escapes or without their closing quote go to `_quoted`.
+_TOKEN = re.compile(
+    r"""\s*(?:
+    (?P<comment>--[^\n]*)
+    |(?P<ident>[A-Za-z_][A-Za-z0-9_]*)
+    |(?P<duration>(?:[0-9]+(?:ns|us|µ|u|ms|s|m|h|d|w))+(?![A-Za-z0-9_]))
+    |(?P<number>[0-9]+\.[0-9]*|\.[0-9]+)
+    |(?P<integer>[0-9]+)
+    |(?P<string>'[^'\\]*')
+    |(?P<qident>"[^"\\]*")
+    |(?P<op>=~|!~|!=|<>|<=|>=|::|[=<>+\-*%(),;.]))""",
+    re.VERBOSE,
+)
+_SPACE = re.compile(r"\s*")
+_KIND = {
+    "ident": "IDENT",
+    "duration": "DURATION",
+    "number": "NUMBER",
+    "integer": "INTEGER",
+    "op": "OP",
+}
+#: Keywords after which a FROM clause has ended (a `/` is division again).
+_FROM_ENDS = frozenset(("WHERE", "GROUP", "LIMIT", "ORDER", "WITH", "OFFSET", "SLIMIT"))
+
+
 def tokenize(text: str) -> list[Token]:
     tokens: list[Token] = []
+    append = tokens.append
+    match = _TOKEN.match
     i = 0
+    n = len(text)
     in_from = False
-    while i < len(text):
-        c = text[i]
-        if c.isspace():
-            i += 1
-            continue
-        if text.startswith("--", i):  # comment to end of line
-            nl = text.find("\n", i)
-            i = len(text) if nl < 0 else nl
-            continue
-        prev = tokens[-1] if tokens else None
-        if c == "/" and _regex_allowed(prev, in_from):
-            j = i + 1
-            buf = []
-            while j < len(text) and text[j] != "/":
-                if text[j] == "\\" and j + 1 < len(text) and text[j + 1] == "/":
-                    buf.append("/")
-                    j += 2
-                    continue
-                buf.append(text[j])
-                j += 1
-            if j >= len(text):
-                raise parse_error(text, i, "unterminated regex")
-            tokens.append(Token("REGEX", "".join(buf), i))
-            i = j + 1
-            continue
-        if c == "'":
-            value, i2 = _quoted(text, i, "'")
-            tokens.append(Token("STRING", value, i))
-            i = i2
-            continue
-        if c == '"':
-            value, i2 = _quoted(text, i, '"')
-            tokens.append(Token("QIDENT", value, i))
-            i = i2
-            continue
-        if c in _DIGITS or (c == "." and i + 1 < len(text) and text[i + 1] in _DIGITS):
-            m = _DURATION.match(text, i)
-            if m:
-                tokens.append(Token("DURATION", m.group(), i))
-                i = m.end()
-                continue
-            m = _NUMBER.match(text, i)
-            if m is None:  # unreachable: a digit or .digit always matches
-                raise parse_error(text, i, f"found {c}, expected a number")
-            kind = "NUMBER" if "." in m.group() else "INTEGER"
-            tokens.append(Token(kind, m.group(), i))
-            i = m.end()
-            continue
-        m = _BARE.match(text, i)
-        if m:
-            tok = Token("IDENT", m.group(), i)
-            if tok.is_kw("FROM"):
-                in_from = True
-            elif tok.is_kw("WHERE", "GROUP", "LIMIT", "ORDER", "WITH", "OFFSET", "SLIMIT"):
-                in_from = False
-            tokens.append(tok)
-            i = m.end()
-            continue
-        for op in _OPS:
-            if text.startswith(op, i):
-                tokens.append(Token("OP", op, i))
-                if op == ";":
-                    in_from = False
-                i += len(op)
+    prev: Token | None = None
+    while i < n:
+        m = match(text, i)
+        if m is None:  # end of text, or a token the pattern leaves to the code below
+            i = _SPACE.match(text, i).end()  # type: ignore[union-attr]
+            if i >= n:
                 break
+            c = text[i]
+            if c == "/" and _regex_allowed(prev, in_from):
+                prev, i = _regex(text, i)
+            elif c == "'" or c == '"':  # noqa: PLR1714 - faster than a set for two
+                value, i2 = _quoted(text, i, c)
+                prev = Token("STRING" if c == "'" else "QIDENT", value, i)
+                i = i2
+            elif c == "/":
+                prev = Token("OP", "/", i)
+                i += 1
+            else:
+                raise parse_error(text, i, f"found {c}, expected a token")
+            append(prev)
+            continue
+        group = m.lastgroup
+        i = m.end()
+        if group == "comment":
+            continue
+        value = m.group(group)  # type: ignore[arg-type]
+        if group == "string" or group == "qident":  # noqa: PLR1714 - no escapes inside
+            prev = Token("STRING" if group == "string" else "QIDENT", value[1:-1], i - len(value))
         else:
-            raise parse_error(text, i, f"found {c}, expected a token")
-    tokens.append(Token("EOF", "", len(text)))
+            prev = Token(_KIND[group], value, i - len(value))  # type: ignore[index]
+            if group == "ident":
+                upper = value.upper()
+                if upper == "FROM":
+                    in_from = True
+                elif upper in _FROM_ENDS:
+                    in_from = False
+            elif value == ";":
+                in_from = False
+        append(prev)
+    append(Token("EOF", "", n))
     return tokens
+
+
+def _regex(text: str, i: int) -> tuple[Token, int]:
+    """The /regex/ starting at i (`\\/` is a slash inside it) and the offset after it."""
+    j = i + 1
+    buf = []
+    while j < len(text) and text[j] != "/":
+        if text[j] == "\\" and j + 1 < len(text) and text[j + 1] == "/":
+            buf.append("/")
+            j += 2
+            continue
+        buf.append(text[j])
+        j += 1
+    if j >= len(text):
+        raise parse_error(text, i, "unterminated regex")
+    return Token("REGEX", "".join(buf), i), j + 1
