@@ -297,17 +297,44 @@ def _union_times(parts: list[np.ndarray]) -> np.ndarray:
     return merged[keep]
 
 
+def _predicate_fields(expr: Any) -> set[str]:
+    """The fields a field predicate (and/or of `fcmp`) compares."""
+    if expr[0] in ("and", "or"):
+        return _predicate_fields(expr[1]) | _predicate_fields(expr[2])
+    if expr[0] != "fcmp" or len(expr) != 4:
+        raise QueryError(f"malformed field predicate {expr!r}")
+    return {expr[1]}
+
+
+def _predicate_times(expr: Any, get: Any) -> np.ndarray:
+    """The sorted times at which field predicate `expr` holds. A comparison holds only where
+    its field has a point, so these are among the times of the fields it names."""
+    found = [get(n) for n in sorted(_predicate_fields(expr))]
+    times = [c[0] for c in found if c is not None and len(c[0])]
+    if not times:
+        return np.empty(0, dtype=np.int64)
+    candidates = _union_times(times)
+    return candidates[field_mask(expr, candidates, get)]
+
+
 def _raw_block(
     plan: Plan, source: QuerySource, skey: bytes, tags: dict[str, str], get: Any
 ) -> RawBlock | None:
+    matched = None
+    if plan.fields_where is not None:
+        # The predicate holds only at times where a field it names has a point: evaluate it on
+        # those first, so a series without a match reads no other field (high-cpu-1).
+        matched = _predicate_times(plan.fields_where, get)
+        if not len(matched):
+            return None
     names = plan.raw_fields if plan.raw_fields is not None else sorted(source.series_fields(skey))
     columns = {n: get(n) for n in names}
     columns = {n: c for n, c in columns.items() if c is not None and len(c[0])}
     if not columns:
         return None
     t = _union_times([c[0] for c in columns.values()])
-    if plan.fields_where is not None:
-        t = t[field_mask(plan.fields_where, t, get)]
+    if matched is not None:
+        t = matched if np.array_equal(t, matched) else t[np.isin(t, matched, assume_unique=True)]
     if plan.raw_limit:
         t = t[-plan.raw_limit :] if plan.descending else t[: plan.raw_limit]
     if not len(t):

@@ -34,6 +34,8 @@ EPOCH_UNITS = TIME_UNITS
 def format_times(series: list[dict[str, Any]], epoch: str | None) -> None:
     """Rewrite the time column in place: epoch integers or RFC 3339 strings."""
     divisor = EPOCH_UNITS[epoch] if epoch else 0
+    if divisor == 1:
+        return  # epoch=ns: the times are int ns already
     for s in series:
         if not s.get("columns") or s["columns"][0] != "time":
             continue
