@@ -41,6 +41,13 @@ _RESERVED = {
 }  # fmt: skip
 
 
+#: Tokens that are a whole operand by themselves, unless the next token continues it.
+_SIMPLE_OPERANDS = frozenset(
+    ("IDENT", "QIDENT", "STRING", "INTEGER", "NUMBER", "DURATION", "REGEX")
+)
+_CONTINUES_OPERAND = frozenset(("+", "-", "*", "/", "%", "(", "::"))
+
+
 class _Parser:
     def __init__(self, text: str) -> None:
         self.text = text
@@ -64,8 +71,9 @@ class _Parser:
         return parse_error(self.text, tok.pos, f"found {tok.describe()}, expected {expected}")
 
     def accept_kw(self, *words: str) -> bool:
-        if self.tok.is_kw(*words):
-            self.advance()
+        tok = self.tokens[self.i]
+        if tok.kind == "IDENT" and tok.value.upper() in words:
+            self.i += 1  # an IDENT is never EOF
             return True
         return False
 
@@ -74,8 +82,9 @@ class _Parser:
             raise self.error(word)
 
     def accept_op(self, op: str) -> bool:
-        if self.tok.kind == "OP" and self.tok.value == op:
-            self.advance()
+        tok = self.tokens[self.i]
+        if tok.kind == "OP" and tok.value == op:
+            self.i += 1
             return True
         return False
 
@@ -459,8 +468,20 @@ class _Parser:
             left = BinOp("AND", left, self.comparison())
         return left
 
+    def operand(self) -> Expr:
+        """An operand of a comparison: `additive`, with a shortcut for the common case of one
+        literal or identifier token not followed by arithmetic, a call or a cast (the same
+        result, without descending through the precedence levels)."""
+        tokens = self.tokens
+        tok = tokens[self.i]
+        if tok.kind in _SIMPLE_OPERANDS:
+            nxt = tokens[self.i + 1]
+            if nxt.kind != "OP" or nxt.value not in _CONTINUES_OPERAND:
+                return self.primary()
+        return self.additive()
+
     def comparison(self) -> Expr:
-        left = self.additive()
+        left = self.operand()
         if self.accept_kw("IN"):  # the native API's `key IN ('a', 'b')`
             self.expect_op("(")
             values = [self.string()]
@@ -471,7 +492,7 @@ class _Parser:
         if self.tok.kind == "OP" and self.tok.value in _COMPARISONS:
             op = self.advance().value
             op = "!=" if op == "<>" else op
-            right = self.additive()
+            right = self.operand()
             if op in ("=~", "!~") and not isinstance(right, Regex):
                 raise self.error("regex", self.tokens[self.i - 1])
             return BinOp(op, left, right)
