@@ -31,6 +31,8 @@ import uvicorn
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from pulsar_cluster.httpwrite import CoalescingHttpToolsProtocol
+
 __all__ = ["serve"]
 
 
@@ -41,7 +43,7 @@ def serve(app: Any, host: str, port: int, banner: str, graceful_timeout_s: float
         host=host,
         port=port,
         loop="uvloop",
-        http="httptools",
+        http=CoalescingHttpToolsProtocol,  # httptools, one socket write per response
         lifespan="on",
         log_config=None,
         access_log=False,
