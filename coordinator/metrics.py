@@ -59,6 +59,9 @@ class MetricsMiddleware:
     def __init__(self, app: Any, metrics: CoordinatorMetrics) -> None:
         self.app = app
         self.metrics = metrics
+        # (route, method, status) -> (latency child, count child): `labels()` takes a lock and
+        # builds the label tuple on every call; routes x methods x statuses are few.
+        self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -79,5 +82,10 @@ class MetricsMiddleware:
             self.metrics.in_flight.dec()
             route = scope.get("route")
             name = getattr(route, "path", "unmatched")
-            self.metrics.latency.labels(name).observe(time.perf_counter() - started)
-            self.metrics.requests.labels(name, scope["method"], str(status["code"])).inc()
+            key = (name, scope["method"], str(status["code"]))
+            children = self._children.get(key)
+            if children is None:
+                children = (self.metrics.latency.labels(name), self.metrics.requests.labels(*key))
+                self._children[key] = children
+            children[0].observe(time.perf_counter() - started)
+            children[1].inc()
