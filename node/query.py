@@ -23,6 +23,7 @@ import numpy as np
 from node.engine.deletes import DeleteRequest
 from node.engine.engine import Engine
 from node.lastcache import LastValueCache
+from node.lastquery import LastReader, answer_last
 from pulsar_cluster.batch import FieldType
 from pulsar_cluster.errors import LimitExceededError, QueryError
 from pulsar_cluster.query.conditions import TRUE, compile_regex, field_mask, resolve_series
@@ -84,6 +85,10 @@ class EngineSource:
         """The oldest time reads return for the series (the engine's retention rule)."""
         return self._engine.retention_start(skey)
 
+    def last_reader(self) -> LastReader:
+        """Newest points of series fields over a view taken now (node/lastquery.py)."""
+        return LastReader(self._engine)
+
     def read_field(
         self,
         skey: bytes,
@@ -137,6 +142,8 @@ def execute_partial(
     """
     if plan.kind == "meta":
         return _meta(plan, source)
+    if last_cache is not None and (fast := answer_last(plan, source, last_cache)) is not None:
+        return fast  # last() only, over all time: node/lastquery.py
     budget = _Budget(plan)
     skeys = sorted(resolve_series(plan.tags, source, plan.database, plan.measurement))
     if len(skeys) > plan.limits.max_series:

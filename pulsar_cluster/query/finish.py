@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from pulsar_cluster.errors import LimitExceededError
+from pulsar_cluster.query.finishrows import one_row_series
 from pulsar_cluster.query.partial import GroupKey, Partial, RawBlock
 from pulsar_cluster.query.plan import Plan, window_origin
 from pulsar_cluster.query.states import kind_for
@@ -83,9 +84,15 @@ def finalize(plan: Plan, finish: Finish, partial: Partial) -> list[dict[str, Any
         groups = sorted(partial.raw.items())
         series = [_raw_series(plan, finish, key, blocks) for key, blocks in groups]
     else:
-        series = [
-            _agg_series(plan, finish, key, states) for key, states in sorted(partial.groups.items())
-        ]
+        fast = one_row_series(plan, finish, partial)  # no windows: all groups at once
+        series = (
+            fast
+            if fast is not None
+            else [
+                _agg_series(plan, finish, key, states)
+                for key, states in sorted(partial.groups.items())
+            ]
+        )
     series = [s for s in series if s["values"]]
     if finish.soffset:
         series = series[finish.soffset :]
