@@ -10,6 +10,7 @@ import re
 
 from node.engine.engine import Engine
 from node.engine.index import split_storage_key
+from node.lastcache import LastValueCache
 from node.query import EngineSource, execute_partial
 from pulsar_cluster.batch import Column, WriteBatch
 from pulsar_cluster.batchcodec import encode_batch
@@ -20,18 +21,30 @@ from pulsar_cluster.series import split_series_key
 __all__ = ["run_plan", "scan_series", "select_series", "scan_encoded", "select_encoded"]
 
 
-def run_plan(engine: Engine, encoded_plan: bytes) -> bytes:
+def run_plan(
+    engine: Engine, encoded_plan: bytes, last_cache: LastValueCache | None = None
+) -> bytes:
     """The encoded partial of one shard for an encoded plan (QueryError on a bad plan)."""
     plan = decode_plan(encoded_plan)
-    return encode_partial(execute_partial(plan, EngineSource(engine)))
+    return encode_partial(execute_partial(plan, EngineSource(engine), last_cache))
 
 
-def run_plan_many(engines: list[Engine], encoded_plan: bytes) -> bytes:
+def run_plan_many(
+    engines: list[Engine],
+    encoded_plan: bytes,
+    last_caches: list[LastValueCache] | None = None,
+) -> bytes:
     """The encoded partial of several shards of this node, merged here: partials are mergeable
     (pulsar_cluster/query/partial.py), so the coordinator gets one answer per node instead of
     one per shard (an HTTP call costs the coordinator about 2.5 ms of CPU)."""
     plan = decode_plan(encoded_plan)
-    partials = [execute_partial(plan, EngineSource(engine)) for engine in engines]
+    caches: list[LastValueCache | None] = (
+        list(last_caches) if last_caches is not None else [None] * len(engines)
+    )
+    partials = [
+        execute_partial(plan, EngineSource(engine), cache)
+        for engine, cache in zip(engines, caches, strict=True)
+    ]
     return encode_partial(merge(plan, partials))
 
 

@@ -65,8 +65,12 @@ def _too_many(plan: Plan, rows: int) -> LimitExceededError:
 
 
 def finalize(plan: Plan, finish: Finish, partial: Partial) -> list[dict[str, Any]]:
+    # Without windows every group answers at most one row: all groups at once (finishrows.py).
+    fast = one_row_series(plan, finish, partial)
     # Bound the answer before building it: rows are Python lists, the costly part.
-    if plan.kind == "raw":
+    if fast is not None:
+        upper = fast[1]
+    elif plan.kind == "raw":
         upper = sum(len(b.t) for blocks in partial.raw.values() for b in blocks)
     else:
         per_group = 0
@@ -84,9 +88,8 @@ def finalize(plan: Plan, finish: Finish, partial: Partial) -> list[dict[str, Any
         groups = sorted(partial.raw.items())
         series = [_raw_series(plan, finish, key, blocks) for key, blocks in groups]
     else:
-        fast = one_row_series(plan, finish, partial)  # no windows: all groups at once
         series = (
-            fast
+            fast[0]
             if fast is not None
             else [
                 _agg_series(plan, finish, key, states)

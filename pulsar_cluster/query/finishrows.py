@@ -30,9 +30,12 @@ ROW_WISE = frozenset(("count", "sum", "mean", "min", "max", "first", "last", "sp
 _SELECTORS = frozenset(("min", "max", "first", "last"))
 
 
-def one_row_series(plan: Plan, finish: Any, partial: Partial) -> list[dict[str, Any]] | None:
+def one_row_series(
+    plan: Plan, finish: Any, partial: Partial
+) -> tuple[list[dict[str, Any]], int] | None:
     """The answer series (before SOFFSET/SLIMIT) of an aggregate plan without windows, in
-    group order, or None when this fast path does not apply."""
+    group order, and the number of rows before OFFSET (finalize's bound); None when this fast
+    path does not apply."""
     if plan.kind != "select" or plan.every != 0 or not finish.columns:
         return None
     if any(
@@ -82,6 +85,7 @@ def one_row_series(plan: Plan, finish: Any, partial: Partial) -> list[dict[str, 
         columns[c] = (times, values)
     names = ["time", *[oc.name for oc in finish.columns]]
     out: list[dict[str, Any]] = []
+    rows = 0
     sources = [oc.source for oc in finish.columns]
     for g, key in enumerate(keys):
         if single:
@@ -94,6 +98,7 @@ def one_row_series(plan: Plan, finish: Any, partial: Partial) -> list[dict[str, 
             if all(columns[c][0][g] is None for c in sources):
                 continue
             row = [w0, *cells]
+        rows += 1
         if finish.offset:
             continue  # one row per series: any OFFSET skips it
         series: dict[str, Any] = {"name": plan.measurement}
@@ -102,4 +107,4 @@ def one_row_series(plan: Plan, finish: Any, partial: Partial) -> list[dict[str, 
         series["columns"] = list(names)
         series["values"] = [row]
         out.append(series)
-    return out
+    return out, rows
