@@ -47,6 +47,16 @@ def one_row_series(
     per_group = [partial.groups[k] for k in keys]
     w0 = window_origin(plan)
     single = len(finish.columns) == 1
+    # Rows per group and plan column: at most one each, or this path does not apply.
+    by_column: list[tuple[list[Any], list[int]]] = []
+    with_rows = np.zeros(len(keys), dtype=bool)
+    for c in range(len(plan.columns)):
+        col_states = [states[c] for states in per_group]
+        lens = [len(st["w"]) if "w" in st else 0 for st in col_states]
+        if lens and max(lens) > 1:
+            return None  # not reduced to one row: leave it to the general path
+        with_rows |= np.array(lens, dtype=bool)
+        by_column.append((col_states, lens))
     # Per plan column: output times and values per group (None: no row in that group).
     columns: dict[int, tuple[list[Any], list[Any]]] = {}
     for oc in finish.columns:
@@ -55,10 +65,7 @@ def one_row_series(
             continue
         col = plan.columns[c]
         kind = kind_for(col.fn)
-        col_states = [states[c] for states in per_group]
-        lens = [len(st["w"]) if "w" in st else 0 for st in col_states]
-        if lens and max(lens) > 1:
-            return None  # not reduced to one row: leave it to the general path
+        col_states, lens = by_column[c]
         present = [g for g, n in enumerate(lens) if n]
         everywhere = len(present) == len(keys)
         times: list[Any] = [None] * len(keys)
@@ -85,7 +92,6 @@ def one_row_series(
         columns[c] = (times, values)
     names = ["time", *[oc.name for oc in finish.columns]]
     out: list[dict[str, Any]] = []
-    rows = 0
     sources = [oc.source for oc in finish.columns]
     for g, key in enumerate(keys):
         if single:
@@ -98,7 +104,6 @@ def one_row_series(
             if all(columns[c][0][g] is None for c in sources):
                 continue
             row = [w0, *cells]
-        rows += 1
         if finish.offset:
             continue  # one row per series: any OFFSET skips it
         series: dict[str, Any] = {"name": plan.measurement}
@@ -107,4 +112,5 @@ def one_row_series(
         series["columns"] = list(names)
         series["values"] = [row]
         out.append(series)
-    return out, rows
+    # finalize's bound counts a row for every group with a row in any plan column
+    return out, int(np.count_nonzero(with_rows))
