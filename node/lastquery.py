@@ -35,6 +35,7 @@ from node.engine.index import storage_key_database
 from node.lastcache import Entry, LastValueCache
 from pulsar_cluster.errors import LimitExceededError, PulsarError
 from pulsar_cluster.logs import get_logger
+from pulsar_cluster.query.columnar import ColumnarPartial, Columns
 from pulsar_cluster.query.conditions import resolve_series
 from pulsar_cluster.query.partial import GroupKey, Partial
 from pulsar_cluster.query.plan import MAX_TIME, MIN_TIME, Plan
@@ -185,24 +186,21 @@ def answer_last(plan: Plan, source: QuerySource, cache: LastValueCache) -> Parti
             reduced = LAST.reduce({"w": g, "t": t, "v": v}, ())
             g, t, v = reduced["w"], reduced["t"], reduced["v"]
         per_name[name] = (g, t, v)
-    out = Partial(series_touched=len(skeys), points_scanned=budget.points)
-    keys = list(group_keys)
-    states: list[list[State | None]] = [[None] * len(plan.columns) for _ in keys]
-    for c, col in enumerate(plan.columns):
+    # The groups with a row, sorted (finalize's order); a row's `w` is its group's place.
+    used = np.zeros(len(group_keys), dtype=bool)
+    for got in per_name.values():
+        if got is not None:
+            used[got[0]] = True
+    every_key = list(group_keys)
+    order = sorted(np.flatnonzero(used).tolist(), key=every_key.__getitem__)
+    place = np.full(len(every_key), -1, dtype=np.int64)
+    place[order] = np.arange(len(order), dtype=np.int64)
+    states: list[State | None] = []
+    for col in plan.columns:
         got = per_name[col.field]
-        if got is None:
-            continue
-        g, t, v = got
-        # Iterating a 2-D array yields its rows as one-element views, made in C: about five
-        # times cheaper than slicing each row.
-        ws = list(np.zeros((len(g), 1), dtype=np.int64))
-        rows = zip(g.tolist(), ws, list(t.reshape(-1, 1)), list(v.reshape(-1, 1)), strict=True)
-        for group, wk, tk, vk in rows:
-            states[group][c] = {"w": wk, "t": tk, "v": vk}
-    for key, row in zip(keys, states, strict=True):
-        if any(s is not None for s in row):
-            out.groups[key] = [s if s is not None else _empty() for s in row]
-    return out
+        states.append(None if got is None else {"w": place[got[0]], "t": got[1], "v": got[2]})
+    columns = Columns([every_key[i] for i in order], states, [_empty() for _ in plan.columns])
+    return ColumnarPartial(columns, series_touched=len(skeys), points_scanned=budget.points)
 
 
 def _empty() -> State:

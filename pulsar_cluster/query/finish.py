@@ -80,7 +80,7 @@ def finalize(plan: Plan, finish: Finish, partial: Partial) -> list[dict[str, Any
             max([per_group, *(len(s.get("w", ())) for s in states)])
             for states in partial.groups.values()
         )
-    if finish.limit:
+    if finish.limit and fast is None:  # (one row per group: LIMIT changes no bound)
         upper = min(upper, finish.limit * max(len(partial.raw), len(partial.groups)))
     if upper > plan.limits.max_rows:
         raise _too_many(plan, upper)

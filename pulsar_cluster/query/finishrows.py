@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from pulsar_cluster.query.partial import Partial
+from pulsar_cluster.query.columnar import ColumnarPartial, Columns
+from pulsar_cluster.query.partial import GroupKey, Partial
 from pulsar_cluster.query.plan import Plan, window_origin
 from pulsar_cluster.query.states import kind_for
 
@@ -43,10 +44,49 @@ def one_row_series(
         for oc in finish.columns
     ):
         return None
-    keys = sorted(partial.groups)
-    per_group = [partial.groups[k] for k in keys]
     w0 = window_origin(plan)
     single = len(finish.columns) == 1
+    found: _Found | None
+    if isinstance(partial, ColumnarPartial) and partial.columns is not None:
+        found = _from_columns(plan, finish, partial.columns, w0, single)
+    else:
+        found = _from_groups(plan, finish, partial, w0, single)
+    if found is None:
+        return None
+    keys, columns, upper = found
+    names = ["time", *[oc.name for oc in finish.columns]]
+    out: list[dict[str, Any]] = []
+    sources = [oc.source for oc in finish.columns]
+    for g, key in enumerate(keys):
+        if single:
+            times, values = columns[sources[0]]
+            if times[g] is None:
+                continue
+            row = [times[g], values[g]]
+        else:
+            cells = [columns[c][1][g] for c in sources]
+            if all(columns[c][0][g] is None for c in sources):
+                continue
+            row = [w0, *cells]
+        if finish.offset:
+            continue  # one row per series: any OFFSET skips it
+        series: dict[str, Any] = {"name": plan.measurement}
+        if key or finish.always_tags:
+            series["tags"] = dict(key)
+        series["columns"] = list(names)
+        series["values"] = [row]
+        out.append(series)
+    return out, upper
+
+
+_Found = tuple[list[GroupKey], dict[int, tuple[list[Any], list[Any]]], int]
+
+
+def _from_groups(plan: Plan, finish: Any, partial: Partial, w0: int, single: bool) -> _Found | None:
+    """(sorted group keys, per plan column output times and values per group (None: no
+    row), finalize's bound: the groups with a row in any plan column) of the per-group form."""
+    keys = sorted(partial.groups)
+    per_group = [partial.groups[k] for k in keys]
     # Rows per group and plan column: at most one each, or this path does not apply.
     by_column: list[tuple[list[Any], list[int]]] = []
     with_rows = np.zeros(len(keys), dtype=bool)
@@ -90,27 +130,34 @@ def one_row_series(
                     times[g] = tl[i]
                     values[g] = vals[i]
         columns[c] = (times, values)
-    names = ["time", *[oc.name for oc in finish.columns]]
-    out: list[dict[str, Any]] = []
-    sources = [oc.source for oc in finish.columns]
-    for g, key in enumerate(keys):
-        if single:
-            times, values = columns[sources[0]]
-            if times[g] is None:
-                continue
-            row = [times[g], values[g]]
-        else:
-            cells = [columns[c][1][g] for c in sources]
-            if all(columns[c][0][g] is None for c in sources):
-                continue
-            row = [w0, *cells]
-        if finish.offset:
-            continue  # one row per series: any OFFSET skips it
-        series: dict[str, Any] = {"name": plan.measurement}
-        if key or finish.always_tags:
-            series["tags"] = dict(key)
-        series["columns"] = list(names)
-        series["values"] = [row]
-        out.append(series)
-    # finalize's bound counts a row for every group with a row in any plan column
-    return out, int(np.count_nonzero(with_rows))
+    return keys, columns, int(np.count_nonzero(with_rows))
+
+
+def _from_columns(plan: Plan, finish: Any, cols: Columns, w0: int, single: bool) -> _Found:
+    """As `_from_groups`, for the columnar form (pulsar_cluster/query/columnar.py): each
+    plan column is finalised in one call, its rows placed by their group index."""
+    count = len(cols.keys)
+    columns: dict[int, tuple[list[Any], list[Any]]] = {}
+    for oc in finish.columns:
+        c = oc.source
+        if c in columns:
+            continue
+        times: list[Any] = [None] * count
+        values: list[Any] = [None] * count
+        state = cols.states[c]
+        if state is not None:
+            col = plan.columns[c]
+            w, t, vals = kind_for(col.fn).finalize(state, col.fn, col.args)
+            places = np.asarray(w, dtype=np.int64).tolist()
+            if single and col.fn in _SELECTORS and t is not None:
+                tl = np.asarray(t, dtype=np.int64).tolist()
+            else:
+                tl = [w0] * len(places)
+            if places == list(range(count)):
+                times, values = tl, list(vals)
+            else:
+                for i, g in enumerate(places):
+                    times[g] = tl[i]
+                    values[g] = vals[i]
+        columns[c] = (times, values)
+    return cols.keys, columns, count  # every group of the columnar form has a row

@@ -9,6 +9,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pulsar_cluster.query.columnar import ColumnarPartial, Columns, group_count
 from pulsar_cluster.query.finish import Finish, OutColumn, _agg_series, finalize
 from pulsar_cluster.query.finishrows import ROW_WISE, one_row_series
 from pulsar_cluster.query.partial import Partial
@@ -86,3 +87,41 @@ def test_windows_transforms_and_multi_row_aggregates_are_left_alone() -> None:
     assert one_row_series(plan, finish, Partial()) is None
     plan = Plan("select", "db", "m", columns=(ColumnSpec("v", "top", (2,)),))
     assert one_row_series(plan, Finish(columns=[OutColumn("v", 0)]), Partial()) is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(case=cases(), flip=st.booleans())
+def test_the_columnar_form_finalises_like_its_groups(
+    case: tuple[Plan, Finish, Partial], flip: bool
+) -> None:
+    """A ColumnarPartial (rows of all groups per column; node/lastquery.py makes them)
+    answers like its per-group form, which is built on first access of `groups`."""
+    plan, finish, partial = case
+    keys = sorted(partial.groups)
+    states: list[Any] = []
+    for c, col in enumerate(plan.columns):
+        kind = kind_for(col.fn)
+        rows = [(g, partial.groups[k][c]) for g, k in enumerate(keys)]
+        rows = [(g, s) for g, s in rows if len(s["w"])]
+        dtypes = {s[k].dtype for _, s in rows for k in kind.keys if k != "w"}
+        if not rows or len(dtypes) > len(kind.keys):
+            states.append(None)
+            continue
+        if flip:
+            rows.reverse()  # rows need not come in key order
+        state = {k: np.concatenate([s[k] for _, s in rows]) for k in kind.keys}
+        state["w"] = np.array([g for g, _ in rows], dtype=np.int64)
+        states.append(state)
+    keep = sorted({int(g) for s in states if s is not None for g in s["w"]})
+    if len(keep) != len(keys):
+        return  # the columnar form lists only groups with a row
+    empty = [{k: np.empty(0, np.int64) for k in kind_for(c.fn).keys} for c in plan.columns]
+    columnar = ColumnarPartial(Columns(keys, states, empty))
+    assert group_count(columnar) == len(keys)
+    fast = finalize(plan, finish, columnar)
+    assert columnar.columns is not None  # finalize did not need the per-group form
+    ordinary = Partial(dict(columnar.groups))
+    assert columnar.columns is None
+    assert fast == finalize(plan, finish, ordinary)
+    columnar.groups = {}
+    assert group_count(columnar) == 0 and columnar.groups == {}

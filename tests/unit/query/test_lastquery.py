@@ -18,6 +18,7 @@ from node.lastquery import LastReader, answer_last, is_last_only, warm
 from node.query import EngineSource, execute_partial
 from pulsar_cluster.batch import Column, FieldType, WriteBatch
 from pulsar_cluster.query.finish import Finish, OutColumn, finalize
+from pulsar_cluster.query.partial import Partial
 from pulsar_cluster.query.plan import MAX_TIME, MIN_TIME, ColumnSpec, Plan
 from pulsar_cluster.series import make_series_key
 
@@ -100,6 +101,11 @@ def test_answer_last_equals_the_general_executor(ops) -> None:  # type: ignore[n
                         fast = answer_last(plan, EngineSource(engine), cache)
                         assert fast is not None
                         assert finalize(plan, finish, fast) == stored
+                        # the per-group form (merge, wire, federation) answers the same
+                        per_group = Partial(fast.groups, series_touched=fast.series_touched)
+                        assert finalize(plan, finish, per_group) == stored
+                        generic = execute_partial(plan, EngineSource(engine))
+                        assert sorted(per_group.groups) == sorted(generic.groups)
                     one = _plan(op[1] or MIN_TIME, op[2], ("s",))
                     fast = answer_last(one, EngineSource(engine), cache)
                     assert fast is not None
