@@ -15,7 +15,8 @@ from node.query import EngineSource, execute_partial
 from pulsar_cluster.batch import Column, WriteBatch
 from pulsar_cluster.batchcodec import encode_batch
 from pulsar_cluster.nodeapi import ScanRequest, SeriesData, TagMatcher
-from pulsar_cluster.query.partial import decode_plan, encode_partial, merge
+from pulsar_cluster.query.columnar import encode_any, merge_columns
+from pulsar_cluster.query.partial import decode_plan, merge
 from pulsar_cluster.series import split_series_key
 
 __all__ = ["run_plan", "scan_series", "select_series", "scan_encoded", "select_encoded"]
@@ -26,7 +27,7 @@ def run_plan(
 ) -> bytes:
     """The encoded partial of one shard for an encoded plan (QueryError on a bad plan)."""
     plan = decode_plan(encoded_plan)
-    return encode_partial(execute_partial(plan, EngineSource(engine), last_cache))
+    return encode_any(execute_partial(plan, EngineSource(engine), last_cache), plan)
 
 
 def run_plan_many(
@@ -45,7 +46,8 @@ def run_plan_many(
         execute_partial(plan, EngineSource(engine), cache)
         for engine, cache in zip(engines, caches, strict=True)
     ]
-    return encode_partial(merge(plan, partials))
+    merged = merge_columns(plan, partials)  # last()-only plans stay columnar (columnar.py)
+    return encode_any(merge(plan, partials) if merged is None else merged, plan)
 
 
 def scan_series(engine: Engine, request: ScanRequest) -> list[SeriesData]:

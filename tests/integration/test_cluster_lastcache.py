@@ -12,7 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from pulsar_cluster.query.partial import decode_partial, encode_plan
+from pulsar_cluster.query.columnar import decode_any
+from pulsar_cluster.query.partial import encode_plan
 from pulsar_cluster.query.plan import ColumnSpec, Plan
 from tests.support.cluster import Cluster
 from tests.support.processes import ServerProcess
@@ -98,7 +99,7 @@ def _replica_answer(cluster: Cluster, i: int) -> dict[str, dict[str, tuple[int, 
     )
     assert r.status_code == 200, r.text
     out: dict[str, dict[str, tuple[int, Any]]] = {}
-    for key, states in decode_partial(r.content).groups.items():
+    for key, states in decode_any(r.content).groups.items():
         host = dict(key)["host"]
         for col, st in zip(PLAN.columns, states, strict=True):
             if len(st["w"]):
