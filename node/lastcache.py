@@ -13,6 +13,13 @@ current by the write path; they are never guessed:
 - deletes `clear` everything (before and after the delete); retention is checked by the reader
   (an entry older than the series' retention horizon is not used).
 
+Every shard replica has one: `pulsar standalone` (node/local.py) keeps it in its write and
+delete calls; a cluster replica (node/service.py) in its Raft apply path (node/raft/group.py:
+writes applied on every replica `observe`, deletes and DDL `clear` around the apply) and
+around snapshot restores (node/raft/snapshot.py); a replica moved away drops it with its
+engine. node/lastquery.py reads it in bulk (`tokens`, `get_many`, `store_many`) for last()-only
+queries and warms it at start-up.
+
 Thread safety: every method takes the one lock; values are copies, never views of blocks.
 """
 
