@@ -177,3 +177,33 @@ def test_a_field_of_two_types_is_left_to_the_general_executor() -> None:
             )
         finally:
             engine.close()
+
+
+def test_a_source_made_before_a_flush_and_a_write_does_not_cache_an_older_point() -> None:
+    """The general executor (a plan mixing last() with other aggregates) takes its cache
+    tokens before the view it reads, so a view older than a flush and a write cannot store
+    the point before the write (it would stay in the cache: the write was already seen)."""
+    with tempfile.TemporaryDirectory() as d:
+        engine = Engine(d, EngineOptions(fsync="never"))
+        cache = LastValueCache()
+        try:
+            key = make_series_key("m", {"host": "a"})
+            ts = np.array([10], dtype=np.int64)
+            first = WriteBatch("db", {key: {"v": Column(FieldType.FLOAT, ts, np.array([1.0]))}})
+            engine.apply(first)
+            cache.observe(first)
+            source = EngineSource(engine)  # its view: the memtable holding t=10 only
+            engine.flush()
+            later = np.array([20], dtype=np.int64)
+            second = WriteBatch("db", {key: {"v": Column(FieldType.FLOAT, later, np.array([2.0]))}})
+            engine.apply(second)
+            cache.observe(second)  # no entry yet: nothing to move
+            mixed = Plan(
+                "select", "db", "m", columns=(ColumnSpec("v", "last"), ColumnSpec("v", "max"))
+            )
+            execute_partial(mixed, source, cache)
+            plan = _plan(MIN_TIME, "all", ("v",))
+            got = finalize(plan, _finish(plan), execute_partial(plan, EngineSource(engine), cache))
+            assert got[0]["values"] == [[20, 2.0]]
+        finally:
+            engine.close()
