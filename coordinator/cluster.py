@@ -34,7 +34,8 @@ from pulsar_cluster.errors import (
 from pulsar_cluster.logs import get_logger
 from pulsar_cluster.nodeapi import ScanRequest, SeriesData, TagMatcher
 from pulsar_cluster.nodeclient import NodeAuthError, NodeClient
-from pulsar_cluster.query.partial import Partial, decode_partial, encode_plan, merge
+from pulsar_cluster.query.columnar import decode_any, merge_columns
+from pulsar_cluster.query.partial import Partial, encode_plan, merge
 from pulsar_cluster.query.plan import Plan
 from pulsar_cluster.raftcommand import CommandKind, encode_command
 from pulsar_cluster.series import shard_for
@@ -349,7 +350,11 @@ class ClusterBackend:
         answers = [a for part in parts for a in part]
 
         def combine() -> Partial:
-            return merge(plan, [decode_partial(a) for a in answers])
+            # Columnar answers (last()-only plans, pulsar_cluster/query/columnar.py) are
+            # merged as such: no per-group states on the coordinator either.
+            decoded = [decode_any(a) for a in answers]
+            merged = merge_columns(plan, decoded)
+            return merge(plan, decoded) if merged is None else merged
 
         return await asyncio.to_thread(combine)
 

@@ -13,6 +13,13 @@ current by the write path; they are never guessed:
 - deletes `clear` everything (before and after the delete); retention is checked by the reader
   (an entry older than the series' retention horizon is not used).
 
+Every shard replica has one: `pulsar standalone` (node/local.py) keeps it in its write and
+delete calls; a cluster replica (node/service.py) in its Raft apply path (node/raft/group.py:
+writes applied on every replica `observe`, deletes and DDL `clear` around the apply) and
+around snapshot restores (node/raft/snapshot.py); a replica moved away drops it with its
+engine. node/lastquery.py reads it in bulk (`tokens`, `get_many`, `store_many`) for last()-only
+queries and warms it at start-up.
+
 Thread safety: every method takes the one lock; values are copies, never views of blocks.
 """
 
@@ -26,7 +33,7 @@ import numpy as np
 from pulsar_cluster.batch import WriteBatch
 from pulsar_cluster.series import SEP
 
-__all__ = ["LastValueCache"]
+__all__ = ["LastValueCache", "Entry"]
 
 Entry = tuple[int, np.ndarray]  # (time, one-element values array of the field's dtype)
 
@@ -82,6 +89,53 @@ class LastValueCache:
                 self.bytes += _entry_bytes(skey, name, value)
             self._entries[(skey, name)] = (t, value)
             self._cached_series.add(skey)
+
+    def tokens(self, skeys: list[bytes]) -> tuple[int, list[int]]:
+        """`token` of many series at once (one lock): (epoch, writes seen per series)."""
+        with self._lock:
+            writes = self._writes
+            return self._epoch, [writes.get(k, 0) for k in skeys]
+
+    def get_many(
+        self, skeys: list[bytes], names: list[str], count: bool = True
+    ) -> list[list[Entry | None]]:
+        """`get` of every (series, field) pair at once (one lock): rows by series. `count`:
+        whether the look-ups count as hits and misses (not for the warm-up's own checks)."""
+        with self._lock:
+            entries = self._entries
+            out = [[entries.get((k, n)) for n in names] for k in skeys]
+            if not count:
+                return out
+            hits = sum(e is not None for row in out for e in row)
+            self.hits += hits
+            self.misses += len(skeys) * len(names) - hits
+            return out
+
+    def store_many(
+        self,
+        skeys: list[bytes],
+        token: tuple[int, list[int]],
+        items: list[tuple[int, str, int, np.ndarray]],
+    ) -> None:
+        """`store` of many read results at once: items (series index into `skeys`, field, time,
+        one-element values array); `token` from `tokens(skeys)` taken before the read."""
+        epoch, writes = token
+        with self._lock:
+            if epoch != self._epoch:
+                return
+            for i, name, t, value in items:
+                skey = skeys[i]
+                if writes[i] != self._writes.get(skey, 0):
+                    continue
+                current = self._entries.get((skey, name))
+                if current is not None and current[0] > t:
+                    continue
+                if current is None:
+                    if len(self._entries) >= self.max_entries:
+                        continue
+                    self.bytes += _entry_bytes(skey, name, value)
+                self._entries[(skey, name)] = (t, value)
+                self._cached_series.add(skey)
 
     def observe(self, batch: WriteBatch) -> None:
         db = batch.database.encode()

@@ -16,6 +16,7 @@ from node.background import BackgroundWorker
 from node.backup import CheckpointStore, stream_file
 from node.engine.engine import Engine, EngineOptions
 from node.lastcache import LastValueCache
+from node.lastquery import CacheWarmer
 from node.query import EngineSource, execute_delete, execute_partial, is_cheap_meta
 from node.reads import scan_series, select_series
 from node.shardstats import shard_document
@@ -53,6 +54,8 @@ class LocalNode:
     def __init__(self, data_dir: str, options: EngineOptions | None = None) -> None:
         self.engine = Engine(data_dir, options)
         self.last_cache = LastValueCache()
+        self._warmer = CacheWarmer(self.engine, self.last_cache)  # node/lastquery.py
+        self._warmer.start()
         self._worker = BackgroundWorker(self.engine)
         self._worker.start()
         self.checkpoints = CheckpointStore(os.path.join(data_dir, "backup-checkpoints"))
@@ -204,5 +207,6 @@ class LocalNode:
             self.last_cache.clear()
 
     async def close(self) -> None:
+        await asyncio.to_thread(self._warmer.stop)
         self._worker.stop()
         await asyncio.to_thread(self.engine.close)

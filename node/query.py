@@ -23,6 +23,7 @@ import numpy as np
 from node.engine.deletes import DeleteRequest
 from node.engine.engine import Engine
 from node.lastcache import LastValueCache
+from node.lastquery import LastReader, answer_last
 from pulsar_cluster.batch import FieldType
 from pulsar_cluster.errors import LimitExceededError, QueryError
 from pulsar_cluster.query.conditions import TRUE, compile_regex, field_mask, resolve_series
@@ -84,6 +85,14 @@ class EngineSource:
         """The oldest time reads return for the series (the engine's retention rule)."""
         return self._engine.retention_start(skey)
 
+    def refresh(self) -> None:
+        """Read from the engine's state as of now (before any read of this query)."""
+        self._view = self._engine.read_view()
+
+    def last_reader(self) -> LastReader:
+        """Newest points of series fields over a view taken now (node/lastquery.py)."""
+        return LastReader(self._engine)
+
     def read_field(
         self,
         skey: bytes,
@@ -137,6 +146,8 @@ def execute_partial(
     """
     if plan.kind == "meta":
         return _meta(plan, source)
+    if last_cache is not None and (fast := answer_last(plan, source, last_cache)) is not None:
+        return fast  # last() only, over all time: node/lastquery.py
     budget = _Budget(plan)
     skeys = sorted(resolve_series(plan.tags, source, plan.database, plan.measurement))
     if len(skeys) > plan.limits.max_series:
@@ -154,9 +165,17 @@ def execute_partial(
         and hasattr(source, "retention_floor")
     )
     chunks = _chunks(plan)
+    tokens: dict[bytes, tuple[int, int]] = {}
+    if use_cache and last_cache is not None:
+        # Tokens BEFORE the view the reads use (node/lastcache.py): a view taken earlier could
+        # miss a write that came after a flush, and the read would store an older point.
+        epoch, writes = last_cache.tokens(skeys)
+        tokens = {k: (epoch, n) for k, n in zip(skeys, writes, strict=True)}
+        if isinstance(source, EngineSource):
+            source.refresh()
     for skey in skeys:
         budget.tick()
-        token = last_cache.token(skey) if use_cache and last_cache is not None else None
+        token = tokens.get(skey) if use_cache else None
         tags = split_series_key(skey.partition(SEP)[2])[1]
         key = _group_key(tags, plan.group_by)
         if plan.kind == "raw":

@@ -10,29 +10,44 @@ import re
 
 from node.engine.engine import Engine
 from node.engine.index import split_storage_key
+from node.lastcache import LastValueCache
 from node.query import EngineSource, execute_partial
 from pulsar_cluster.batch import Column, WriteBatch
 from pulsar_cluster.batchcodec import encode_batch
 from pulsar_cluster.nodeapi import ScanRequest, SeriesData, TagMatcher
-from pulsar_cluster.query.partial import decode_plan, encode_partial, merge
+from pulsar_cluster.query.columnar import encode_any, merge_columns
+from pulsar_cluster.query.partial import decode_plan, merge
 from pulsar_cluster.series import split_series_key
 
 __all__ = ["run_plan", "scan_series", "select_series", "scan_encoded", "select_encoded"]
 
 
-def run_plan(engine: Engine, encoded_plan: bytes) -> bytes:
+def run_plan(
+    engine: Engine, encoded_plan: bytes, last_cache: LastValueCache | None = None
+) -> bytes:
     """The encoded partial of one shard for an encoded plan (QueryError on a bad plan)."""
     plan = decode_plan(encoded_plan)
-    return encode_partial(execute_partial(plan, EngineSource(engine)))
+    return encode_any(execute_partial(plan, EngineSource(engine), last_cache), plan)
 
 
-def run_plan_many(engines: list[Engine], encoded_plan: bytes) -> bytes:
+def run_plan_many(
+    engines: list[Engine],
+    encoded_plan: bytes,
+    last_caches: list[LastValueCache] | None = None,
+) -> bytes:
     """The encoded partial of several shards of this node, merged here: partials are mergeable
     (pulsar_cluster/query/partial.py), so the coordinator gets one answer per node instead of
     one per shard (an HTTP call costs the coordinator about 2.5 ms of CPU)."""
     plan = decode_plan(encoded_plan)
-    partials = [execute_partial(plan, EngineSource(engine)) for engine in engines]
-    return encode_partial(merge(plan, partials))
+    caches: list[LastValueCache | None] = (
+        list(last_caches) if last_caches is not None else [None] * len(engines)
+    )
+    partials = [
+        execute_partial(plan, EngineSource(engine), cache)
+        for engine, cache in zip(engines, caches, strict=True)
+    ]
+    merged = merge_columns(plan, partials)  # last()-only plans stay columnar (columnar.py)
+    return encode_any(merge(plan, partials) if merged is None else merged, plan)
 
 
 def scan_series(engine: Engine, request: ScanRequest) -> list[SeriesData]:

@@ -29,6 +29,8 @@ from node import reads
 from node.background import BackgroundWorker
 from node.backup import CheckpointStore
 from node.engine.engine import Engine, EngineOptions
+from node.lastcache import LastValueCache
+from node.lastquery import WARM_MAX_ENTRIES, CacheWarmer
 from node.mapstore import load_map, meta_status, save_map, start_meta_group
 from node.raft.budget import ByteBudget
 from node.raft.ddl import check_ddl
@@ -77,6 +79,9 @@ _FAIL_REASONS = {
 _MIN_MEMTABLE_BYTES = 4 * 1024 * 1024
 #: Seconds a replica the map no longer lists stays open before it is destroyed.
 _DROP_GRACE_S = 2.0
+#: Last-value cache entries per node, divided among its shard replicas like the memtable
+#: budget (the standalone node's default bound; about 150 bytes per entry).
+_LAST_CACHE_ENTRIES = 1_000_000
 #: Smallest in-flight proposal budget of a shard replica: a few of the largest commands.
 _MIN_INFLIGHT = 1024 * 1024
 
@@ -102,12 +107,23 @@ class NodeSettings:
 
 
 class _Replica:
-    def __init__(self, shard: int, engine: Engine, group: ShardGroup, budget: ByteBudget) -> None:
+    def __init__(
+        self,
+        shard: int,
+        engine: Engine,
+        group: ShardGroup,
+        budget: ByteBudget,
+        last_cache: LastValueCache,
+        warm_entries: int,
+    ) -> None:
         self.shard = shard
         self.engine = engine
         self.group = group
         self.worker = BackgroundWorker(engine)
         self.budget = budget
+        #: Kept by the Raft apply path (node/raft/group.py) and snapshot restores.
+        self.last_cache = last_cache
+        self.warmer = CacheWarmer(engine, last_cache, warm_entries)
 
 
 class NodeService:
@@ -172,13 +188,14 @@ class NodeService:
             archive = os.path.join(s.engine.wal_archive_dir, self.node_id, f"shard-{shard}")
             options = dataclasses.replace(per_shard, wal_archive_dir=archive)
         engine = Engine(os.path.join(s.data_dir, "shards", str(shard)), options)
+        last_cache = LastValueCache(max(1, _LAST_CACHE_ENTRIES // share))
         partners = [
             self.map.peer(n).shard_raft_address(shard)
             for n in self.map.replicas[shard]
             if n != self.node_id
         ]
         snapshotter = ShardSnapshotter(
-            engine, os.path.join(raft_dir, f"shard-{shard}.snapshot-work")
+            engine, os.path.join(raft_dir, f"shard-{shard}.snapshot-work"), last_cache
         )
         os.makedirs(snapshotter.work_dir, exist_ok=True)
         conf = make_conf(
@@ -205,10 +222,13 @@ class NodeService:
             durable_journal=s.engine.fsync == "always",
             # The target of a move: not a member until the leader adds it (membership.py).
             joining=self.node_id not in self.map.replicas[shard],
+            last_cache=last_cache,
         )
         budget = ByteBudget(max(_MIN_INFLIGHT, s.inflight_bytes // share))
-        replica = _Replica(shard, engine, group, budget)
+        # The start-up warm-up of the cache (node/lastquery.py) is a node budget too.
+        replica = _Replica(shard, engine, group, budget, last_cache, WARM_MAX_ENTRIES // share)
         replica.worker.start()
+        replica.warmer.start()
         self._replicas[shard] = replica
         return replica
 
@@ -264,6 +284,7 @@ class NodeService:
         replica = self._replicas.pop(shard)
         replica.group.destroy()
         replica.group.destroy_synchronous()
+        replica.warmer.stop()
         replica.worker.stop()
         replica.engine.close()
         # The shard moved away: its data and Raft files go (a later move back starts fresh).
@@ -369,6 +390,7 @@ class NodeService:
             replica.group.destroy()
         for replica in self._replicas.values():
             replica.group.destroy_synchronous()  # joins the tick thread: no apply after this
+            replica.warmer.stop()
             replica.worker.stop()
             replica.engine.close()
         self._replicas.clear()
@@ -493,8 +515,10 @@ class NodeService:
 
     async def query(self, shard: int, encoded_plan: bytes, consistency: str) -> bytes:
         """The encoded partial of a query plan over one shard."""
-        engine = self._reader(shard, consistency).engine
-        return await asyncio.to_thread(reads.run_plan, engine, encoded_plan)
+        replica = self._reader(shard, consistency)
+        return await asyncio.to_thread(
+            reads.run_plan, replica.engine, encoded_plan, replica.last_cache
+        )
 
     async def query_shards(self, shards: list[int], encoded_plan: bytes, consistency: str) -> bytes:
         """One merged partial of a query plan over several local replicas (node-api.md). Every
@@ -502,8 +526,10 @@ class NodeService:
         that is not (NotLeaderError / UnavailableError): the coordinator then asks per shard."""
         if not shards or len(set(shards)) != len(shards):
             raise BadRequestError("shards must be a non-empty list of distinct shard ids")
-        engines = [self._reader(shard, consistency).engine for shard in shards]
-        return await asyncio.to_thread(reads.run_plan_many, engines, encoded_plan)
+        replicas = [self._reader(shard, consistency) for shard in shards]
+        engines = [r.engine for r in replicas]
+        caches = [r.last_cache for r in replicas]
+        return await asyncio.to_thread(reads.run_plan_many, engines, encoded_plan, caches)
 
     async def select(
         self,
@@ -616,6 +642,7 @@ class NodeService:
             raft = replica.group.getStatus()
             out[str(shard)] = shard_document(
                 replica.engine,
+                replica.last_cache,
                 raft={
                     "role": {0: "follower", 1: "candidate", 2: "leader"}.get(raft["state"], "?"),
                     "term": raft["raft_term"],
@@ -627,13 +654,12 @@ class NodeService:
         return out
 
     def caches(self) -> dict[str, Any]:
-        """Cache statistics of every local replica (pulsar_cluster/cachestats.py). Replicas
-        have no last-value cache: `last()` reads storage (node/reads.py)."""
+        """Cache statistics of every local replica (pulsar_cluster/cachestats.py)."""
         return node_document(
             {
                 str(shard): {
                     "block_cache": replica.engine.block_cache_stats(),
-                    "last_value_cache": None,
+                    "last_value_cache": replica.last_cache.stats(),
                 }
                 for shard, replica in sorted(self._replicas.items())
             }
@@ -642,12 +668,14 @@ class NodeService:
     def clear_caches(self, cache: str = "all") -> None:
         """Empty the selected caches of every local replica (BadRequestError for a bad name)."""
         try:
-            block, _ = caches_selected(check_cache_name(cache))
+            block, last = caches_selected(check_cache_name(cache))
         except ValueError as exc:
             raise BadRequestError(str(exc)) from None
-        if block:
-            for replica in self._replicas.values():
+        for replica in self._replicas.values():
+            if block:
                 replica.engine.clear_block_cache()
+            if last:
+                replica.last_cache.clear()
 
     async def checksum(self, shard: int) -> dict[str, Any]:
         """A digest of every point of this replica of `shard` (convergence checks)."""

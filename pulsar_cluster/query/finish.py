@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from pulsar_cluster.errors import LimitExceededError
+from pulsar_cluster.query.finishrows import one_row_series
 from pulsar_cluster.query.partial import GroupKey, Partial, RawBlock
 from pulsar_cluster.query.plan import Plan, window_origin
 from pulsar_cluster.query.states import kind_for
@@ -64,8 +65,12 @@ def _too_many(plan: Plan, rows: int) -> LimitExceededError:
 
 
 def finalize(plan: Plan, finish: Finish, partial: Partial) -> list[dict[str, Any]]:
+    # Without windows every group answers at most one row: all groups at once (finishrows.py).
+    fast = one_row_series(plan, finish, partial)
     # Bound the answer before building it: rows are Python lists, the costly part.
-    if plan.kind == "raw":
+    if fast is not None:
+        upper = fast[1]
+    elif plan.kind == "raw":
         upper = sum(len(b.t) for blocks in partial.raw.values() for b in blocks)
     else:
         per_group = 0
@@ -75,7 +80,7 @@ def finalize(plan: Plan, finish: Finish, partial: Partial) -> list[dict[str, Any
             max([per_group, *(len(s.get("w", ())) for s in states)])
             for states in partial.groups.values()
         )
-    if finish.limit:
+    if finish.limit and fast is None:  # (one row per group: LIMIT changes no bound)
         upper = min(upper, finish.limit * max(len(partial.raw), len(partial.groups)))
     if upper > plan.limits.max_rows:
         raise _too_many(plan, upper)
@@ -83,9 +88,14 @@ def finalize(plan: Plan, finish: Finish, partial: Partial) -> list[dict[str, Any
         groups = sorted(partial.raw.items())
         series = [_raw_series(plan, finish, key, blocks) for key, blocks in groups]
     else:
-        series = [
-            _agg_series(plan, finish, key, states) for key, states in sorted(partial.groups.items())
-        ]
+        series = (
+            fast[0]
+            if fast is not None
+            else [
+                _agg_series(plan, finish, key, states)
+                for key, states in sorted(partial.groups.items())
+            ]
+        )
     series = [s for s in series if s["values"]]
     if finish.soffset:
         series = series[finish.soffset :]

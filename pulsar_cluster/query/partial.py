@@ -37,6 +37,8 @@ __all__ = [
     "decode_plan",
     "PLAN_MAGIC",
     "PARTIAL_MAGIC",
+    "pack_body",
+    "unpack_body",
 ]
 
 GroupKey = tuple[tuple[str, str], ...]
@@ -134,6 +136,20 @@ def _ext_hook(code: int, data: bytes) -> Any:
         arr[:] = items
         return arr
     raise QueryError(f"malformed partial: unknown ext type {code}")
+
+
+def pack_body(body: Any) -> bytes:
+    """A frame body as MessagePack with the array extension types (for frames of other
+    versions, pulsar_cluster/query/columnar.py)."""
+    return bytes(msgpack.packb(body, default=_default, use_bin_type=True))
+
+
+def unpack_body(data: bytes, what: str) -> Any:
+    """The inverse of `pack_body` (QueryError when malformed)."""
+    try:
+        return msgpack.unpackb(data, ext_hook=_ext_hook, strict_map_key=False, raw=False)
+    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
+        raise QueryError(f"malformed {what}: {exc}") from None
 
 
 def _frame(magic: bytes, body: Any) -> bytes:

@@ -13,7 +13,9 @@ import asyncio
 from typing import Any, Protocol
 
 from pulsar_cluster.errors import LimitExceededError
+from pulsar_cluster.query.columnar import group_count
 from pulsar_cluster.query.finish import Finish, finalize
+from pulsar_cluster.query.finishrows import ROW_WISE
 from pulsar_cluster.query.partial import Partial
 from pulsar_cluster.query.plan import MAX_TIME, MIN_TIME, Limits, Plan, window_origin
 
@@ -53,6 +55,8 @@ INLINE_ANSWER_ROWS = 1024
 def small_answer(plan: Plan, partial: Partial) -> bool:
     """Whether the answer of `partial` has at most INLINE_ANSWER_ROWS rows (the bound
     finalize itself checks against max_rows, with every window filled)."""
+    if plan.every == 0 and not partial.raw and all(c.fn in ROW_WISE for c in plan.columns):
+        return group_count(partial) <= INLINE_ANSWER_ROWS  # at most one row per group
     if partial.raw:
         points = sum(len(b.t) for blocks in partial.raw.values() for b in blocks)
         if points > INLINE_ANSWER_ROWS:

@@ -89,7 +89,8 @@ def test_caches_fan_out_to_nodes_and_clear_keeps_answers(cluster) -> None:
     for node in twice["nodes"].values():
         assert set(node["shards"]) == {"0", "1"}  # replication factor 2: both shards here
         for shard in node["shards"].values():
-            assert shard["last_value_cache"] is None  # not used by cluster nodes
+            # one last-value cache per replica, the node's 1 M entries divided among two
+            assert shard["last_value_cache"]["max_entries"] == 500_000
             # --block-cache-mb (64 by default) divided among the node's two replicas
             assert shard["block_cache"]["capacity_bytes"] == 32 * 1024 * 1024
     cleared = _admin(c, "POST", "caches/clear")
@@ -140,7 +141,8 @@ def test_node_metrics_per_shard(cluster) -> None:
         # the coordinator keeps connections to every node open (keep-alive), and this scrape
         assert families["pulsar_http_connections_open"].samples[0].value >= 1
         assert families["pulsar_http_requests_served"].samples[0].value > 0
-        assert not families["pulsar_last_value_cache_hits"].samples
+        last = families["pulsar_last_value_cache_hits"].samples  # one cache per replica
+        assert {s.labels["shard"] for s in last} == {"0", "1"}
     leaders = [
         s
         for i in range(c.n)

@@ -1,0 +1,163 @@
+"""Finalising aggregates without windows (`every == 0`) for many groups at once.
+
+Without GROUP BY time every group answers at most one row, and the general path
+(pulsar_cluster/query/finish.py `_agg_series`) pays its per-group costs (a finalize call, array
+conversions and a window table per group and column) once per group: about 45 ms for TSBS's
+lastpoint (1000 hosts x 10 fields). Here each column's states of ALL groups are concatenated
+and finalised in one vectorised call, then the rows are assembled in Python lists. The result
+equals `_agg_series` for every group (tests/unit/query/test_finishrows.py checks it against it).
+
+Used only for the aggregate kinds whose `finalize` works row by row; anything else (transforms,
+multi-row aggregates, a column whose value types differ between groups) returns None and the
+general path answers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from pulsar_cluster.query.columnar import ColumnarPartial, Columns
+from pulsar_cluster.query.partial import GroupKey, Partial
+from pulsar_cluster.query.plan import Plan, window_origin
+from pulsar_cluster.query.states import kind_for
+
+__all__ = ["one_row_series", "ROW_WISE"]
+
+#: Aggregates whose finalize maps each reduced row to one output row on its own.
+ROW_WISE = frozenset(("count", "sum", "mean", "min", "max", "first", "last", "spread"))
+#: As in finish.py: selectors report their point's time when they are the only column.
+_SELECTORS = frozenset(("min", "max", "first", "last"))
+
+
+def one_row_series(
+    plan: Plan, finish: Any, partial: Partial
+) -> tuple[list[dict[str, Any]], int] | None:
+    """The answer series (before SOFFSET/SLIMIT) of an aggregate plan without windows, in
+    group order, and the number of rows before OFFSET (finalize's bound); None when this fast
+    path does not apply."""
+    if plan.kind != "select" or plan.every != 0 or not finish.columns:
+        return None
+    if any(
+        oc.transform is not None or oc.source < 0 or plan.columns[oc.source].fn not in ROW_WISE
+        for oc in finish.columns
+    ):
+        return None
+    w0 = window_origin(plan)
+    single = len(finish.columns) == 1
+    found: _Found | None
+    if isinstance(partial, ColumnarPartial) and partial.columns is not None:
+        found = _from_columns(plan, finish, partial.columns, w0, single)
+    else:
+        found = _from_groups(plan, finish, partial, w0, single)
+    if found is None:
+        return None
+    keys, columns, upper = found
+    names = ["time", *[oc.name for oc in finish.columns]]
+    out: list[dict[str, Any]] = []
+    sources = [oc.source for oc in finish.columns]
+    for g, key in enumerate(keys):
+        if single:
+            times, values = columns[sources[0]]
+            if times[g] is None:
+                continue
+            row = [times[g], values[g]]
+        else:
+            cells = [columns[c][1][g] for c in sources]
+            if all(columns[c][0][g] is None for c in sources):
+                continue
+            row = [w0, *cells]
+        if finish.offset:
+            continue  # one row per series: any OFFSET skips it
+        series: dict[str, Any] = {"name": plan.measurement}
+        if key or finish.always_tags:
+            series["tags"] = dict(key)
+        series["columns"] = list(names)
+        series["values"] = [row]
+        out.append(series)
+    return out, upper
+
+
+_Found = tuple[list[GroupKey], dict[int, tuple[list[Any], list[Any]]], int]
+
+
+def _from_groups(plan: Plan, finish: Any, partial: Partial, w0: int, single: bool) -> _Found | None:
+    """(sorted group keys, per plan column output times and values per group (None: no
+    row), finalize's bound: the groups with a row in any plan column) of the per-group form."""
+    keys = sorted(partial.groups)
+    per_group = [partial.groups[k] for k in keys]
+    # Rows per group and plan column: at most one each, or this path does not apply.
+    by_column: list[tuple[list[Any], list[int]]] = []
+    with_rows = np.zeros(len(keys), dtype=bool)
+    for c in range(len(plan.columns)):
+        col_states = [states[c] for states in per_group]
+        lens = [len(st["w"]) if "w" in st else 0 for st in col_states]
+        if lens and max(lens) > 1:
+            return None  # not reduced to one row: leave it to the general path
+        with_rows |= np.array(lens, dtype=bool)
+        by_column.append((col_states, lens))
+    # Per plan column: output times and values per group (None: no row in that group).
+    columns: dict[int, tuple[list[Any], list[Any]]] = {}
+    for oc in finish.columns:
+        c = oc.source
+        if c in columns:
+            continue
+        col = plan.columns[c]
+        kind = kind_for(col.fn)
+        col_states, lens = by_column[c]
+        present = [g for g, n in enumerate(lens) if n]
+        everywhere = len(present) == len(keys)
+        times: list[Any] = [None] * len(keys)
+        values: list[Any] = [None] * len(keys)
+        if present:
+            chosen = col_states if everywhere else [col_states[g] for g in present]
+            combined = {}
+            for k in kind.keys:
+                parts = [st[k] for st in chosen]
+                if len({p.dtype for p in parts}) != 1:
+                    return None  # e.g. an integer in one group, a float in another
+                combined[k] = np.concatenate(parts)
+            _w, t, vals = kind.finalize(combined, col.fn, col.args)
+            if single and col.fn in _SELECTORS and t is not None:
+                tl = np.asarray(t, dtype=np.int64).tolist()
+            else:
+                tl = [w0] * len(present)
+            if everywhere:
+                times, values = tl, list(vals)
+            else:
+                for i, g in enumerate(present):
+                    times[g] = tl[i]
+                    values[g] = vals[i]
+        columns[c] = (times, values)
+    return keys, columns, int(np.count_nonzero(with_rows))
+
+
+def _from_columns(plan: Plan, finish: Any, cols: Columns, w0: int, single: bool) -> _Found:
+    """As `_from_groups`, for the columnar form (pulsar_cluster/query/columnar.py): each
+    plan column is finalised in one call, its rows placed by their group index."""
+    count = len(cols.keys)
+    columns: dict[int, tuple[list[Any], list[Any]]] = {}
+    for oc in finish.columns:
+        c = oc.source
+        if c in columns:
+            continue
+        times: list[Any] = [None] * count
+        values: list[Any] = [None] * count
+        state = cols.states[c]
+        if state is not None:
+            col = plan.columns[c]
+            w, t, vals = kind_for(col.fn).finalize(state, col.fn, col.args)
+            places = np.asarray(w, dtype=np.int64).tolist()
+            if single and col.fn in _SELECTORS and t is not None:
+                tl = np.asarray(t, dtype=np.int64).tolist()
+            else:
+                tl = [w0] * len(places)
+            if places == list(range(count)):
+                times, values = tl, list(vals)
+            else:
+                for i, g in enumerate(places):
+                    times[g] = tl[i]
+                    values[g] = vals[i]
+        columns[c] = (times, values)
+    return cols.keys, columns, count  # every group of the columnar form has a row

@@ -1,0 +1,127 @@
+"""pulsar_cluster/query/finishrows.py: finalising window-less aggregates for all groups at once
+gives exactly the series of the per-group path (finish.py `_agg_series`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pulsar_cluster.query.columnar import ColumnarPartial, Columns, group_count
+from pulsar_cluster.query.finish import Finish, OutColumn, _agg_series, finalize
+from pulsar_cluster.query.finishrows import ROW_WISE, one_row_series
+from pulsar_cluster.query.partial import Partial
+from pulsar_cluster.query.plan import MIN_TIME, ColumnSpec, Plan
+from pulsar_cluster.query.states import kind_for
+
+FNS = sorted(ROW_WISE)
+POINTS = st.lists(st.tuples(st.integers(0, 99), st.integers(-50, 50)), max_size=4)
+
+
+@st.composite
+def cases(draw: Any) -> tuple[Plan, Finish, Partial]:
+    ncols = draw(st.integers(1, 3))
+    fns = [draw(st.sampled_from(FNS)) for _ in range(ncols)]
+    floats = [draw(st.booleans()) for _ in range(ncols)]
+    start = draw(st.sampled_from([MIN_TIME, 0, 1000]))
+    plan = Plan(
+        "select",
+        "db",
+        "m",
+        start=start,
+        columns=tuple(ColumnSpec(f"f{i}", fn) for i, fn in enumerate(fns)),
+        group_by=("host",),
+    )
+    sources = draw(st.lists(st.integers(0, ncols - 1), min_size=1, max_size=3))
+    finish = Finish(
+        columns=[OutColumn(f"c{j}", s) for j, s in enumerate(sources)],
+        fill=draw(st.sampled_from(["null", "none"])),
+        descending=draw(st.booleans()),
+        limit=draw(st.integers(0, 2)),
+        offset=draw(st.integers(0, 1)),
+        slimit=draw(st.integers(0, 3)),
+        soffset=draw(st.integers(0, 1)),
+        always_tags=draw(st.booleans()),
+    )
+    partial = Partial()
+    for g in range(draw(st.integers(0, 5))):
+        states = []
+        for i, fn in enumerate(fns):
+            pts = sorted(dict(draw(POINTS)).items())
+            t = np.array([p[0] for p in pts], dtype=np.int64)
+            x = np.array([p[1] for p in pts], dtype=np.float64 if floats[i] else np.int64)
+            if draw(st.booleans()) and len(x):
+                x = x.astype(np.float64)  # now and then a type that differs between groups
+            w = np.zeros(len(t), dtype=np.int64)
+            states.append(kind_for(fn).from_series(w, t, x, fn, ()))
+        if any(len(s["w"]) for s in states):
+            partial.groups[(("host", f"h{g}"),)] = states
+    return plan, finish, partial
+
+
+@settings(max_examples=300, deadline=None)
+@given(case=cases())
+def test_one_row_series_equals_the_per_group_path(case: tuple[Plan, Finish, Partial]) -> None:
+    plan, finish, partial = case
+    slow = [_agg_series(plan, finish, k, s) for k, s in sorted(partial.groups.items())]
+    slow = [s for s in slow if s["values"]]
+    got = one_row_series(plan, finish, partial)
+    if got is not None:
+        fast = [s for s in got[0] if s["values"]]
+        assert fast == slow
+        assert got[1] == sum(1 for s in partial.groups.values() if any(len(x["w"]) for x in s))
+    # and through finalize (SOFFSET/SLIMIT, bounds) either way
+    out = finalize(plan, finish, partial)
+    expected = slow[finish.soffset :] if finish.soffset else slow
+    expected = expected[: finish.slimit] if finish.slimit else expected
+    assert out == expected
+
+
+def test_windows_transforms_and_multi_row_aggregates_are_left_alone() -> None:
+    plan = Plan("select", "db", "m", columns=(ColumnSpec("v", "last"),), every=10, start=0, end=30)
+    assert one_row_series(plan, Finish(columns=[OutColumn("v", 0)]), Partial()) is None
+    plan = Plan("select", "db", "m", columns=(ColumnSpec("v", "last"),))
+    finish = Finish(columns=[OutColumn("v", 0, transform="abs")])
+    assert one_row_series(plan, finish, Partial()) is None
+    plan = Plan("select", "db", "m", columns=(ColumnSpec("v", "top", (2,)),))
+    assert one_row_series(plan, Finish(columns=[OutColumn("v", 0)]), Partial()) is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(case=cases(), flip=st.booleans())
+def test_the_columnar_form_finalises_like_its_groups(
+    case: tuple[Plan, Finish, Partial], flip: bool
+) -> None:
+    """A ColumnarPartial (rows of all groups per column; node/lastquery.py makes them)
+    answers like its per-group form, which is built on first access of `groups`."""
+    plan, finish, partial = case
+    keys = sorted(partial.groups)
+    states: list[Any] = []
+    for c, col in enumerate(plan.columns):
+        kind = kind_for(col.fn)
+        rows = [(g, partial.groups[k][c]) for g, k in enumerate(keys)]
+        rows = [(g, s) for g, s in rows if len(s["w"])]
+        dtypes = {s[k].dtype for _, s in rows for k in kind.keys if k != "w"}
+        if not rows or len(dtypes) > len(kind.keys):
+            states.append(None)
+            continue
+        if flip:
+            rows.reverse()  # rows need not come in key order
+        state = {k: np.concatenate([s[k] for _, s in rows]) for k in kind.keys}
+        state["w"] = np.array([g for g, _ in rows], dtype=np.int64)
+        states.append(state)
+    keep = sorted({int(g) for s in states if s is not None for g in s["w"]})
+    if len(keep) != len(keys):
+        return  # the columnar form lists only groups with a row
+    empty = [{k: np.empty(0, np.int64) for k in kind_for(c.fn).keys} for c in plan.columns]
+    columnar = ColumnarPartial(Columns(keys, states, empty))
+    assert group_count(columnar) == len(keys)
+    fast = finalize(plan, finish, columnar)
+    assert columnar.columns is not None  # finalize did not need the per-group form
+    ordinary = Partial(dict(columnar.groups))
+    assert columnar.columns is None
+    assert fast == finalize(plan, finish, ordinary)
+    columnar.groups = {}
+    assert group_count(columnar) == 0 and columnar.groups == {}
