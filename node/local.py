@@ -93,6 +93,11 @@ class LocalNode:
             return self._query(plan)  # well below a millisecond: a thread hop would cost more
         return await asyncio.to_thread(self._query, plan)
 
+    def answer_meta_now(self, plan: Plan) -> Partial | None:
+        """The answer of a meta plan that reads only index lists (pulsar_cluster.query.run.
+        Catalog asks this first), else None: answer it with `query`."""
+        return self._query(plan) if is_cheap_meta(plan) else None
+
     def _small_select(self, plan: Plan) -> bool:
         """Whether `plan` reads at most INLINE_SERIES_FIELD_HOURS series x fields x hours:
         a time-bounded select whose tag predicate uses only equalities (resolved here through

@@ -8,7 +8,7 @@ between the plan (what shards compute) and the Finish (what the coordinator does
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from pulsar_cluster.errors import LimitExceededError, QueryError
@@ -101,18 +101,20 @@ def compile_select(spec: SelectSpec, now: int, limits: Limits | None = None) -> 
         star_tags=spec.star_tags,
         always_tags=spec.always_tags,
     )
-    base = Plan(
-        kind="raw",
-        database=spec.database,
-        measurement=spec.measurement,
-        start=where.start,
-        end=where.end,
-        tags=where.tag_expr(),
-        fields_where=where.fields,
-        group_by=spec.group_by,
-        descending=spec.descending,
-        limits=limits,
-    )
+    # The plan's fields, built once at the end: Plan is a frozen dataclass of 19 fields, so
+    # each dataclasses.replace costs a few microseconds of a small query.
+    base: dict[str, Any] = {
+        "kind": "raw",
+        "database": spec.database,
+        "measurement": spec.measurement,
+        "start": where.start,
+        "end": where.end,
+        "tags": where.tag_expr(),
+        "fields_where": where.fields,
+        "group_by": spec.group_by,
+        "descending": spec.descending,
+        "limits": limits,
+    }
     transformed = items is not None and any(i.transform for i in items)
     if not aggregated and not transformed:
         if spec.every:
@@ -126,7 +128,7 @@ def compile_select(spec: SelectSpec, now: int, limits: Limits | None = None) -> 
                 for n, i in zip(names, items, strict=True)
             ]
         pushdown = spec.limit + spec.offset_rows if spec.limit else 0
-        return replace(base, raw_fields=fields, raw_limit=pushdown), finish
+        return Plan(**base, raw_fields=fields, raw_limit=pushdown), finish
 
     assert items is not None
     if any(i.is_tag for i in items):
@@ -151,7 +153,8 @@ def compile_select(spec: SelectSpec, now: int, limits: Limits | None = None) -> 
                 "lower limit"
             )
         end = where.end if where.has_upper else now + 1
-        plan = replace(base, kind="select", end=end, every=every, offset=spec.offset)
+        base.update(kind="select", end=end, every=every, offset=spec.offset)
+        plan = Plan(**base)
         if window_origin(plan) < MIN_TIME - 1:
             raise QueryError("GROUP BY time() windows start before the earliest time: narrow it")
         windows = (plan.end - 1 - window_origin(plan)) // every + 1
@@ -162,7 +165,7 @@ def compile_select(spec: SelectSpec, now: int, limits: Limits | None = None) -> 
                 limit="max_windows",
             )
     else:
-        plan = replace(base, kind="select")
+        base["kind"] = "select"
     specs: list[ColumnSpec] = []
     outs: list[OutColumn] = []
     names = _unique_names(
@@ -174,4 +177,4 @@ def compile_select(spec: SelectSpec, now: int, limits: Limits | None = None) -> 
             specs.append(col)
         outs.append(OutColumn(name, specs.index(col), i.transform, i.transform_args))
     finish.columns = outs
-    return replace(plan, columns=tuple(specs)), finish
+    return Plan(**base, columns=tuple(specs)), finish

@@ -263,9 +263,9 @@ def _raw_series(
         for b in blocks:
             n = len(b.t)
             for j in field_cols:
-                mask = b.present.get(outs[j].raw_field or "")
-                if mask is not None:
-                    has_value[offset : offset + n] |= mask
+                present = b.present.get(outs[j].raw_field or "")
+                if present is not None:
+                    has_value[offset : offset + n] |= present
             offset += n
     times = t.tolist()
     if len(blocks) > 1:
