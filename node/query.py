@@ -22,7 +22,9 @@ import numpy as np
 
 from node.engine.deletes import DeleteRequest
 from node.engine.engine import Engine
+from node.engine.rollups import RollupCache
 from node.lastcache import LastValueCache
+from node.queryrollups import cached_states, entry_keys, plan_windows, remember
 from pulsar_cluster.batch import FieldType
 from pulsar_cluster.errors import LimitExceededError, QueryError
 from pulsar_cluster.query.conditions import TRUE, compile_regex, field_mask, resolve_series
@@ -54,6 +56,16 @@ class EngineSource:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._view = engine.read_view()  # one consistent set of tables for the whole query
+
+    @property
+    def rollups(self) -> RollupCache:
+        """The engine's rollup cache (node/engine/rollups.py)."""
+        return self._engine.rollups
+
+    def refresh_view(self) -> None:
+        """Take the read view again: after registering series with the rollup cache, so that
+        every write the view misses is one the cache knows to refuse fills for."""
+        self._view = self._engine.read_view()
 
     def series_of_measurement(self, database: str, measurement: str) -> set[bytes]:
         return set(self._engine.match_series(database, measurement, {}))
@@ -144,6 +156,30 @@ def execute_partial(
             f"query matches {len(skeys)} series, more than the limit of {plan.limits.max_series}",
             limit="max_series",
         )
+    chunks = _chunks(plan)
+    rollups: RollupCache | None = getattr(source, "rollups", None)
+    windows = None
+    if rollups is not None and rollups.enabled:
+        windows = plan_windows(plan, len(chunks), len(skeys), rollups.capacity_bytes)
+    if rollups is None or windows is None:
+        return _execute(plan, source, skeys, chunks, budget, last_cache)
+    token = rollups.begin(skeys)
+    try:
+        source.refresh_view()  # type: ignore[attr-defined]  # a source with rollups has it
+        return _execute(plan, source, skeys, chunks, budget, last_cache, (rollups, windows, token))
+    finally:
+        rollups.end(skeys)
+
+
+def _execute(
+    plan: Plan,
+    source: QuerySource,
+    skeys: list[bytes],
+    chunks: list[tuple[int, int]],
+    budget: _Budget,
+    last_cache: LastValueCache | None,
+    rollup: tuple[RollupCache, Any, tuple[int, int]] | None = None,
+) -> Partial:
     out = Partial(series_touched=len(skeys))
     pending: dict[GroupKey, list[list[State]]] = {}
     w0 = window_origin(plan)
@@ -153,7 +189,6 @@ def execute_partial(
         and plan.fields_where is None
         and hasattr(source, "retention_floor")
     )
-    chunks = _chunks(plan)
     for skey in skeys:
         budget.tick()
         token = last_cache.token(skey) if use_cache and last_cache is not None else None
@@ -165,12 +200,22 @@ def execute_partial(
             if block is not None:
                 out.raw.setdefault(key, []).append(block)
             continue
+        keys = None
+        if rollup is not None and source.retention_floor(skey) <= plan.start:  # type: ignore[attr-defined]
+            keys = entry_keys(plan, skey, rollup[1])
+            cached = cached_states(rollup[0], keys, rollup[1])
+            if cached is not None:
+                if any(len(s.get("w", ())) for s in cached):
+                    pending.setdefault(key, []).append(cached)
+                continue
         per_chunk = []
         for lo, hi in chunks:
             budget.tick()
             get = _reader(source, skey, lo, hi, budget)
             per_chunk.append(_series_states(plan, source, skey, get, w0, token, last_cache))
         states = per_chunk[0] if len(per_chunk) == 1 else _combine(plan, per_chunk)
+        if keys is not None and rollup is not None:
+            remember(rollup[0], keys, rollup[1], states, rollup[2])
         if any(len(s.get("w", ())) for s in states):
             pending.setdefault(key, []).append(states)
     out.points_scanned = budget.points
