@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from node.engine.rollups import KINDS_CACHED, EntryKey, RollupCache, RollupWindows
+from node.engine.rollups import KINDS_CACHED, EntryKey, RollupCache, RollupWindows, signature_of
 from pulsar_cluster.query.plan import MAX_TIME, MIN_TIME, Plan, window_origin
 from pulsar_cluster.query.states import State, kind_for
 
@@ -53,7 +53,7 @@ def plan_windows(plan: Plan, chunks: int, series: int, capacity_bytes: int) -> R
     starts = w0 + every * np.arange(n, dtype=np.int64)
     lo = np.maximum(starts, plan.start)
     hi = np.minimum(starts + every, plan.end)
-    return RollupWindows(every, w0 % every, w0, starts, lo, hi)
+    return RollupWindows(every, w0 % every, w0, starts, lo, hi, signature_of(w0, starts, lo, hi))
 
 
 def entry_keys(plan: Plan, skey: bytes, windows: RollupWindows) -> list[EntryKey]:

@@ -39,7 +39,12 @@ from node.raft.settings import RaftSettings, make_conf
 from node.raft.snapshot import ShardSnapshotter
 from node.shardstats import shard_document
 from pulsar_cluster.batchcodec import decode_batch
-from pulsar_cluster.cachestats import caches_selected, check_cache_name, node_document
+from pulsar_cluster.cachestats import (
+    caches_selected,
+    check_cache_name,
+    node_document,
+    rollup_selected,
+)
 from pulsar_cluster.errors import BadRequestError, NotLeaderError, UnavailableError
 from pulsar_cluster.logs import get_logger
 from pulsar_cluster.metacommand import MapConflictError, NotMetaMemberError, encode_cas
@@ -166,6 +171,7 @@ class NodeService:
             s.engine,
             memtable_bytes=max(_MIN_MEMTABLE_BYTES, s.engine.memtable_bytes // share),
             block_cache_bytes=s.engine.block_cache_bytes // share,
+            rollup_cache_bytes=s.engine.rollup_cache_bytes // share,
         )
         options = per_shard
         if s.engine.wal_archive_dir:  # one archive per node and shard (docs/operations.md)
@@ -634,6 +640,7 @@ class NodeService:
                 str(shard): {
                     "block_cache": replica.engine.block_cache_stats(),
                     "last_value_cache": None,
+                    "rollup_cache": replica.engine.rollups.stats(),
                 }
                 for shard, replica in sorted(self._replicas.items())
             }
@@ -648,6 +655,9 @@ class NodeService:
         if block:
             for replica in self._replicas.values():
                 replica.engine.clear_block_cache()
+        if rollup_selected(cache):
+            for replica in self._replicas.values():
+                replica.engine.rollups.clear()
 
     async def checksum(self, shard: int) -> dict[str, Any]:
         """A digest of every point of this replica of `shard` (convergence checks)."""

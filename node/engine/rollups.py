@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["RollupCache", "RollupWindows", "KINDS_CACHED", "EntryKey"]
+__all__ = ["RollupCache", "RollupWindows", "KINDS_CACHED", "EntryKey", "signature_of"]
 
 #: State kinds with at most one row per window (a row per window is what an entry stores).
 KINDS_CACHED = frozenset(
@@ -60,16 +60,14 @@ class RollupWindows:
     lo: np.ndarray  # int64: max(window start, query start)
     hi: np.ndarray  # int64: min(window end, query end)
 
-    @property
-    def signature(self) -> tuple[int, int, int, int, int]:
-        """Equal for two queries with exactly the same windows, bounds and origin."""
-        return (
-            self.origin,
-            int(self.starts[0]),
-            len(self.starts),
-            int(self.lo[0]),
-            int(self.hi[-1]),
-        )
+    #: Equal for two queries with exactly the same windows, bounds and origin (`signature_of`).
+    signature: tuple[int, ...]
+
+
+def signature_of(
+    origin: int, starts: np.ndarray, lo: np.ndarray, hi: np.ndarray
+) -> tuple[int, ...]:
+    return (origin, int(starts[0]), len(starts), int(lo[0]), int(hi[-1]))
 
 
 class _Entry:

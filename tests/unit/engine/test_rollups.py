@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from node.engine.rollups import RollupCache, RollupWindows
+from node.engine.rollups import RollupCache, RollupWindows, signature_of
 
 
 def _windows(start: int, end: int, every: int = 10) -> RollupWindows:
     w0 = start // every * every
     n = (end - 1 - w0) // every + 1
     starts = w0 + every * np.arange(n, dtype=np.int64)
-    return RollupWindows(
-        every, w0 % every, w0, starts, np.maximum(starts, start), np.minimum(starts + every, end)
-    )
+    lo, hi = np.maximum(starts, start), np.minimum(starts + every, end)
+    return RollupWindows(every, w0 % every, w0, starts, lo, hi, signature_of(w0, starts, lo, hi))
 
 
 def _state(n: int) -> dict[str, np.ndarray]:
