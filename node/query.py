@@ -24,7 +24,7 @@ from node.engine.deletes import DeleteRequest
 from node.engine.engine import Engine
 from node.engine.rollups import RollupCache
 from node.lastcache import LastValueCache
-from node.queryrollups import cached_states, entry_keys, plan_windows, remember
+from node.queryrollups import cached_states, entry_keys, plan_windows, remember, splice
 from pulsar_cluster.batch import FieldType
 from pulsar_cluster.errors import LimitExceededError, QueryError
 from pulsar_cluster.query.conditions import TRUE, compile_regex, field_mask, resolve_series
@@ -220,11 +220,20 @@ def _execute(
         key = _series_group(skey, plan.group_by)
         keys = None
         if rollup is not None and source.retention_floor(skey) <= plan.start:  # type: ignore[attr-defined]
-            keys = entry_keys(plan, skey, rollup[1])
-            cached = cached_states(rollup[0], keys, rollup[1])
-            if cached is not None:
-                if any(len(s.get("w", ())) for s in cached):
-                    pending.setdefault(key, []).append(cached)
+            cache, windows, fill = rollup
+            keys = entry_keys(plan, skey, windows)
+            found = cached_states(cache, keys, windows)
+            if found is not None:
+                states, span = found
+                if span is not None:  # read the windows the cache lacks, keep the others
+                    i0, i1 = span
+                    budget.tick()
+                    get = _reader(source, skey, int(windows.lo[i0]), int(windows.hi[i1]), budget)
+                    read = _series_states(plan, source, skey, get, w0, None, None)
+                    remember(cache, keys, windows.part(i0, i1), read, fill)
+                    states = splice(states, read, i0, i1)
+                if any(len(s.get("w", ())) for s in states):
+                    pending.setdefault(key, []).append(states)
                 continue
         per_chunk = []
         for lo, hi in chunks:

@@ -20,7 +20,14 @@ from node.engine.rollups import KINDS_CACHED, EntryKey, RollupCache, RollupWindo
 from pulsar_cluster.query.plan import MAX_TIME, MIN_TIME, Plan, window_origin
 from pulsar_cluster.query.states import State, kind_for
 
-__all__ = ["plan_windows", "cached_states", "remember", "MAX_WINDOWS", "entry_keys"]
+__all__ = [
+    "plan_windows",
+    "cached_states",
+    "splice",
+    "remember",
+    "MAX_WINDOWS",
+    "entry_keys",
+]
 
 #: Above this many windows per series a cache look-up (a few array comparisons of that length
 #: per series) costs about as much as reducing the points again.
@@ -64,14 +71,44 @@ def entry_keys(plan: Plan, skey: bytes, windows: RollupWindows) -> list[EntryKey
 
 def cached_states(
     cache: RollupCache, keys: list[EntryKey], windows: RollupWindows
-) -> list[State] | None:
-    """One state per plan column from the cache, or None when any column misses."""
+) -> tuple[list[State], tuple[int, int] | None] | None:
+    """What the cache has for one series, one entry per plan column: None (read it all);
+    (states, None): every window of every column (the answer); (states, (i0, i1)): windows
+    i0..i1 must be read, `states` holds the cached rows of the others (`splice` joins them)."""
     out = []
+    missing: np.ndarray | None = None
     for key in keys:
-        state = cache.get(key, windows)
-        if state is None:
+        found = cache.lookup(key, windows)
+        if found is None:
             return None
+        mask, state = found
+        if mask is not None:
+            missing = ~mask if missing is None else missing | ~mask
         out.append(state)
+    if missing is None:
+        return out, None
+    where = np.flatnonzero(missing)
+    return out, (int(where[0]), int(where[-1]))
+
+
+def splice(cached: list[State], read: list[State], i0: int, i1: int) -> list[State]:
+    """Per column: the cached rows of windows before i0 and after i1 around the rows read for
+    windows i0..i1 (rows of one series, by window: the same rows a full read gives)."""
+    out = []
+    for old, new in zip(cached, read, strict=True):
+        if not old:
+            out.append(new)
+            continue
+        w = old["w"]
+        before, after = w < i0, w > i1
+        parts = [{k: v[before] for k, v in old.items()}, new, {k: v[after] for k, v in old.items()}]
+        parts = [p for p in parts if p and len(p["w"])]
+        if not parts:
+            out.append({})
+        elif len(parts) == 1:
+            out.append(parts[0])
+        else:
+            out.append({k: np.concatenate([p[k] for p in parts]) for k in parts[0]})
     return out
 
 

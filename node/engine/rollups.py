@@ -63,6 +63,12 @@ class RollupWindows:
     #: Equal for two queries with exactly the same windows, bounds and origin (`signature_of`).
     signature: tuple[int, ...]
 
+    def part(self, i0: int, i1: int) -> RollupWindows:
+        """Windows i0..i1 (inclusive) of these, with the same origin."""
+        starts, lo, hi = self.starts[i0 : i1 + 1], self.lo[i0 : i1 + 1], self.hi[i0 : i1 + 1]
+        sig = signature_of(self.origin, starts, lo, hi)
+        return RollupWindows(self.every, self.phase, self.origin, starts, lo, hi, sig)
+
 
 def signature_of(
     origin: int, starts: np.ndarray, lo: np.ndarray, hi: np.ndarray
@@ -117,6 +123,7 @@ class RollupCache:
         self._epoch = 0  # bumped by clear: fills begun before it are refused
         self.bytes = 0
         self.hits = 0
+        self.partial_hits = 0
         self.misses = 0
         self.invalidations = 0
 
@@ -149,6 +156,17 @@ class RollupCache:
     def get(self, key: EntryKey, windows: RollupWindows) -> dict[str, np.ndarray] | None:
         """The state of the series over `windows` (its "w" relative to windows.origin; {}
         when no window has points), or None unless every window is cached with equal bounds."""
+        found = self.lookup(key, windows)
+        if found is None or found[0] is not None:
+            return None
+        return found[1]
+
+    def lookup(
+        self, key: EntryKey, windows: RollupWindows
+    ) -> tuple[np.ndarray | None, dict[str, np.ndarray]] | None:
+        """What the cache has of the series over `windows`: None when no window is there;
+        (None, state) when all are (a hit); (mask, state) when only the windows in `mask` are
+        (a partial hit: `state` holds their rows). "w" is relative to windows.origin."""
         if not self.capacity_bytes:
             return None
         with self._lock:
@@ -160,26 +178,28 @@ class RollupCache:
             if entry.memo_sig == sig:
                 self._entries.move_to_end(key)
                 self.hits += 1
-                return dict(entry.memo) if entry.memo else {}
-            pos = np.searchsorted(entry.starts, windows.starts)
-            if (
-                int(pos[-1]) >= len(entry.starts)
-                or not np.array_equal(entry.starts[pos], windows.starts)
-                or not np.array_equal(entry.lo[pos], windows.lo)
-                or not np.array_equal(entry.hi[pos], windows.hi)
-            ):
+                return None, dict(entry.memo) if entry.memo else {}
+            size = len(entry.starts)
+            pos = np.minimum(np.searchsorted(entry.starts, windows.starts), size - 1)
+            ok = entry.starts[pos] == windows.starts
+            ok &= entry.lo[pos] == windows.lo
+            ok &= entry.hi[pos] == windows.hi
+            if not ok.any():
                 self.misses += 1
                 return None
-            sel = pos[entry.has[pos]]
+            sel = pos[ok & entry.has[pos]]
             if not len(sel):
                 state: dict[str, np.ndarray] = {}
             else:
                 w = (entry.starts[sel] - windows.origin) // windows.every
                 state = _frozen({"w": w, **{k: c[sel] for k, c in entry.cols.items()}})
-            entry.memo_sig, entry.memo = sig, state
             self._entries.move_to_end(key)
+            if not ok.all():
+                self.partial_hits += 1
+                return ok, state
+            entry.memo_sig, entry.memo = sig, state
             self.hits += 1
-            return dict(state)
+            return None, dict(state)
 
     def store(
         self,
@@ -308,6 +328,7 @@ class RollupCache:
                 "bytes": self.bytes,
                 "capacity_bytes": self.capacity_bytes,
                 "hits": self.hits,
+                "partial_hits": self.partial_hits,
                 "misses": self.misses,
                 "invalidations": self.invalidations,
             }

@@ -35,9 +35,14 @@ def test_hit_after_store_and_shift_of_origin() -> None:
     got = cache.get(KEY, part)
     assert got is not None
     assert got["w"].tolist() == [0, 1, 2] and got["s"].tolist() == [2.5, 3.5, 4.5]
-    # A query cutting window 4 differently may not use it.
+    # A query cutting window 4 differently may not use it: a partial hit of windows 2 and 3.
     assert cache.get(KEY, _windows(20, 45)) is None
-    assert cache.stats()["hits"] == 2 and cache.stats()["misses"] == 1
+    found = cache.lookup(KEY, _windows(20, 45))
+    assert found is not None and found[0] is not None
+    assert found[0].tolist() == [True, True, False] and found[1]["w"].tolist() == [0, 1]
+    assert cache.lookup(KEY, _windows(100, 120)) is None  # nothing of it cached
+    stats = cache.stats()
+    assert (stats["hits"], stats["partial_hits"], stats["misses"]) == (2, 2, 1)
 
 
 def test_write_drops_exactly_the_windows_it_meets() -> None:

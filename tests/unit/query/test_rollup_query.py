@@ -11,6 +11,7 @@ runs twice, so the second one is answered from the cache.
 from __future__ import annotations
 
 import tempfile
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -117,7 +118,7 @@ def test_cache_answers_like_the_per_series_path(ops: list, kind: type, retention
         try:
             plans: list[Plan] = []
             for op in ops:
-                for earlier in plans[-3:]:  # a stale cached window shows up in a repeated query
+                for earlier in plans[-6:]:  # a stale cached window shows up in a repeated query
                     _check(engine, earlier)
                 if op[0] == "write":
                     batch = WriteBatch("db")
@@ -156,6 +157,12 @@ def test_cache_answers_like_the_per_series_path(ops: list, kind: type, retention
                     )
                     plans.append(plan)
                     cached = _check(engine, plan)
+                    # Sliding the range shares the inner windows: partial hits.
+                    for d0, d1 in ((0, every // 2 + 1), (every, every), (-every // 3, 0)):
+                        if start + d0 < start + length + d1:
+                            moved = replace(plan, start=start + d0, end=start + length + d1)
+                            plans.append(moved)
+                            _check(engine, moved)
                     if group_by is None:
                         want = _reference(model, plan, floor if floor is not None else -(2**62))
                         got_ref = {}
