@@ -229,6 +229,21 @@ class RollupCache:
             epoch, stamp = token
             if epoch != self._epoch or self._written.get(key[0], 0) > stamp:
                 return
+            old = self._entries.get(key)
+            if old is not None and (old.cols.keys() == cols.keys() or not cols):
+                # The usual refill: windows the entry has (a sliding range's last window, a
+                # window a write dropped): overwrite them in place, no merge. Safe: states
+                # handed out are copies (fancy indexing), never views of these arrays.
+                pos = np.minimum(np.searchsorted(old.starts, windows.starts), len(old.starts) - 1)
+                if bool(np.all(old.starts[pos] == windows.starts)):
+                    old.lo[pos] = windows.lo
+                    old.hi[pos] = windows.hi
+                    old.has[pos] = has
+                    for k, c in old.cols.items():
+                        c[pos] = cols.get(k, 0)
+                    old.memo_sig, old.memo = None, None
+                    self._entries.move_to_end(key)
+                    return
             old = self._entries.pop(key, None)
             if old is not None:
                 self.bytes -= old.size
@@ -248,7 +263,8 @@ class RollupCache:
                         entry = _Entry(starts[order], lo, hi, has, cols)
                         self._put(key, entry)
                         return
-            entry = _Entry(windows.starts, windows.lo, windows.hi, has, cols)
+            # Copies: a query's windows are shared by all its series, and refills write in place.
+            entry = _Entry(windows.starts.copy(), windows.lo.copy(), windows.hi.copy(), has, cols)
             entry.memo_sig, entry.memo = windows.signature, _frozen(dict(state)) if state else {}
             self._put(key, entry)
 
