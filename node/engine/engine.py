@@ -508,7 +508,7 @@ class Engine:
             points = memtable.insert_table(prefix, table)
             memtable.note_index(index)
             self.stats.points_written += points
-            if len(table.timestamps):
+            if self.rollups.active and len(table.timestamps):
                 ts = table.timestamps
                 self.rollups.written((prefix + k for k in table.keys), int(ts.min()), int(ts.max()))
             return
@@ -525,7 +525,7 @@ class Engine:
 
     def _rollups_written(self, prefix: bytes, batch: WriteBatch) -> None:
         """Tell the rollup cache which series got points, and the batch's time range."""
-        if not self.rollups.enabled:
+        if not self.rollups.active:
             return
         tmin, tmax = _I64_MAX, _I64_MIN
         for fields in batch.series.values():

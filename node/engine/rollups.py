@@ -131,6 +131,13 @@ class RollupCache:
     def enabled(self) -> bool:
         return self.capacity_bytes > 0
 
+    @property
+    def active(self) -> bool:
+        """Whether a write can matter: something is cached or being filled. Read without the
+        lock (a query registers under it before taking its view, which waits for the write
+        lock: a write that saw nothing registered is in that view)."""
+        return bool(self._by_series or self._pending)
+
     # --- the query side ------------------------------------------------------------------------
 
     def begin(self, skeys: Iterable[bytes]) -> tuple[int, int]:
@@ -289,7 +296,7 @@ class RollupCache:
     def written(self, skeys: Iterable[bytes], tmin: int, tmax: int) -> None:
         """Series `skeys` got points with times in [tmin, tmax]: drop their cached windows that
         meet that range and refuse fills of them begun before now."""
-        if not self._by_series and not self._pending:
+        if not self.active:
             return  # nothing cached, nothing being filled: the common case while ingesting
         with self._lock:
             by_series, pending = self._by_series, self._pending
