@@ -3,7 +3,8 @@
     python -m bench.scan_query --data-dir /work/data/scan/pulsar-int \\
         --spec /work/data/base/cpu-int-1000h-12h.lp.json \\
         --types double-groupby-1,groupby-orderby-limit --queries 100 \\
-        --code base=/tmp/pulsar-base --code new=. --rounds 2
+        --code base=/tmp/pulsar-base --code new=. --code 'off=.?PULSAR_ROLLUP_CACHE_MB=0' \\
+        --rounds 2
 
 For every `--code LABEL=DIR` (PYTHONPATH=DIR; labels take turns within each round) it starts
 `pulsar standalone` on the data directory (queries do not change it; pass a copy of the bench's
@@ -39,6 +40,9 @@ __all__ = ["main"]
 
 def _start(data_dir: str, code: str | None) -> tuple[subprocess.Popen[bytes], int]:
     env = dict(os.environ)
+    if code and "?" in code:  # DIR?NAME=VALUE&...: environment of that server (PULSAR_* flags)
+        code, _, extra = code.partition("?")
+        env.update(item.split("=", 1) for item in extra.split("&"))  # type: ignore[misc]
     if code:
         env["PYTHONPATH"] = str(Path(code).resolve())
     port = free_port()
@@ -110,7 +114,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--queries", type=int, default=100)
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--rounds", type=int, default=1)
-    p.add_argument("--code", action="append", default=[], help="LABEL=DIR")
+    p.add_argument(
+        "--code",
+        action="append",
+        default=[],
+        help="LABEL=DIR or LABEL=DIR?PULSAR_X=V&... (PYTHONPATH and environment of a server)",
+    )
     args = p.parse_args(argv)
     spec = DatasetSpec(**json.loads(Path(args.spec).read_text()))
     codes = [tuple(c.split("=", 1)) for c in args.code] or [("current", "")]
