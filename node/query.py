@@ -178,6 +178,15 @@ def execute_partial(
     windows = None
     if rollups is not None and rollups.enabled:
         windows = plan_windows(plan, len(chunks), len(skeys), rollups.capacity_bytes)
+        if windows is not None and skeys:
+            # Probe one series. Only part of its windows cached (a range sliding by less than a
+            # window, a series written since): then this query reads every series in full and
+            # leaves the cache alone. Reading the missing windows and merging them with the
+            # cached ones costs more than a whole read of a series whose blocks are in the
+            # block cache (measured: about 80 against 50 us per series on the TSBS data set).
+            probe = cached_states(rollups, entry_keys(plan, skeys[0], windows), windows)
+            if probe is not None and probe[1] is not None:
+                windows = None
     if rollups is None or windows is None:
         return _execute(plan, source, skeys, chunks, budget, last_cache)
     token = rollups.begin(skeys)

@@ -99,16 +99,18 @@ def splice(cached: list[State], read: list[State], i0: int, i1: int) -> list[Sta
         if not old:
             out.append(new)
             continue
-        w = old["w"]
-        before, after = w < i0, w > i1
-        parts = [{k: v[before] for k, v in old.items()}, new, {k: v[after] for k, v in old.items()}]
-        parts = [p for p in parts if p and len(p["w"])]
-        if not parts:
-            out.append({})
-        elif len(parts) == 1:
-            out.append(parts[0])
+        w = old["w"]  # ascending: the rows around the span are two slices
+        a = int(np.searchsorted(w, i0))
+        b = int(np.searchsorted(w, i1, side="right"))
+        if not new:
+            if a == b:
+                out.append(old)
+            else:
+                out.append({k: np.concatenate((v[:a], v[b:])) for k, v in old.items()})
+        elif a == 0 and b == len(w):
+            out.append(new)
         else:
-            out.append({k: np.concatenate([p[k] for p in parts]) for k in parts[0]})
+            out.append({k: np.concatenate((v[:a], new[k], v[b:])) for k, v in old.items()})
     return out
 
 

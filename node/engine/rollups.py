@@ -238,42 +238,63 @@ class RollupCache:
                 return
             old = self._entries.get(key)
             if old is not None and (old.cols.keys() == cols.keys() or not cols):
-                # The usual refill: windows the entry has (a sliding range's last window, a
-                # window a write dropped): overwrite them in place, no merge. Safe: states
-                # handed out are copies (fancy indexing), never views of these arrays.
-                pos = np.minimum(np.searchsorted(old.starts, windows.starts), len(old.starts) - 1)
-                if bool(np.all(old.starts[pos] == windows.starts)):
-                    old.lo[pos] = windows.lo
-                    old.hi[pos] = windows.hi
-                    old.has[pos] = has
-                    for k, c in old.cols.items():
-                        c[pos] = cols.get(k, 0)
-                    old.memo_sig, old.memo = None, None
-                    self._entries.move_to_end(key)
-                    return
+                self._refill(key, old, windows, has, cols)
+                return
             old = self._entries.pop(key, None)
             if old is not None:
                 self.bytes -= old.size
-                if old.cols.keys() == cols.keys() or not cols:
-                    keep = ~np.isin(old.starts, windows.starts)
-                    if keep.any():
-                        starts = np.concatenate([old.starts[keep], windows.starts])
-                        order = np.argsort(starts, kind="stable")
-                        lo = np.concatenate([old.lo[keep], windows.lo])[order]
-                        hi = np.concatenate([old.hi[keep], windows.hi])[order]
-                        has = np.concatenate([old.has[keep], has])[order]
-                        merged = {}
-                        for k, c in old.cols.items():
-                            new = cols.get(k, np.zeros(n, dtype=c.dtype))
-                            merged[k] = np.concatenate([c[keep], new])[order]
-                        cols = merged
-                        entry = _Entry(starts[order], lo, hi, has, cols)
-                        self._put(key, entry)
-                        return
             # Copies: a query's windows are shared by all its series, and refills write in place.
             entry = _Entry(windows.starts.copy(), windows.lo.copy(), windows.hi.copy(), has, cols)
             entry.memo_sig, entry.memo = windows.signature, _frozen(dict(state)) if state else {}
             self._put(key, entry)
+
+    def _refill(
+        self,
+        key: EntryKey,
+        old: _Entry,
+        windows: RollupWindows,
+        has: np.ndarray,
+        cols: dict[str, np.ndarray],
+    ) -> None:
+        """Lay newly computed windows over an entry (under the lock). A whole window is never
+        replaced by one cut short by a query's range: sliding queries cut their last window
+        at a different place each time, and would otherwise punch holes all over the entry.
+        Windows the entry has are overwritten in place (states handed out are copies, never
+        views of these arrays); new ones are merged in."""
+        every = windows.every
+        size = len(old.starts)
+        pos = np.minimum(np.searchsorted(old.starts, windows.starts), size - 1)
+        exists = old.starts[pos] == windows.starts
+        new_whole = (windows.lo == windows.starts) & (windows.hi == windows.starts + every)
+        old_whole = (old.lo[pos] == old.starts[pos]) & (old.hi[pos] == old.starts[pos] + every)
+        write = exists & (new_whole | ~old_whole)
+        at = pos[write]
+        old.lo[at] = windows.lo[write]
+        old.hi[at] = windows.hi[write]
+        old.has[at] = has[write]
+        for k, c in old.cols.items():
+            c[at] = cols[k][write] if k in cols else 0
+        old.memo_sig, old.memo = None, None
+        add = ~exists
+        if not add.any():
+            self._entries.move_to_end(key)
+            return
+        starts = np.concatenate([old.starts, windows.starts[add]])
+        order = np.argsort(starts, kind="stable")
+        merged = {}
+        for k, c in old.cols.items():
+            extra = cols[k][add] if k in cols else np.zeros(int(add.sum()), dtype=c.dtype)
+            merged[k] = np.concatenate([c, extra])[order]
+        entry = _Entry(
+            starts[order],
+            np.concatenate([old.lo, windows.lo[add]])[order],
+            np.concatenate([old.hi, windows.hi[add]])[order],
+            np.concatenate([old.has, has[add]])[order],
+            merged,
+        )
+        del self._entries[key]
+        self.bytes -= old.size
+        self._put(key, entry)
 
     def _put(self, key: EntryKey, entry: _Entry) -> None:
         if entry.size > self.capacity_bytes:

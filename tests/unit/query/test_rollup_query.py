@@ -186,3 +186,41 @@ def test_cache_answers_like_the_per_series_path(ops: list, kind: type, retention
             assert engine.rollups.stats()["bytes"] >= 0
         finally:
             engine.close(flush=False)
+
+
+def test_written_series_read_only_their_missing_windows(tmp_path: Any) -> None:
+    """A write into the middle of one series' cached windows: the next run of the query answers
+    that series from its other cached windows plus a read of the written window (the probe
+    series, h0, is untouched), and equals the per-series path."""
+    engine = Engine(str(tmp_path), EngineOptions(fsync="never", block_points=8))
+    try:
+        batch = WriteBatch("db")
+        ts = np.arange(0, 400, 3, dtype=np.int64)
+        for i, host in enumerate(HOSTS):
+            vals = (ts * (i + 1)) % 17 / 7.0
+            batch.series[make_series_key("cpu", _tags(host))] = {
+                "v": Column(FieldType.FLOAT, ts, vals)
+            }
+        engine.apply(batch)
+        engine.flush()
+        plan = Plan(
+            kind="select",
+            database="db",
+            measurement="cpu",
+            start=5,
+            end=390,
+            columns=(ColumnSpec("v", "mean"), ColumnSpec("v", "max")),
+            every=50,
+            group_by=None,
+        )
+        _check(engine, plan)
+        write = WriteBatch("db")
+        write.series[make_series_key("cpu", _tags("h1"))] = {
+            "v": Column(FieldType.FLOAT, np.array([151, 152], np.int64), np.array([99.5, -3.25]))
+        }
+        engine.apply(write)
+        before = engine.rollups.stats()["partial_hits"]
+        _check(engine, plan)
+        assert engine.rollups.stats()["partial_hits"] > before  # h1 took the partial path
+    finally:
+        engine.close(flush=False)
