@@ -18,7 +18,7 @@ import numpy as np
 
 from node.engine.rollups import KINDS_CACHED, EntryKey, RollupCache, RollupWindows, signature_of
 from pulsar_cluster.query.plan import MAX_TIME, MIN_TIME, Plan, window_origin
-from pulsar_cluster.query.states import State, kind_for
+from pulsar_cluster.query.states import KINDS, State, kind_for
 
 __all__ = [
     "plan_windows",
@@ -47,7 +47,7 @@ def plan_windows(plan: Plan, chunks: int, series: int, capacity_bytes: int) -> R
         or plan.end == MAX_TIME
         or chunks != 1
         or not plan.columns
-        or any(kind_for(c.fn).name not in KINDS_CACHED for c in plan.columns)
+        or any(c.fn not in KINDS or KINDS[c.fn].name not in KINDS_CACHED for c in plan.columns)
     ):
         return None
     every = plan.every
