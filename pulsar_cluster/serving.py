@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import gc
 import signal
 import sys
 from collections.abc import Iterator
@@ -59,6 +60,11 @@ def serve(app: Any, host: str, port: int, banner: str, graceful_timeout_s: float
     if reloader is not None:
         signal.signal(signal.SIGHUP, _hangup_handler(reloader))
     print(f"{banner} on http://{host}:{port}", file=sys.stderr, flush=True)
+    # Everything allocated so far (modules, the app, the engines' indexes) lives as long as
+    # the process: move it out of the collector's reach. A full collection otherwise walks it
+    # every few large queries, 12-20 ms each (measured with 1000 x 10 series open; it was
+    # the p99 of TSBS double-groupby-1: 76-85 ms against a p50 of 27 ms).
+    gc.freeze()
     server.run()
 
 
