@@ -21,7 +21,12 @@ from node.query import EngineSource, execute_delete, execute_partial, is_cheap_m
 from node.reads import scan_series, select_series
 from node.shardstats import shard_document
 from pulsar_cluster.batch import WriteBatch
-from pulsar_cluster.cachestats import caches_selected, check_cache_name, node_document
+from pulsar_cluster.cachestats import (
+    caches_selected,
+    check_cache_name,
+    node_document,
+    rollup_selected,
+)
 from pulsar_cluster.catalogop import CatalogOp
 from pulsar_cluster.nodeapi import ScanRequest, SeriesData, TagMatcher
 from pulsar_cluster.query.conditions import TRUE, resolve_series
@@ -199,6 +204,7 @@ class LocalNode:
         shard = {
             "block_cache": self.engine.block_cache_stats(),
             "last_value_cache": self.last_cache.stats(),
+            "rollup_cache": self.engine.rollups.stats(),
         }
         node = node_document({"0": shard})
         return {"mode": "standalone", "nodes": {"local": node}, "totals": node["totals"]}
@@ -210,6 +216,8 @@ class LocalNode:
             self.engine.clear_block_cache()
         if last:
             self.last_cache.clear()
+        if rollup_selected(cache):
+            self.engine.rollups.clear()
 
     async def close(self) -> None:
         await asyncio.to_thread(self._warmer.stop)

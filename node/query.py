@@ -22,8 +22,10 @@ import numpy as np
 
 from node.engine.deletes import DeleteRequest
 from node.engine.engine import Engine
+from node.engine.rollups import RollupCache
 from node.lastcache import LastValueCache
 from node.lastquery import LastReader, answer_last
+from node.queryrollups import cached_states, entry_keys, plan_windows, remember, splice
 from pulsar_cluster.batch import FieldType
 from pulsar_cluster.errors import LimitExceededError, QueryError
 from pulsar_cluster.query.conditions import TRUE, compile_regex, field_mask, resolve_series
@@ -56,6 +58,17 @@ class EngineSource:
         self._engine = engine
         self._view = engine.read_view()  # one consistent set of tables for the whole query
 
+    @property
+    def rollups(self) -> RollupCache:
+        """The engine's rollup cache (node/engine/rollups.py)."""
+        return self._engine.rollups
+
+    def refresh_view(self) -> None:
+        """Read from the engine's state as of now. Called after registering series with the
+        rollup cache or taking last-value cache tokens, so that every write the view misses is
+        one those caches know to refuse fills for."""
+        self._view = self._engine.read_view()
+
     def series_of_measurement(self, database: str, measurement: str) -> set[bytes]:
         return set(self._engine.match_series(database, measurement, {}))
 
@@ -84,10 +97,6 @@ class EngineSource:
     def retention_floor(self, skey: bytes) -> int:
         """The oldest time reads return for the series (the engine's retention rule)."""
         return self._engine.retention_start(skey)
-
-    def refresh(self) -> None:
-        """Read from the engine's state as of now (before any read of this query)."""
-        self._view = self._engine.read_view()
 
     def last_reader(self) -> LastReader:
         """Newest points of series fields over a view taken now (node/lastquery.py)."""
@@ -136,6 +145,23 @@ def _group_key(tags: dict[str, str], group_by: tuple[str, ...] | None) -> GroupK
     return tuple((k, tags.get(k, "")) for k in group_by)
 
 
+#: (series key, group-by) -> group key: parsing a series key costs about 8 us, which is most of
+#: what a series answered from the rollup cache costs. Cleared when it reaches the bound.
+_GROUP_KEYS: dict[tuple[bytes, tuple[str, ...] | None], GroupKey] = {}
+_GROUP_KEYS_MAX = 200_000
+
+
+def _series_group(skey: bytes, group_by: tuple[str, ...] | None) -> GroupKey:
+    memo = (skey, group_by)
+    key = _GROUP_KEYS.get(memo)
+    if key is None:
+        if len(_GROUP_KEYS) >= _GROUP_KEYS_MAX:
+            _GROUP_KEYS.clear()
+        tags = split_series_key(skey.partition(SEP)[2])[1]
+        key = _GROUP_KEYS[memo] = _group_key(tags, group_by)
+    return key
+
+
 def execute_partial(
     plan: Plan, source: QuerySource, last_cache: LastValueCache | None = None
 ) -> Partial:
@@ -155,6 +181,39 @@ def execute_partial(
             f"query matches {len(skeys)} series, more than the limit of {plan.limits.max_series}",
             limit="max_series",
         )
+    chunks = _chunks(plan)
+    rollups: RollupCache | None = getattr(source, "rollups", None)
+    windows = None
+    if rollups is not None and rollups.enabled:
+        windows = plan_windows(plan, len(chunks), len(skeys), rollups.capacity_bytes)
+        if windows is not None and skeys:
+            # Probe one series. Only part of its windows cached (a range sliding by less than a
+            # window, a series written since): then this query reads every series in full and
+            # leaves the cache alone. Reading the missing windows and merging them with the
+            # cached ones costs more than a whole read of a series whose blocks are in the
+            # block cache (measured: about 80 against 50 us per series on the TSBS data set).
+            probe = cached_states(rollups, entry_keys(plan, skeys[0], windows), windows)
+            if probe is not None and probe[1] is not None:
+                windows = None
+    if rollups is None or windows is None:
+        return _execute(plan, source, skeys, chunks, budget, last_cache)
+    token = rollups.begin(skeys)
+    try:
+        source.refresh_view()  # type: ignore[attr-defined]  # a source with rollups has it
+        return _execute(plan, source, skeys, chunks, budget, last_cache, (rollups, windows, token))
+    finally:
+        rollups.end(skeys)
+
+
+def _execute(
+    plan: Plan,
+    source: QuerySource,
+    skeys: list[bytes],
+    chunks: list[tuple[int, int]],
+    budget: _Budget,
+    last_cache: LastValueCache | None,
+    rollup: tuple[RollupCache, Any, tuple[int, int]] | None = None,
+) -> Partial:
     out = Partial(series_touched=len(skeys))
     pending: dict[GroupKey, list[list[State]]] = {}
     w0 = window_origin(plan)
@@ -164,7 +223,6 @@ def execute_partial(
         and plan.fields_where is None
         and hasattr(source, "retention_floor")
     )
-    chunks = _chunks(plan)
     tokens: dict[bytes, tuple[int, int]] = {}
     if use_cache and last_cache is not None:
         # Tokens BEFORE the view the reads use (node/lastcache.py): a view taken earlier could
@@ -172,29 +230,57 @@ def execute_partial(
         epoch, writes = last_cache.tokens(skeys)
         tokens = {k: (epoch, n) for k, n in zip(skeys, writes, strict=True)}
         if isinstance(source, EngineSource):
-            source.refresh()
+            source.refresh_view()
     for skey in skeys:
         budget.tick()
         token = tokens.get(skey) if use_cache else None
-        tags = split_series_key(skey.partition(SEP)[2])[1]
-        key = _group_key(tags, plan.group_by)
         if plan.kind == "raw":
+            tags = split_series_key(skey.partition(SEP)[2])[1]
+            key = _group_key(tags, plan.group_by)
             get = _reader(source, skey, plan.start, plan.end, budget)
             block = _raw_block(plan, source, skey, tags, get)
             if block is not None:
                 out.raw.setdefault(key, []).append(block)
             continue
+        key = _series_group(skey, plan.group_by)
+        keys = None
+        if rollup is not None and source.retention_floor(skey) <= plan.start:  # type: ignore[attr-defined]
+            cache, windows, fill = rollup
+            keys = entry_keys(plan, skey, windows)
+            found = cached_states(cache, keys, windows)
+            if found is not None:
+                states, span = found
+                if span is not None:  # read the windows the cache lacks, keep the others
+                    i0, i1 = span
+                    budget.tick()
+                    get = _reader(source, skey, int(windows.lo[i0]), int(windows.hi[i1]), budget)
+                    read = _series_states(plan, source, skey, get, w0, None, None)
+                    remember(cache, keys, windows.part(i0, i1), read, fill)
+                    states = splice(states, read, i0, i1)
+                if any(len(s.get("w", ())) for s in states):
+                    pending.setdefault(key, []).append(states)
+                continue
         per_chunk = []
         for lo, hi in chunks:
             budget.tick()
             get = _reader(source, skey, lo, hi, budget)
             per_chunk.append(_series_states(plan, source, skey, get, w0, token, last_cache))
         states = per_chunk[0] if len(per_chunk) == 1 else _combine(plan, per_chunk)
+        if keys is not None and rollup is not None:
+            remember(rollup[0], keys, rollup[1], states, rollup[2])
         if any(len(s.get("w", ())) for s in states):
             pending.setdefault(key, []).append(states)
     out.points_scanned = budget.points
+    kinds = [kind_for(col.fn) for col in plan.columns]
     for key, per_series in pending.items():
         budget.tick()
+        if len(per_series) == 1:  # one series in the group (GROUP BY every tag): nothing to merge
+            only = per_series[0]
+            out.groups[key] = [
+                s if s else {k: np.empty(0, np.int64) for k in kind.keys}
+                for s, kind in zip(only, kinds, strict=True)
+            ]
+            continue
         reduced = []
         for i, col in enumerate(plan.columns):
             kind = kind_for(col.fn)

@@ -41,7 +41,12 @@ from node.raft.settings import RaftSettings, make_conf
 from node.raft.snapshot import ShardSnapshotter
 from node.shardstats import shard_document
 from pulsar_cluster.batchcodec import decode_batch
-from pulsar_cluster.cachestats import caches_selected, check_cache_name, node_document
+from pulsar_cluster.cachestats import (
+    caches_selected,
+    check_cache_name,
+    node_document,
+    rollup_selected,
+)
 from pulsar_cluster.errors import BadRequestError, NotLeaderError, UnavailableError
 from pulsar_cluster.logs import get_logger
 from pulsar_cluster.metacommand import MapConflictError, NotMetaMemberError, encode_cas
@@ -182,6 +187,7 @@ class NodeService:
             s.engine,
             memtable_bytes=max(_MIN_MEMTABLE_BYTES, s.engine.memtable_bytes // share),
             block_cache_bytes=s.engine.block_cache_bytes // share,
+            rollup_cache_bytes=s.engine.rollup_cache_bytes // share,
         )
         options = per_shard
         if s.engine.wal_archive_dir:  # one archive per node and shard (docs/operations.md)
@@ -660,6 +666,7 @@ class NodeService:
                 str(shard): {
                     "block_cache": replica.engine.block_cache_stats(),
                     "last_value_cache": replica.last_cache.stats(),
+                    "rollup_cache": replica.engine.rollups.stats(),
                 }
                 for shard, replica in sorted(self._replicas.items())
             }
@@ -669,6 +676,7 @@ class NodeService:
         """Empty the selected caches of every local replica (BadRequestError for a bad name)."""
         try:
             block, last = caches_selected(check_cache_name(cache))
+            rollup = rollup_selected(cache)
         except ValueError as exc:
             raise BadRequestError(str(exc)) from None
         for replica in self._replicas.values():
@@ -676,6 +684,8 @@ class NodeService:
                 replica.engine.clear_block_cache()
             if last:
                 replica.last_cache.clear()
+            if rollup:
+                replica.engine.rollups.clear()
 
     async def checksum(self, shard: int) -> dict[str, Any]:
         """A digest of every point of this replica of `shard` (convergence checks)."""

@@ -19,5 +19,6 @@ def shard_document(
         "partitions": engine.partition_stats(),
         "block_cache": engine.block_cache_stats(),
         "last_value_cache": None if last_cache is None else last_cache.stats(),
+        "rollup_cache": engine.rollups.stats(),
         "raft": raft,
     }

@@ -3,7 +3,8 @@
 A node describes each shard replica's caches as
 
     {"block_cache": {"entries", "bytes", "capacity_bytes", "hits", "misses"},
-     "last_value_cache": {"entries", "bytes", "max_entries", "hits", "misses"} | null}
+     "last_value_cache": {"entries", "bytes", "max_entries", "hits", "misses"} | null,
+     "rollup_cache": {"entries", "bytes", "capacity_bytes", "hits", "misses", "invalidations"}}
 
 (null: that cache is not used there; cluster nodes have no last-value cache today). Hits and
 misses count since the process started (a clear does not reset them, so rates stay monotonic
@@ -16,10 +17,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["CACHE_NAMES", "check_cache_name", "caches_selected", "total_caches", "node_document"]
+__all__ = [
+    "CACHE_NAMES",
+    "check_cache_name",
+    "caches_selected",
+    "rollup_selected",
+    "total_caches",
+    "node_document",
+]
 
 #: Caches an admin request may name (`cache=` of POST /api/v1/admin/caches/clear).
-CACHE_NAMES = ("block", "last_value")
+CACHE_NAMES = ("block", "last_value", "rollup")
 
 
 def check_cache_name(name: str) -> str:
@@ -32,6 +40,11 @@ def check_cache_name(name: str) -> str:
 def caches_selected(name: str) -> tuple[bool, bool]:
     """(block cache?, last-value cache?) selected by a checked cache name."""
     return name in ("all", "block"), name in ("all", "last_value")
+
+
+def rollup_selected(name: str) -> bool:
+    """Whether a checked cache name selects the rollup cache (node/engine/rollups.py)."""
+    return name in ("all", "rollup")
 
 
 def _add(total: dict[str, Any] | None, part: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -48,14 +61,16 @@ def total_caches(parts: Iterable[dict[str, Any]]) -> dict[str, Any]:
     """The sum of per-shard (or per-node totals) cache documents, with a hit ratio each."""
     block: dict[str, Any] | None = None
     last: dict[str, Any] | None = None
+    rollup: dict[str, Any] | None = None
     for part in parts:
         block = _add(block, part.get("block_cache"))
         last = _add(last, part.get("last_value_cache"))
-    for doc in (block, last):
+        rollup = _add(rollup, part.get("rollup_cache"))
+    for doc in (block, last, rollup):
         if doc is not None:
             lookups = doc.get("hits", 0) + doc.get("misses", 0)
             doc["hit_ratio"] = round(doc.get("hits", 0) / lookups, 4) if lookups else None
-    return {"block_cache": block, "last_value_cache": last}
+    return {"block_cache": block, "last_value_cache": last, "rollup_cache": rollup}
 
 
 def node_document(shards: dict[str, dict[str, Any]]) -> dict[str, Any]:

@@ -56,6 +56,13 @@ def _add_engine_flags(p: argparse.ArgumentParser) -> None:
         "shard replicas (`pulsar admin caches` shows the hit ratio)",
     )
     p.add_argument(
+        "--rollup-cache-mb",
+        type=int,
+        default=32,
+        help="memory for the rollup cache (exact window states of GROUP BY time() aggregates), "
+        "MB (default 32; 0 disables it); a node divides it among its shard replicas",
+    )
+    p.add_argument(
         "--retention",
         action="append",
         default=[],
@@ -88,6 +95,7 @@ def _engine_options(args: argparse.Namespace) -> Any:
         fsync=args.fsync,
         memtable_bytes=args.memtable_mb * 1024 * 1024,
         block_cache_bytes=max(0, args.block_cache_mb) * 1024 * 1024,
+        rollup_cache_bytes=max(0, args.rollup_cache_mb) * 1024 * 1024,
         retention=retention,
         wal_archive_dir=args.wal_archive_dir,
     )
@@ -550,6 +558,8 @@ def _cmd_local(args: argparse.Namespace) -> int:
             str(args.memtable_mb),
             "--block-cache-mb",
             str(args.block_cache_mb),
+            "--rollup-cache-mb",
+            str(args.rollup_cache_mb),
             "--log-level",
             args.log_level,
             *(x for spec in args.retention for x in ("--retention", spec)),

@@ -53,7 +53,11 @@ def _row(name: str, doc: dict[str, Any] | None) -> list[str]:
 def format_caches(doc: dict[str, Any]) -> str:
     """A table per cache: one line per node, then the total."""
     lines = []
-    for key, title in (("block_cache", "block cache"), ("last_value_cache", "last-value cache")):
+    for key, title in (
+        ("block_cache", "block cache"),
+        ("last_value_cache", "last-value cache"),
+        ("rollup_cache", "rollup cache"),
+    ):
         rows = [["node", "entries", "bytes", "hits", "misses", "hit ratio"]]
         unreachable = []
         for node, info in sorted(doc.get("nodes", {}).items()):

@@ -15,7 +15,8 @@ app's metrics registry when it has one (`app.state.metrics_registry`).
 Once the app has started (storage open, indexes loaded), the objects alive then are moved out of
 the garbage collector's sight (`gc.freeze`): they live as long as the process, and a full
 collection walking them took 15-40 ms about once every 20 lastpoint queries (a p99 spike), where
-it now takes well under a millisecond.
+it now takes well under a millisecond (the p99 of cached double-groupby-1 went from 76-85 to
+40 ms).
 
 SIGHUP reloads the configuration when the app carries a reloader (`app.state.reloader`,
 pulsar_cluster/reload.py); the reload runs in the event loop, between requests.

@@ -44,7 +44,11 @@ _ENGINE_COUNTERS = (
     ("pulsar_engine_compaction_read_bytes", "Bytes of tables merged away", "compaction_bytes_read"),
     ("pulsar_engine_compaction_written_bytes", "Bytes of tables compaction wrote", "compaction_bytes_written"),
 )  # fmt: skip
-_CACHES = (("pulsar_block_cache", "block_cache"), ("pulsar_last_value_cache", "last_value_cache"))
+_CACHES = (
+    ("pulsar_block_cache", "block_cache"),
+    ("pulsar_last_value_cache", "last_value_cache"),
+    ("pulsar_rollup_cache", "rollup_cache"),
+)
 _RAFT = (
     ("pulsar_raft_term", "Raft term of the shard's group on this node", "term"),
     ("pulsar_raft_commit_index", "Raft commit index of the shard's group on this node", "commit_index"),

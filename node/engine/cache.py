@@ -1,8 +1,17 @@
 """A size-bounded LRU cache of decoded blocks, shared by every table of an engine.
 
 Keys are (table instance id, block offset): instance ids are never reused, so a table replaced
-by compaction (or a restore) can never serve stale blocks; its entries simply age out. Cached
-arrays are made read-only, because every reader gets the same objects.
+by compaction (or a restore) can never serve stale blocks; its entries simply age out.
+
+Blocks are kept compact, because what decides whether a scan decodes at all is whether its
+blocks fit: timestamps at a regular interval (almost every block of scraped or sampled data)
+are kept as (first, step, count), and integer values in the narrowest integer type that holds
+them (TSBS-like percentages: one byte instead of eight). A hit rebuilds the arrays (a few
+microseconds for a block of 4096 points, against about 37 us to decode it), so a 64 MB cache
+holds about 8 times as many such blocks: the 2000 blocks of one field of the 1000-host TSBS
+data set take 9 MB instead of 70 MB (more than the whole cache, which then missed every time).
+Other blocks (floats, irregular timestamps, strings) are kept as they are, read-only, shared by
+every reader.
 """
 
 from __future__ import annotations
@@ -20,13 +29,68 @@ _ENTRY_OVERHEAD = 256
 _STRING_VALUE_BYTES = 56
 
 
+_NARROW = {
+    "i": (np.int8, np.int16, np.int32),
+    "u": (np.uint8, np.uint16, np.uint32),
+}
+#: Regular timestamps: (first, step, count) instead of the array.
+_Times = np.ndarray | tuple[int, int, int]
+#: Narrowed integer values: (array, the type to widen back to).
+_Values = np.ndarray | tuple[np.ndarray, np.dtype]
+
+
+def _compact_times(ts: np.ndarray) -> _Times:
+    n = len(ts)
+    if n < 3 or ts.dtype != np.int64:
+        return ts
+    step = int(ts[1]) - int(ts[0])
+    # Differences taken with wrapping int64 arithmetic, like the rebuild: exact either way.
+    if -(2**62) < step < 2**62 and bool(np.all(ts[1:] - ts[:-1] == np.int64(step))):
+        return (int(ts[0]), step, n)
+    return ts
+
+
+def _compact_values(values: np.ndarray) -> _Values:
+    kind = values.dtype.kind
+    if kind not in _NARROW or values.itemsize != 8 or not len(values):
+        return values
+    lo, hi = int(values.min()), int(values.max())
+    for t in _NARROW[kind]:
+        info = np.iinfo(t)
+        if info.min <= lo and hi <= info.max:
+            return (values.astype(t), values.dtype)
+    return values
+
+
+def _times(stored: _Times) -> np.ndarray:
+    if isinstance(stored, tuple):
+        first, step, n = stored
+        out = np.arange(n, dtype=np.int64)
+        out *= np.int64(step)
+        out += np.int64(first)
+        return out
+    return stored
+
+
+def _values(stored: _Values) -> np.ndarray:
+    if isinstance(stored, tuple):
+        return stored[0].astype(stored[1])
+    return stored
+
+
+def _nbytes(stored: _Times | _Values) -> int:
+    if isinstance(stored, tuple):
+        return stored[0].nbytes if isinstance(stored[0], np.ndarray) else 24
+    if stored.dtype == object:
+        return len(stored) * _STRING_VALUE_BYTES
+    return stored.nbytes
+
+
 class BlockCache:
     def __init__(self, capacity_bytes: int) -> None:
         self.capacity_bytes = capacity_bytes
         self._lock = threading.Lock()
-        self._entries: OrderedDict[tuple[int, int], tuple[np.ndarray, np.ndarray, int]] = (
-            OrderedDict()
-        )
+        self._entries: OrderedDict[tuple[int, int], tuple[_Times, _Values, int]] = OrderedDict()
         self.bytes = 0
         self.hits = 0
         self.misses = 0
@@ -39,23 +103,26 @@ class BlockCache:
                 return None
             self._entries.move_to_end(key)
             self.hits += 1
-            return entry[0], entry[1]
+        return _times(entry[0]), _values(entry[1])
 
     def put(self, key: tuple[int, int], ts: np.ndarray, values: np.ndarray) -> None:
-        if values.dtype == object:
-            size = ts.nbytes + len(values) * _STRING_VALUE_BYTES + _ENTRY_OVERHEAD
-        else:
-            size = ts.nbytes + values.nbytes + _ENTRY_OVERHEAD
+        if self.capacity_bytes <= 0:
+            return
+        times = _compact_times(ts)
+        vals = _compact_values(values)
+        size = _nbytes(times) + _nbytes(vals) + _ENTRY_OVERHEAD
         if size > self.capacity_bytes:
             return
-        ts.flags.writeable = False
-        if values.dtype != object:
-            values.flags.writeable = False
+        # Arrays kept as they are go to every reader: read-only, so no reader can change them.
+        if not isinstance(times, tuple):
+            times.flags.writeable = False
+        if not isinstance(vals, tuple) and vals.dtype != object:
+            vals.flags.writeable = False
         with self._lock:
             old = self._entries.pop(key, None)
             if old is not None:
                 self.bytes -= old[2]
-            self._entries[key] = (ts, values, size)
+            self._entries[key] = (times, vals, size)
             self.bytes += size
             while self.bytes > self.capacity_bytes:
                 _, evicted = self._entries.popitem(last=False)

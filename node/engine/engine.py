@@ -70,6 +70,7 @@ from node.engine.manifest import (
     write_manifest,
 )
 from node.engine.memtable import Memtable
+from node.engine.rollups import RollupCache
 from node.engine.snapshot import SnapshotInfo, link_or_copy, read_descriptor, write_descriptor
 from node.engine.sstable import (
     SST_SUFFIX,
@@ -143,6 +144,9 @@ class EngineOptions:
     max_tables_per_partition: int = 64
     #: Decoded-block LRU cache size.
     block_cache_bytes: int = 64 * 1024 * 1024
+    #: Rollup (window partial-aggregate) cache size (node/engine/rollups.py); 0 disables it.
+    #: An entry of one series, field and aggregate over 12 hourly windows is about 1.6 KB.
+    rollup_cache_bytes: int = 32 * 1024 * 1024
     #: Series per database this replica accepts; 0 = unlimited. LimitExceededError (422) beyond.
     max_series_per_database: int = 0
     #: Retention per database; absent = keep forever.
@@ -217,6 +221,9 @@ class Engine:
         self._manifest_lock = threading.Lock()  # serialises manifest file writes
         self.flush_wanted = threading.Event()  # set when a memtable is full
         self._cache = BlockCache(self.options.block_cache_bytes)
+        #: Exact window states of aggregate queries; kept in step with every write (`_insert`)
+        #: and cleared by deletes, catalog changes and restores.
+        self.rollups = RollupCache(self.options.rollup_cache_bytes)
         self._sst_dir = os.path.join(directory, "sst")
         self._wal_dir = os.path.join(directory, "wal")
         self._manifest_path = os.path.join(directory, MANIFEST_NAME)
@@ -501,6 +508,9 @@ class Engine:
             points = memtable.insert_table(prefix, table)
             memtable.note_index(index)
             self.stats.points_written += points
+            if self.rollups.active and len(table.timestamps):
+                ts = table.timestamps
+                self.rollups.written((prefix + k for k in table.keys), int(ts.min()), int(ts.max()))
             return
         for key, fields in batch.series.items():
             skey = prefix + key
@@ -511,6 +521,20 @@ class Engine:
             points += memtable.insert_series(skey, fields)
         memtable.note_index(index)
         self.stats.points_written += points
+        self._rollups_written(prefix, batch)
+
+    def _rollups_written(self, prefix: bytes, batch: WriteBatch) -> None:
+        """Tell the rollup cache which series got points, and the batch's time range."""
+        if not self.rollups.active:
+            return
+        tmin, tmax = _I64_MAX, _I64_MIN
+        for fields in batch.series.values():
+            for col in fields.values():
+                if len(col.timestamps):
+                    tmin = min(tmin, int(col.timestamps.min()))
+                    tmax = max(tmax, int(col.timestamps.max()))
+        if tmin <= tmax:
+            self.rollups.written((prefix + k for k in batch.series), tmin, tmax)
 
     def sync_wal(self) -> None:
         """fsync the WAL now (the interval syncer's job with fsync='interval')."""
@@ -549,6 +573,7 @@ class Engine:
         return index
 
     def _delete_locked(self, request: DeleteRequest, index: int, create_tombstone: bool) -> None:
+        self.rollups.clear()  # deletes are rare: forgetting everything is exact and simple
         db = request.database
         if request.whole_database:
             skeys = frozenset(self._index.all_series(db))
@@ -653,6 +678,7 @@ class Engine:
         return index
 
     def _catalog_locked(self, op: CatalogOp, index: int) -> None:
+        self.rollups.clear()  # a retention policy may change what reads return
         databases = self._manifest.databases
         if op.op == "create":
             if op.database not in databases:
@@ -1225,6 +1251,7 @@ class Engine:
                 for table in tables:
                     table.close()
             self._cache.clear()
+            self.rollups.clear()
             self._finish_restore()
             self._manifest = read_manifest(self._fs, self._manifest_path)
             self._wal = self._open_wal()

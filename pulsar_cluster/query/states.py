@@ -89,6 +89,21 @@ def _starts(sorted_w: np.ndarray) -> np.ndarray:
     return np.flatnonzero(change)
 
 
+def _ends(st: np.ndarray, n: int) -> np.ndarray:
+    """Ends (exclusive) of the runs starting at `st` in an array of length n (np.r_ costs about
+    15 us a call, more than the rest of a small series' reduction)."""
+    out = np.empty(len(st), dtype=np.int64)
+    if len(st):
+        out[:-1] = st[1:]
+        out[-1] = n
+    return out
+
+
+def _counts(st: np.ndarray, n: int) -> np.ndarray:
+    """Lengths of the runs starting at `st` in an array of length n."""
+    return _ends(st, n) - st
+
+
 def _ranks(x: np.ndarray) -> np.ndarray:
     """Dense integer ranks of values of any orderable dtype (strings included)."""
     if x.dtype != object:
@@ -133,7 +148,7 @@ def _pick(state: State, *keys: np.ndarray, last: bool = False) -> State:
     if not len(state.get("w", ())):
         return state
     s, starts = _by_window(state, *keys)
-    idx = np.r_[starts[1:] - 1, len(s["w"]) - 1] if last else starts
+    idx = _ends(starts, len(s["w"])) - 1 if last else starts
     return _take(s, idx)
 
 
@@ -168,15 +183,16 @@ def _rows_from(w: np.ndarray, values: np.ndarray, t: np.ndarray | None = None) -
 def _runs(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Starts and ends (exclusive) of the runs of a non-decreasing window array."""
     st = _starts(w)
-    return st, np.append(st[1:], len(w))  # np.append: a few times cheaper than np.r_
+    return st, _ends(st, len(w))
 
 
 def _extreme_series(w: np.ndarray, t: np.ndarray, x: np.ndarray, fn: str) -> State:
     x = _numeric(x, fn)
-    st, ends = _runs(w)
+    st, _ = _runs(w)
     ext = (np.minimum if fn == "min" else np.maximum).reduceat(x, st)
-    group = np.repeat(np.arange(len(st)), ends - st)
-    hits = np.flatnonzero(x == ext[group])  # earliest point equal to the extreme, per window
+    hits = np.flatnonzero(
+        x == np.repeat(ext, _counts(st, len(w)))
+    )  # earliest point equal to the extreme, per window
     idx = hits[np.searchsorted(hits, st)]
     return {"w": w[st], "t": t[idx], "v": x[idx]}
 
@@ -206,7 +222,7 @@ COUNT = StateKind(
     lambda w, t, x, fn: {"w": w, "n": np.ones(len(w), dtype=np.int64)},
     _count_reduce,
     lambda s, fn, a: _rows_from(s["w"], s["n"]),
-    lambda w, t, x, fn: {"w": w[_starts(w)], "n": np.diff(np.r_[_starts(w), len(w)])},
+    lambda w, t, x, fn: _count_series(w),
 )
 
 # sum and mean
@@ -222,13 +238,32 @@ def _sum_reduce(s: State, _: tuple[Any, ...]) -> State:
     return out
 
 
+def _count_series(w: np.ndarray) -> State:
+    st = _starts(w)
+    return {"w": w[st], "n": _counts(st, len(w))}
+
+
+def _sum_series(w: np.ndarray, t: np.ndarray, x: np.ndarray, fn: str) -> State:
+    st = _starts(w)
+    return {"w": w[st], "s": np.add.reduceat(_numeric(x, fn), st)}
+
+
+def _mean_series(w: np.ndarray, t: np.ndarray, x: np.ndarray, fn: str) -> State:
+    st = _starts(w)
+    return {
+        "w": w[st],
+        "s": np.add.reduceat(_numeric(x, fn).astype(np.float64), st),
+        "n": _counts(st, len(w)),
+    }
+
+
 SUM = StateKind(
     "sum",
     ("w", "s"),
     lambda w, t, x, fn: {"w": w, "s": _numeric(x, fn)},
     _sum_reduce,
     lambda s, fn, a: _rows_from(s["w"], s["s"]),
-    lambda w, t, x, fn: {"w": w[_starts(w)], "s": np.add.reduceat(_numeric(x, fn), _starts(w))},
+    _sum_series,
 )
 
 MEAN = StateKind(
@@ -241,11 +276,7 @@ MEAN = StateKind(
     },
     _sum_reduce,
     lambda s, fn, a: _rows_from(s["w"], s["s"] / s["n"]),
-    lambda w, t, x, fn: {
-        "w": w[_starts(w)],
-        "s": np.add.reduceat(_numeric(x, fn).astype(np.float64), _starts(w)),
-        "n": np.diff(np.r_[_starts(w), len(w)]),
-    },
+    _mean_series,
 )
 
 # selectors with their point time: min, max, first, last
@@ -267,6 +298,46 @@ SELECTOR_ORDER: dict[str, Callable[[State], tuple[tuple[np.ndarray, ...], bool]]
 }
 
 
+#: Below this many rows the sort in _pick is as fast as the scatter of _extreme_dense.
+_DENSE_MIN_ROWS = 256
+
+
+def _extreme_dense(s: State, name: str) -> State | None:
+    """min/max reduce without sorting: one scatter per window over a dense window range
+    (1000 series x 720 windows merged: about 5 ms instead of 28 ms for the lexsort). The same
+    rows as _pick: the extreme value, ties to the earliest time, then to the first row.
+    None where that cannot be guaranteed (NaN, strings, int64 min whose negation wraps in
+    _neg, sparse windows)."""
+    w, t, v = s["w"], s["t"], s["v"]
+    n = len(w)
+    if n < _DENSE_MIN_ROWS or v.dtype.kind not in "iuf":
+        return None
+    if v.dtype.kind == "f" and bool(np.isnan(v).any()):
+        return None
+    if v.dtype == np.int64 and name == "max" and int(v.min()) == np.iinfo(np.int64).min:
+        return None
+    wmin = int(w.min())
+    span = int(w.max()) - wmin + 1
+    if span > 2 * n:
+        return None
+    g = w - wmin
+    if v.dtype.kind == "f":
+        fill = -np.inf if name == "max" else np.inf
+    else:
+        info = np.iinfo(v.dtype)
+        fill = info.min if name == "max" else info.max
+    best = np.full(span, fill, dtype=v.dtype)
+    (np.maximum if name == "max" else np.minimum).at(best, g, v)
+    cand = np.flatnonzero(v == best[g])
+    tbest = np.full(span, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(tbest, g[cand], t[cand])
+    cand = cand[t[cand] == tbest[g[cand]]]
+    first = np.full(span, n, dtype=np.int64)
+    np.minimum.at(first, g[cand], cand)
+    rows = first[first < n]
+    return {"w": w[rows], "t": t[rows], "v": v[rows]}
+
+
 def _selector(name: str, numeric: bool) -> StateKind:
     def lift(w: np.ndarray, t: np.ndarray, x: np.ndarray, fn: str) -> State:
         return {"w": w, "t": t, "v": _numeric(x, fn) if numeric else x}
@@ -274,6 +345,10 @@ def _selector(name: str, numeric: bool) -> StateKind:
     def reduce(s: State, _: tuple[Any, ...]) -> State:
         if not len(s.get("w", ())):
             return s
+        if name in ("min", "max"):
+            dense = _extreme_dense(s, name)
+            if dense is not None:
+                return dense
         keys, last = SELECTOR_ORDER[name](s)
         return _pick(s, *keys, last=last)
 

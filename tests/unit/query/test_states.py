@@ -277,3 +277,38 @@ def test_series_fast_path_equals_lift_and_reduce(fn, args, points, width) -> Non
     fast = kind.from_series(w, t, x, fn, args)
     slow = kind.reduce(kind.lift(w, t, x, fn), args) if len(w) else {}
     assert rows(fn, args, fast) == rows(fn, args, slow)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(["min", "max"]),
+    st.sampled_from([np.int64, np.uint64, np.float64]),
+    st.lists(
+        st.tuples(
+            st.integers(0, 40),  # window
+            st.integers(0, 5),  # time: few distinct, many ties
+            st.sampled_from([0.0, -0.0, 1.0, -3.0, 2.5, 7.0, 1e300, -np.inf, np.inf]),
+        ),
+        min_size=256,
+        max_size=700,
+    ),
+)
+def test_dense_extreme_reduce_picks_the_rows_the_sort_picks(
+    fn: str, dtype: type, rows: list[tuple[int, int, float]]
+) -> None:
+    from pulsar_cluster.query.states import SELECTOR_ORDER, _extreme_dense, _pick
+
+    if dtype is not np.float64:
+        rows = [(w, t, abs(v)) for w, t, v in rows if np.isfinite(v) and abs(v) < 1e18]
+        rows = (rows * 256)[:256] if rows else [(0, 0, 1.0)] * 256
+    w = np.array([r[0] for r in rows], dtype=np.int64)
+    t = np.array([r[1] for r in rows], dtype=np.int64)
+    v = np.array([r[2] for r in rows], dtype=dtype)
+    s = {"w": w, "t": t, "v": v}
+    dense = _extreme_dense(s, fn)
+    assert dense is not None  # >= 256 rows, no NaN, dense windows
+    keys, last = SELECTOR_ORDER[fn](s)
+    want = _pick(s, *keys, last=last)
+    for k in ("w", "t", "v"):
+        assert dense[k].dtype == want[k].dtype
+        assert dense[k].tobytes() == want[k].tobytes(), k  # bit for bit: -0.0 is not 0.0
