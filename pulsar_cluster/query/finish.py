@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from pulsar_cluster.errors import LimitExceededError
-from pulsar_cluster.query.finishrows import one_row_series
+from pulsar_cluster.query.finishrows import one_row_series, series_dict, window_series
 from pulsar_cluster.query.partial import GroupKey, Partial, RawBlock
 from pulsar_cluster.query.plan import Plan, window_origin
 from pulsar_cluster.query.states import kind_for
@@ -87,10 +87,14 @@ def finalize(plan: Plan, finish: Finish, partial: Partial) -> list[dict[str, Any
     if plan.kind == "raw":
         groups = sorted(partial.raw.items())
         series = [_raw_series(plan, finish, key, blocks) for key, blocks in groups]
+    elif fast is not None:
+        series = fast[0]
     else:
+        # One answer column with windows: all groups at once where it applies (finishrows.py).
+        found = window_series(plan, finish, partial)
         series = (
-            fast[0]
-            if fast is not None
+            found
+            if found is not None
             else [
                 _agg_series(plan, finish, key, states)
                 for key, states in sorted(partial.groups.items())
@@ -105,21 +109,6 @@ def finalize(plan: Plan, finish: Finish, partial: Partial) -> list[dict[str, Any
     if rows > plan.limits.max_rows:
         raise _too_many(plan, rows)
     return series
-
-
-def _series(plan: Plan, finish: Finish, key: GroupKey, columns: list[str], rows: list[Any]):  # type: ignore[no-untyped-def]
-    if finish.descending:
-        rows.reverse()
-    if finish.offset:
-        rows = rows[finish.offset :]
-    if finish.limit:
-        rows = rows[: finish.limit]
-    out: dict[str, Any] = {"name": plan.measurement}
-    if key or finish.always_tags:
-        out["tags"] = dict(key)
-    out["columns"] = columns
-    out["values"] = rows
-    return out
 
 
 def _agg_series(plan: Plan, finish: Finish, key: GroupKey, states: list[Any]) -> dict[str, Any]:
@@ -154,7 +143,7 @@ def _agg_series(plan: Plan, finish: Finish, key: GroupKey, states: list[Any]) ->
     if len(out_cols) == 1:
         times, values = out_cols[0]
         rows = list(map(list, zip(times.tolist(), values, strict=True)))
-        return _series(plan, finish, key, columns, rows)
+        return series_dict(plan, finish, key, columns, rows)
     all_times = np.unique(np.concatenate([c[0] for c in out_cols]))
     table: list[list[Any]] = [[t] + [None] * len(out_cols) for t in all_times.tolist()]
     for j, (times, values) in enumerate(out_cols):
@@ -163,7 +152,7 @@ def _agg_series(plan: Plan, finish: Finish, key: GroupKey, states: list[Any]) ->
             table[p][j + 1] = v
     if finish.fill == "none":
         table = [r for r in table if any(v is not None for v in r[1:])]
-    return _series(plan, finish, key, columns, table)
+    return series_dict(plan, finish, key, columns, table)
 
 
 def _fill(
@@ -277,4 +266,4 @@ def _raw_series(
     # a row with no selected field value is not a point of this selection (InfluxDB drops it)
     if gaps and field_cols:
         rows = list(itertools.compress(rows, has_value.tolist()))
-    return _series(plan, finish, key, ["time", *[c.name for c in outs]], rows)
+    return series_dict(plan, finish, key, ["time", *[c.name for c in outs]], rows)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from pulsar_cluster.query.columnar import ColumnarPartial, Columns, group_count
 from pulsar_cluster.query.finish import Finish, OutColumn, _agg_series, finalize
-from pulsar_cluster.query.finishrows import ROW_WISE, one_row_series
+from pulsar_cluster.query.finishrows import ROW_WISE, one_row_series, window_series
 from pulsar_cluster.query.partial import Partial
 from pulsar_cluster.query.plan import MIN_TIME, ColumnSpec, Plan
 from pulsar_cluster.query.states import kind_for
@@ -125,3 +125,78 @@ def test_the_columnar_form_finalises_like_its_groups(
     assert fast == finalize(plan, finish, ordinary)
     columnar.groups = {}
     assert group_count(columnar) == 0 and columnar.groups == {}
+
+
+@st.composite
+def window_cases(draw: Any) -> tuple[Plan, Finish, Partial]:
+    """GROUP BY time(10) over [0, 10 * nwin): groups with every window (the batched path's
+    case) or some missing (its fallback), values of one type or of both across groups."""
+    fn = draw(st.sampled_from(FNS))
+    nwin = draw(st.integers(1, 4))
+    plan = Plan(
+        "select",
+        "db",
+        "m",
+        start=0,
+        end=10 * nwin,
+        every=10,
+        columns=(ColumnSpec("f", fn),),
+        group_by=("host",),
+    )
+    finish = Finish(
+        columns=[OutColumn("c", 0)],
+        fill=draw(st.sampled_from(["null", "none", "previous", "linear", "value"])),
+        fill_value=draw(st.sampled_from([0, -1.5])),
+        descending=draw(st.booleans()),
+        limit=draw(st.integers(0, 2)),
+        offset=draw(st.integers(0, 1)),
+        slimit=draw(st.integers(0, 3)),
+        soffset=draw(st.integers(0, 1)),
+        always_tags=draw(st.booleans()),
+    )
+    mixed = draw(st.booleans())
+    partial = Partial()
+    for g in range(draw(st.integers(0, 5))):
+        full = draw(st.booleans())
+        pts: list[tuple[int, int]] = []
+        for win in range(nwin):
+            n = draw(st.integers(1 if full else 0, 3))
+            offsets = sorted(draw(st.sets(st.integers(0, 9), min_size=n, max_size=n)))
+            pts += [(10 * win + o, draw(st.integers(-50, 50))) for o in offsets]
+        if not pts:
+            continue
+        t = np.array([p[0] for p in pts], dtype=np.int64)
+        floats = mixed and draw(st.booleans())
+        x = np.array([p[1] for p in pts], dtype=np.float64 if floats else np.int64)
+        state = kind_for(fn).from_series(t // 10, t, x, fn, ())
+        partial.groups[(("host", f"h{g}"),)] = [state]
+    return plan, finish, partial
+
+
+@settings(max_examples=400, deadline=None)
+@given(case=window_cases())
+def test_window_series_equals_the_per_group_path(case: tuple[Plan, Finish, Partial]) -> None:
+    plan, finish, partial = case
+    slow = [_agg_series(plan, finish, k, s) for k, s in sorted(partial.groups.items())]
+    got = window_series(plan, finish, partial)
+    if got is not None:
+        assert got == slow
+    out = finalize(plan, finish, partial)
+    slow = [s for s in slow if s["values"]]
+    expected = slow[finish.soffset :] if finish.soffset else slow
+    expected = expected[: finish.slimit] if finish.slimit else expected
+    assert out == expected
+
+
+def test_window_series_takes_the_common_case() -> None:
+    """Every group with every window: answered by the batched path (not the fallback)."""
+    plan = Plan("select", "db", "m", start=0, end=30, every=10, columns=(ColumnSpec("f", "mean"),))
+    partial = Partial()
+    for g in range(3):
+        t = np.array([1, 11, 21], dtype=np.int64)
+        x = np.array([g, g + 1, g + 2], dtype=np.int64)
+        partial.groups[(("host", f"h{g}"),)] = [
+            kind_for("mean").from_series(t // 10, t, x, "mean", ())
+        ]
+    got = window_series(plan, Finish(columns=[OutColumn("mean", 0)]), partial)
+    assert got is not None and [s["values"] for s in got][1] == [[0, 1.0], [10, 2.0], [20, 3.0]]
