@@ -14,6 +14,7 @@ preferred leader) of shards/n of them. Raft ports: a node listens for shard s on
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -194,6 +195,10 @@ class ShardMap:
                 [str(i) for i in doc.get("meta", [])],
                 [Move.from_dict(m) for m in doc.get("moves", [])],
             )
+            if not out.meta:
+                # A map written without its metadata members (older maps) gets them derived
+                # from its peers now, as `to_dict` writes them: the map equals its round trip.
+                out = dataclasses.replace(out, meta=out.meta_members())
         except (KeyError, TypeError, ValueError) as exc:
             raise PeersError(f"malformed shard map: {exc}") from None
         known = {p.id for p in peers}
