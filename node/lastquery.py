@@ -24,7 +24,6 @@ point in range at all.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -33,6 +32,7 @@ import numpy as np
 from node.engine.engine import Engine
 from node.engine.index import storage_key_database
 from node.lastcache import Entry, LastValueCache
+from node.querybudget import Budget, series_group
 from pulsar_cluster.errors import LimitExceededError, PulsarError
 from pulsar_cluster.logs import get_logger
 from pulsar_cluster.query.columnar import ColumnarPartial, Columns
@@ -41,7 +41,6 @@ from pulsar_cluster.query.partial import GroupKey, Partial
 from pulsar_cluster.query.plan import MAX_TIME, MIN_TIME, Plan
 from pulsar_cluster.query.source import QuerySource
 from pulsar_cluster.query.states import LAST, State
-from pulsar_cluster.series import SEP, split_series_key
 
 __all__ = ["answer_last", "is_last_only", "LastReader", "CacheWarmer", "warm", "WARM_MAX_ENTRIES"]
 
@@ -108,51 +107,6 @@ class LastReader:
         return int(data.timestamps[-1]), data.values
 
 
-class _Budget:
-    """The plan's point limit and time budget (the same errors as node/query.py's)."""
-
-    def __init__(self, plan: Plan) -> None:
-        self.limits = plan.limits
-        self.deadline = time.monotonic() + plan.limits.timeout_ms / 1000.0
-        self.points = 0
-
-    def read(self, n: int) -> None:
-        self.points += n
-        if self.points > self.limits.max_points:
-            raise LimitExceededError(
-                f"query reads more than {self.limits.max_points} points; narrow the time range "
-                "or the series",
-                limit="max_points",
-            )
-        if time.monotonic() > self.deadline:
-            raise LimitExceededError(
-                f"query exceeded its time limit of {self.limits.timeout_ms} ms",
-                limit="timeout_ms",
-            )
-
-
-def _group_key(tags: dict[str, str], group_by: tuple[str, ...] | None) -> GroupKey:
-    if group_by is None:
-        return tuple(sorted(tags.items()))
-    return tuple((k, tags.get(k, "")) for k in group_by)
-
-
-#: Group keys of recent (series, GROUP BY) pairs: parsing 1000 series keys costs about 2 ms
-#: per lastpoint query. Bounded; emptied when full (a series key never changes its tags).
-_GROUPS: dict[tuple[bytes, tuple[str, ...] | None], GroupKey] = {}
-_GROUPS_MAX = 200_000
-
-
-def _group_of(skey: bytes, group_by: tuple[str, ...] | None) -> GroupKey:
-    found = _GROUPS.get((skey, group_by))
-    if found is None:
-        found = _group_key(split_series_key(skey.partition(SEP)[2])[1], group_by)
-        if len(_GROUPS) >= _GROUPS_MAX:
-            _GROUPS.clear()
-        _GROUPS[(skey, group_by)] = found
-    return found
-
-
 def answer_last(plan: Plan, source: QuerySource, cache: LastValueCache) -> Partial | None:
     """The partial of a last-only plan (see `is_last_only`), or None for other plans and for
     the rare field whose type differs between series (the general loop handles those)."""
@@ -168,7 +122,7 @@ def answer_last(plan: Plan, source: QuerySource, cache: LastValueCache) -> Parti
             limit="max_series",
         )
     names = list(dict.fromkeys(c.field for c in plan.columns))
-    budget = _Budget(plan)
+    budget = Budget(plan)
     # Tokens before the view the misses are read from (node/lastcache.py).
     token = cache.tokens(skeys)
     found = cache.get_many(skeys, names)
@@ -181,7 +135,7 @@ def answer_last(plan: Plan, source: QuerySource, cache: LastValueCache) -> Parti
     group_keys: dict[GroupKey, int] = {}
     gidx = np.empty(len(skeys), dtype=np.int64)
     for i, skey in enumerate(skeys):
-        gidx[i] = group_keys.setdefault(_group_of(skey, plan.group_by), len(group_keys))
+        gidx[i] = group_keys.setdefault(series_group(skey, plan.group_by), len(group_keys))
     one_per_group = len(group_keys) == len(skeys)
     per_name: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray] | None] = {}
     everyone = list(range(len(skeys)))
@@ -237,7 +191,7 @@ def _fill(
     found: list[list[Entry | None]],
     misses: list[tuple[int, int]],
     token: tuple[int, list[int]],
-    budget: _Budget,
+    budget: Budget,
 ) -> None:
     """Read the missing entries from storage into `found` and offer them to the cache."""
     make_reader = getattr(source, "last_reader", None)

@@ -14,7 +14,6 @@ goes and end the query with LimitExceededError.
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +24,7 @@ from node.engine.engine import Engine
 from node.engine.rollups import RollupCache
 from node.lastcache import LastValueCache
 from node.lastquery import LastReader, answer_last
+from node.querybudget import Budget, group_key, series_group
 from node.queryrollups import cached_states, entry_keys, plan_windows, remember, splice
 from pulsar_cluster.batch import FieldType
 from pulsar_cluster.errors import LimitExceededError, QueryError
@@ -116,52 +116,6 @@ class EngineSource:
         return data.type, data.timestamps, data.values
 
 
-class _Budget:
-    def __init__(self, plan: Plan) -> None:
-        self.limits = plan.limits
-        self.deadline = time.monotonic() + plan.limits.timeout_ms / 1000.0
-        self.points = 0
-
-    def read(self, n: int) -> None:
-        self.points += n
-        if self.points > self.limits.max_points:
-            raise LimitExceededError(
-                f"query reads more than {self.limits.max_points} points; narrow the time range "
-                "or the series",
-                limit="max_points",
-            )
-
-    def tick(self) -> None:
-        if time.monotonic() > self.deadline:
-            raise LimitExceededError(
-                f"query exceeded its time limit of {self.limits.timeout_ms} ms",
-                limit="timeout_ms",
-            )
-
-
-def _group_key(tags: dict[str, str], group_by: tuple[str, ...] | None) -> GroupKey:
-    if group_by is None:
-        return tuple(sorted(tags.items()))
-    return tuple((k, tags.get(k, "")) for k in group_by)
-
-
-#: (series key, group-by) -> group key: parsing a series key costs about 8 us, which is most of
-#: what a series answered from the rollup cache costs. Cleared when it reaches the bound.
-_GROUP_KEYS: dict[tuple[bytes, tuple[str, ...] | None], GroupKey] = {}
-_GROUP_KEYS_MAX = 200_000
-
-
-def _series_group(skey: bytes, group_by: tuple[str, ...] | None) -> GroupKey:
-    memo = (skey, group_by)
-    key = _GROUP_KEYS.get(memo)
-    if key is None:
-        if len(_GROUP_KEYS) >= _GROUP_KEYS_MAX:
-            _GROUP_KEYS.clear()
-        tags = split_series_key(skey.partition(SEP)[2])[1]
-        key = _GROUP_KEYS[memo] = _group_key(tags, group_by)
-    return key
-
-
 def execute_partial(
     plan: Plan, source: QuerySource, last_cache: LastValueCache | None = None
 ) -> Partial:
@@ -174,7 +128,7 @@ def execute_partial(
         return _meta(plan, source)
     if last_cache is not None and (fast := answer_last(plan, source, last_cache)) is not None:
         return fast  # last() only, over all time: node/lastquery.py
-    budget = _Budget(plan)
+    budget = Budget(plan)
     skeys = sorted(resolve_series(plan.tags, source, plan.database, plan.measurement))
     if len(skeys) > plan.limits.max_series:
         raise LimitExceededError(
@@ -210,7 +164,7 @@ def _execute(
     source: QuerySource,
     skeys: list[bytes],
     chunks: list[tuple[int, int]],
-    budget: _Budget,
+    budget: Budget,
     last_cache: LastValueCache | None,
     rollup: tuple[RollupCache, Any, tuple[int, int]] | None = None,
 ) -> Partial:
@@ -236,13 +190,13 @@ def _execute(
         token = tokens.get(skey) if use_cache else None
         if plan.kind == "raw":
             tags = split_series_key(skey.partition(SEP)[2])[1]
-            key = _group_key(tags, plan.group_by)
+            key = group_key(tags, plan.group_by)
             get = _reader(source, skey, plan.start, plan.end, budget)
             block = _raw_block(plan, source, skey, tags, get)
             if block is not None:
                 out.raw.setdefault(key, []).append(block)
             continue
-        key = _series_group(skey, plan.group_by)
+        key = series_group(skey, plan.group_by)
         keys = None
         if rollup is not None and source.retention_floor(skey) <= plan.start:  # type: ignore[attr-defined]
             cache, windows, fill = rollup
@@ -310,7 +264,7 @@ def _chunks(plan: Plan) -> list[tuple[int, int]]:
     return [(lo, min(lo + CHUNK_NS, plan.end)) for lo in edges]
 
 
-def _reader(source: QuerySource, skey: bytes, lo: int, hi: int, budget: _Budget) -> Any:
+def _reader(source: QuerySource, skey: bytes, lo: int, hi: int, budget: Budget) -> Any:
     """get(field) -> (times, values) | None for one series in [lo, hi), read once each."""
     cache: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}
 
@@ -511,7 +465,7 @@ def _meta(plan: Plan, source: QuerySource) -> Partial:
             elif keys := source.tag_keys(plan.database, m):
                 out.meta[m] = {(k,) for k in keys}
         return out
-    budget = _Budget(plan)
+    budget = Budget(plan)
     for m in _measurements(plan, source):
         budget.tick()
         skeys = resolve_series(plan.tags, source, plan.database, m)
