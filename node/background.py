@@ -13,6 +13,7 @@ import threading
 from node.engine.engine import Engine
 from node.engine.wal import SyncPolicy
 from pulsar_cluster.errors import PulsarError
+from pulsar_cluster.heapfreeze import FREEZER
 from pulsar_cluster.logs import get_logger
 
 __all__ = ["BackgroundWorker"]
@@ -54,6 +55,7 @@ class BackgroundWorker:
                     engine.sync_wal()
                 if engine.needs_flush():
                     engine.flush()
+                    FREEZER.request()  # the new tables' indexes live long: freeze them
             except (OSError, PulsarError) as exc:
                 log.error("background_flush_failed", directory=engine.directory, error=str(exc))
                 self._stop.wait(self._poll_s)
@@ -63,9 +65,15 @@ class BackgroundWorker:
         since_retention = self._retention_every_s  # enforce once at start
         while not self._stop.wait(self._poll_s):
             try:
+                compacted = False
                 while engine.needs_compaction() and not self._stop.is_set():
                     if not engine.compact():
                         break
+                    compacted = True
+                if compacted:
+                    FREEZER.request()  # the new tables' indexes live long: freeze them
+                else:
+                    FREEZER.poll()
                 since_retention += self._poll_s
                 if engine.options.retention and since_retention >= self._retention_every_s:
                     since_retention = 0.0

@@ -13,10 +13,10 @@ installs handlers that accept the re-raised signal quietly.
 app's metrics registry when it has one (`app.state.metrics_registry`).
 
 Once the app has started (storage open, indexes loaded), the objects alive then are moved out of
-the garbage collector's sight (`gc.freeze`): they live as long as the process, and a full
-collection walking them took 15-40 ms about once every 20 lastpoint queries (a p99 spike), where
-it now takes well under a millisecond (the p99 of cached double-groupby-1 went from 76-85 to
-40 ms).
+the garbage collector's sight (pulsar_cluster/heapfreeze.py): they live as long as the process,
+and a full collection walking them took 15-40 ms about once every 20 lastpoint queries (a p99
+spike), where it now takes well under a millisecond (the p99 of cached double-groupby-1 went
+from 76-85 to 40 ms).
 
 SIGHUP reloads the configuration when the app carries a reloader (`app.state.reloader`,
 pulsar_cluster/reload.py); the reload runs in the event loop, between requests.
@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import gc
 import signal
 import sys
 from collections.abc import Iterator
@@ -38,6 +37,7 @@ import uvicorn
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from pulsar_cluster.heapfreeze import FREEZER
 from pulsar_cluster.httpwrite import CoalescingHttpToolsProtocol
 
 __all__ = ["serve"]
@@ -76,8 +76,7 @@ class _FreezingServer(uvicorn.Server):
 
     async def startup(self, sockets: Any = None) -> None:
         await super().startup(sockets)
-        gc.collect()
-        gc.freeze()
+        FREEZER.refreeze(force=True)
 
 
 def _after_shutdown(signum: int, frame: FrameType | None) -> None:
