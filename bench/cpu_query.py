@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 import urllib.parse
@@ -32,7 +31,7 @@ import httpx
 
 from bench.bench_query import generate, queries
 from bench.cpu_ingest import tree_cpu_s
-from bench.systems import free_port, pulsar_command
+from bench.pulsarproc import start_standalone
 from bench.tsbs import DatasetSpec
 from bench.tsbs_queries import make_queries
 
@@ -53,31 +52,9 @@ def one_run(
     data_dir: str, qtype: str, count: int, code: str | None, spec: DatasetSpec | None = None
 ) -> tuple[float, float, float]:
     """(p50 ms, mean ms, server CPU ms per query)."""
-    env = dict(os.environ)
-    if code:
-        env["PYTHONPATH"] = str(Path(code).resolve())
-    port = free_port()
-    cmd = [*pulsar_command(), "standalone", "--data-dir", data_dir, "--host", "127.0.0.1"]
-    proc = subprocess.Popen(
-        [*cmd, "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-        cwd="/",
-        start_new_session=True,
-    )
+    proc, port = start_standalone(data_dir, code)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(url + "/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        else:
-            raise RuntimeError("server not ready")
         paths = query_paths(qtype, count + 50, spec)
         with httpx.Client(base_url=url, timeout=60) as client:
             for path in paths[:50]:

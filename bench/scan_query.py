@@ -23,7 +23,6 @@ import http.client
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -31,44 +30,11 @@ from pathlib import Path
 import numpy as np
 
 from bench.cpu_ingest import tree_cpu_s
-from bench.systems import free_port, pulsar_command
+from bench.pulsarproc import start_standalone
 from bench.tsbs import DatasetSpec
 from bench.tsbs_queries import make_queries
 
 __all__ = ["main"]
-
-
-def _start(data_dir: str, code: str | None) -> tuple[subprocess.Popen[bytes], int]:
-    env = dict(os.environ)
-    if code and "?" in code:  # DIR?NAME=VALUE&...: environment of that server (PULSAR_* flags)
-        code, _, extra = code.partition("?")
-        env.update(item.split("=", 1) for item in extra.split("&"))  # type: ignore[misc]
-    if code:
-        env["PYTHONPATH"] = str(Path(code).resolve())
-    port = free_port()
-    cmd = [*pulsar_command(), "standalone", "--data-dir", data_dir, "--host", "127.0.0.1"]
-    proc = subprocess.Popen(
-        [*cmd, "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-        cwd="/",
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/ready")
-            if conn.getresponse().status == 200:
-                conn.close()
-                return proc, port
-            conn.close()
-        except OSError:
-            pass
-        time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGTERM)
-    raise RuntimeError("server not ready")
 
 
 def _run(port: int, pid: int, paths: list[str], warmup: int) -> dict[str, float | str]:
@@ -126,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     first: dict[str, str] = {}
     for rnd in range(args.rounds):
         for label, code in codes:
-            proc, port = _start(args.data_dir, code or None)
+            proc, port = start_standalone(args.data_dir, code or None)
             try:
                 for qtype in args.types.split(","):
                     paths = [q.path for q in make_queries(spec, qtype, args.queries, "influxql")]
