@@ -11,7 +11,7 @@ other plan (node/query.py then runs its general loop). It gives the same partial
    field (the SSTable index has every block's max time; partitions are disjoint time ranges,
    so the newest partition that holds the field has it, unless a memtable holds later points),
    instead of the whole series; when tombstones hide that point it falls back to a full read.
-   Results are stored with the token protocol of node/lastcache.py, taken BEFORE the read
+   Results are stored with the token protocol of node/engine/lastcache.py, taken BEFORE the read
    view, so a read that raced a write, a flush or a delete never installs a stale point;
 3. per column, the points of all series are reduced per group with the `last` state kind in
    one vectorised call, and each group's state is a one-element slice of those arrays.
@@ -31,7 +31,7 @@ import numpy as np
 
 from node.engine.engine import Engine
 from node.engine.index import storage_key_database
-from node.lastcache import Entry, LastValueCache
+from node.engine.lastcache import Entry, LastValueCache
 from node.querybudget import Budget, series_group
 from pulsar_cluster.errors import LimitExceededError, PulsarError
 from pulsar_cluster.logs import get_logger
@@ -123,7 +123,7 @@ def answer_last(plan: Plan, source: QuerySource, cache: LastValueCache) -> Parti
         )
     names = list(dict.fromkeys(c.field for c in plan.columns))
     budget = Budget(plan)
-    # Tokens before the view the misses are read from (node/lastcache.py).
+    # Tokens before the view the misses are read from (node/engine/lastcache.py).
     token = cache.tokens(skeys)
     found = cache.get_many(skeys, names)
     misses = [(i, j) for i, row in enumerate(found) for j, e in enumerate(row) if e is None]

@@ -15,7 +15,6 @@ from node import ddl
 from node.background import BackgroundWorker
 from node.backup import CheckpointStore, stream_file
 from node.engine.engine import Engine, EngineOptions
-from node.lastcache import LastValueCache
 from node.lastquery import CacheWarmer
 from node.query import EngineSource, execute_delete, execute_partial, is_cheap_meta
 from node.reads import scan_series, select_series
@@ -58,7 +57,7 @@ def _equalities_only(expr: Any) -> bool:
 class LocalNode:
     def __init__(self, data_dir: str, options: EngineOptions | None = None) -> None:
         self.engine = Engine(data_dir, options)
-        self.last_cache = LastValueCache()
+        self.last_cache = self.engine.last_values  # kept by the engine's write path
         self._warmer = CacheWarmer(self.engine, self.last_cache)  # node/lastquery.py
         self._warmer.start()
         self._worker = BackgroundWorker(self.engine)
@@ -70,7 +69,6 @@ class LocalNode:
 
     def _write(self, batch: WriteBatch) -> None:
         self.engine.apply(batch)
-        self.last_cache.observe(batch)
 
     async def scan(self, request: ScanRequest) -> list[SeriesData]:
         return await asyncio.to_thread(self._scan, request)
@@ -127,27 +125,16 @@ class LocalNode:
         await asyncio.to_thread(self._delete, plan)
 
     def _delete(self, plan: Plan) -> None:
-        self.last_cache.clear()  # in-flight reads may not fill it with what is being deleted
-        try:
-            execute_delete(plan, self.engine)
-        finally:
-            self.last_cache.clear()
+        execute_delete(plan, self.engine)
 
     async def catalog(self, op: CatalogOp) -> None:
         await asyncio.to_thread(self.engine.catalog, op)
 
     async def drop_database(self, database: str) -> None:
-        await asyncio.to_thread(self._dropping, ddl.drop_database, self.engine, database)
+        await asyncio.to_thread(ddl.drop_database, self.engine, database)
 
     async def drop_series(self, plan: Plan) -> None:
-        await asyncio.to_thread(self._dropping, ddl.drop_series, self.engine, plan)
-
-    def _dropping(self, fn: Any, *args: Any) -> None:
-        self.last_cache.clear()  # as for deletes: nothing cached may outlive the drop
-        try:
-            fn(*args)
-        finally:
-            self.last_cache.clear()
+        await asyncio.to_thread(ddl.drop_series, self.engine, plan)
 
     async def databases(self) -> list[str]:
         return self.engine.databases()

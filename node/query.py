@@ -21,8 +21,8 @@ import numpy as np
 
 from node.engine.deletes import DeleteRequest
 from node.engine.engine import Engine
+from node.engine.lastcache import LastValueCache
 from node.engine.rollups import RollupCache
-from node.lastcache import LastValueCache
 from node.lastquery import LastReader, answer_last
 from node.querybudget import Budget, group_key, series_group
 from node.queryrollups import cached_states, entry_keys, plan_windows, remember, splice
@@ -179,8 +179,9 @@ def _execute(
     )
     tokens: dict[bytes, tuple[int, int]] = {}
     if use_cache and last_cache is not None:
-        # Tokens BEFORE the view the reads use (node/lastcache.py): a view taken earlier could
-        # miss a write that came after a flush, and the read would store an older point.
+        # Tokens BEFORE the view the reads use (node/engine/lastcache.py): a view taken
+        # earlier could miss a write that came after a flush, and the read would store an
+        # older point.
         epoch, writes = last_cache.tokens(skeys)
         tokens = {k: (epoch, n) for k, n in zip(skeys, writes, strict=True)}
         if isinstance(source, EngineSource):

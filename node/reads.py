@@ -10,7 +10,7 @@ import re
 
 from node.engine.engine import Engine
 from node.engine.index import split_storage_key
-from node.lastcache import LastValueCache
+from node.engine.lastcache import LastValueCache
 from node.query import EngineSource, execute_partial
 from pulsar_cluster.batch import Column, WriteBatch
 from pulsar_cluster.batchcodec import encode_batch

@@ -29,7 +29,6 @@ from node import reads
 from node.background import BackgroundWorker
 from node.backup import CheckpointStore
 from node.engine.engine import Engine, EngineOptions
-from node.lastcache import LastValueCache
 from node.lastquery import WARM_MAX_ENTRIES, CacheWarmer
 from node.mapstore import load_map, meta_status, save_map, start_meta_group
 from node.raft.budget import ByteBudget
@@ -118,7 +117,6 @@ class _Replica:
         engine: Engine,
         group: ShardGroup,
         budget: ByteBudget,
-        last_cache: LastValueCache,
         warm_entries: int,
     ) -> None:
         self.shard = shard
@@ -126,9 +124,9 @@ class _Replica:
         self.group = group
         self.worker = BackgroundWorker(engine)
         self.budget = budget
-        #: Kept by the Raft apply path (node/raft/group.py) and snapshot restores.
-        self.last_cache = last_cache
-        self.warmer = CacheWarmer(engine, last_cache, warm_entries)
+        #: Kept by the engine: every write the Raft apply path applies, deletes, DDL, restores.
+        self.last_cache = engine.last_values
+        self.warmer = CacheWarmer(engine, self.last_cache, warm_entries)
 
 
 class NodeService:
@@ -188,20 +186,20 @@ class NodeService:
             memtable_bytes=max(_MIN_MEMTABLE_BYTES, s.engine.memtable_bytes // share),
             block_cache_bytes=s.engine.block_cache_bytes // share,
             rollup_cache_bytes=s.engine.rollup_cache_bytes // share,
+            last_value_entries=max(1, _LAST_CACHE_ENTRIES // share),
         )
         options = per_shard
         if s.engine.wal_archive_dir:  # one archive per node and shard (docs/operations.md)
             archive = os.path.join(s.engine.wal_archive_dir, self.node_id, f"shard-{shard}")
             options = dataclasses.replace(per_shard, wal_archive_dir=archive)
         engine = Engine(os.path.join(s.data_dir, "shards", str(shard)), options)
-        last_cache = LastValueCache(max(1, _LAST_CACHE_ENTRIES // share))
         partners = [
             self.map.peer(n).shard_raft_address(shard)
             for n in self.map.replicas[shard]
             if n != self.node_id
         ]
         snapshotter = ShardSnapshotter(
-            engine, os.path.join(raft_dir, f"shard-{shard}.snapshot-work"), last_cache
+            engine, os.path.join(raft_dir, f"shard-{shard}.snapshot-work")
         )
         os.makedirs(snapshotter.work_dir, exist_ok=True)
         conf = make_conf(
@@ -228,11 +226,10 @@ class NodeService:
             durable_journal=s.engine.fsync == "always",
             # The target of a move: not a member until the leader adds it (membership.py).
             joining=self.node_id not in self.map.replicas[shard],
-            last_cache=last_cache,
         )
         budget = ByteBudget(max(_MIN_INFLIGHT, s.inflight_bytes // share))
         # The start-up warm-up of the cache (node/lastquery.py) is a node budget too.
-        replica = _Replica(shard, engine, group, budget, last_cache, WARM_MAX_ENTRIES // share)
+        replica = _Replica(shard, engine, group, budget, WARM_MAX_ENTRIES // share)
         replica.worker.start()
         replica.warmer.start()
         self._replicas[shard] = replica

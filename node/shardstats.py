@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from node.engine.engine import Engine
-from node.lastcache import LastValueCache
+from node.engine.lastcache import LastValueCache
 
 __all__ = ["shard_document"]
 

@@ -61,6 +61,7 @@ from node.engine.compaction import merge_tables, plan_partition
 from node.engine.deletes import DeleteRequest, applicable, apply_tombstones, overlaps
 from node.engine.fs import TMP_SUFFIX, FileSystem, OsFileSystem
 from node.engine.index import SeriesIndex, split_storage_key, storage_key, storage_key_database
+from node.engine.lastcache import LastValueCache
 from node.engine.manifest import (
     MANIFEST_NAME,
     DatabaseEntry,
@@ -147,6 +148,8 @@ class EngineOptions:
     #: Rollup (window partial-aggregate) cache size (node/engine/rollups.py); 0 disables it.
     #: An entry of one series, field and aggregate over 12 hourly windows is about 1.6 KB.
     rollup_cache_bytes: int = 32 * 1024 * 1024
+    #: Last-value cache bound (node/engine/lastcache.py), entries of about 150 bytes.
+    last_value_entries: int = 1_000_000
     #: Series per database this replica accepts; 0 = unlimited. LimitExceededError (422) beyond.
     max_series_per_database: int = 0
     #: Retention per database; absent = keep forever.
@@ -224,6 +227,10 @@ class Engine:
         #: Exact window states of aggregate queries; kept in step with every write (`_insert`)
         #: and cleared by deletes, catalog changes and restores.
         self.rollups = RollupCache(self.options.rollup_cache_bytes)
+        #: The latest point of each series field, for last() over all time; kept like the
+        #: rollup cache: moved by every applied write, emptied by deletes, catalog changes and
+        #: restores (one place for standalone and every Raft replica alike).
+        self.last_values = LastValueCache(self.options.last_value_entries)
         self._sst_dir = os.path.join(directory, "sst")
         self._wal_dir = os.path.join(directory, "wal")
         self._manifest_path = os.path.join(directory, MANIFEST_NAME)
@@ -424,6 +431,7 @@ class Engine:
             index = self._last_index + 1 if index is None else index
             ticket = self._wal.append(RecordType.WRITE, index, payload, accepted_ns)
             self._insert(batch, index)
+            self.last_values.observe(batch)  # not in _insert: WAL replay finds it empty
             self._last_index = index
             self._max_accepted = max(self._max_accepted, accepted_ns)
             if self._memtable.bytes >= self.options.memtable_bytes:
@@ -574,6 +582,7 @@ class Engine:
 
     def _delete_locked(self, request: DeleteRequest, index: int, create_tombstone: bool) -> None:
         self.rollups.clear()  # deletes are rare: forgetting everything is exact and simple
+        self.last_values.clear()
         db = request.database
         if request.whole_database:
             skeys = frozenset(self._index.all_series(db))
@@ -679,6 +688,7 @@ class Engine:
 
     def _catalog_locked(self, op: CatalogOp, index: int) -> None:
         self.rollups.clear()  # a retention policy may change what reads return
+        self.last_values.clear()
         databases = self._manifest.databases
         if op.op == "create":
             if op.database not in databases:
@@ -1252,6 +1262,7 @@ class Engine:
                     table.close()
             self._cache.clear()
             self.rollups.clear()
+            self.last_values.clear()
             self._finish_restore()
             self._manifest = read_manifest(self._fs, self._manifest_path)
             self._wal = self._open_wal()

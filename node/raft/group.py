@@ -30,7 +30,6 @@ from typing import Any
 from pysyncobj import SyncObj, SyncObjConf, replicated
 
 from node.engine.engine import Engine
-from node.lastcache import LastValueCache
 from node.raft.ddl import apply_ddl
 from node.raft.deletes import apply_delete
 from node.raft.durable import JournalSync, SyncedJournalHooks, check_supported
@@ -54,40 +53,24 @@ _EXIT_STORAGE_FAILURE = 70  # EX_SOFTWARE-like: the supervisor restarts us, the 
 _JOINING_HOLD_S = 3600.0
 
 
-def apply_command(
-    engine: Engine, data: bytes, index: int, last_cache: LastValueCache | None = None
-) -> Rejected | None:
-    """Apply one committed command at Raft index `index` to `engine` (tick thread), keeping
-    the replica's `last_cache` (node/lastcache.py) current: an applied write moves its entries
-    forward, a delete or DDL command empties it before and after (reads in flight must not
-    store what is being deleted)."""
+def apply_command(engine: Engine, data: bytes, index: int) -> Rejected | None:
+    """Apply one committed command at Raft index `index` to `engine` (tick thread)."""
     try:
         # Stamped kinds carry the leader's accepted time; unstamped ones (journals of older
         # versions) get 0 = unknown, the same on every replica.
         kind, stamp, body = decode_stamped(data)
         accepted_ns = 0 if stamp is None else stamp
-        if kind is CommandKind.DELETE or kind in DDL_KINDS:
-            if last_cache is not None:
-                last_cache.clear()
-            try:
-                if kind is CommandKind.DELETE:
-                    return _apply_delete(engine, bytes(body), index, accepted_ns)
-                return _apply_ddl(engine, kind, bytes(body), index)
-            finally:
-                if last_cache is not None:
-                    last_cache.clear()
+        if kind is CommandKind.DELETE:
+            return _apply_delete(engine, bytes(body), index, accepted_ns)
+        if kind in DDL_KINDS:
+            return _apply_ddl(engine, kind, bytes(body), index)
         batch = decode_batch(body)
     except (RaftCommandError, BatchFormatError) as exc:
         return (exc.message, exc.details)
     payload = bytes(body)
-    # A replayed entry (at or below what the engine holds) changes nothing: it must not move
-    # cache entries either (an older overwrite at the same time would win again).
-    fresh = index > engine.last_index
     for attempt in range(1_000_000):
         try:
             engine.apply(batch, index=index, encoded=payload, accepted_ns=accepted_ns)
-            if last_cache is not None and fresh:
-                last_cache.observe(batch)
             return None
         except BadRequestError as exc:  # field type conflict: same on every replica
             return (exc.message, exc.details)
@@ -149,7 +132,6 @@ class ShardGroup(SyncedJournalHooks, SyncObj):  # type: ignore[misc]
         conf: SyncObjConf,
         durable_journal: bool = True,
         joining: bool = False,
-        last_cache: LastValueCache | None = None,
     ) -> None:
         # A replica being added (a move's target) must not campaign before the group's leader
         # has added it: pysyncobj has no PreVote, and a higher term from a node that is not yet
@@ -161,7 +143,6 @@ class ShardGroup(SyncedJournalHooks, SyncObj):  # type: ignore[misc]
         # before it (and compaction is off until engine snapshots replace them; settings.py).
         self.shard = shard
         self.engine = engine
-        self.last_cache = last_cache
         self._transfer_to: str | None = None
         self.transfers = 0
         self.journal_sync: JournalSync | None = None
@@ -204,7 +185,7 @@ class ShardGroup(SyncedJournalHooks, SyncObj):  # type: ignore[misc]
 
     @replicated
     def _apply(self, data: bytes) -> Rejected | None:
-        return apply_command(self.engine, data, self.raftLastApplied + 1, self.last_cache)
+        return apply_command(self.engine, data, self.raftLastApplied + 1)
 
     def propose(self, data: bytes, callback: Callable[[Any, int], None]) -> None:
         """Queue one command; `callback(result, fail_reason)` runs in the tick thread after the

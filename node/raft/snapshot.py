@@ -28,7 +28,6 @@ import orjson
 from pysyncobj.node import TCPNode
 
 from node.engine.engine import Engine
-from node.lastcache import LastValueCache
 from pulsar_cluster.errors import CorruptionError
 from pulsar_cluster.logs import get_logger
 
@@ -46,13 +45,9 @@ _COPY_CHUNK = 1 << 20
 class ShardSnapshotter:
     """serializer/deserializer for the SyncObjConf of one shard group."""
 
-    def __init__(
-        self, engine: Engine, work_dir: str, last_cache: LastValueCache | None = None
-    ) -> None:
+    def __init__(self, engine: Engine, work_dir: str) -> None:
         self.engine = engine
         self.work_dir = work_dir  # scratch space on the same file system (hard links)
-        #: Emptied around a restore: the engine's data is replaced wholesale.
-        self.last_cache = last_cache
 
     # --- serialize (tick thread) -----------------------------------------------------------------
 
@@ -154,13 +149,7 @@ class ShardSnapshotter:
                 (want,) = _CRC.unpack(f.read(_CRC.size) or b"\0\0\0\0")
                 if want != crc:
                     raise CorruptionError(path, f.tell(), f"checksum mismatch in {name}")
-            if self.last_cache is not None:
-                self.last_cache.clear()
-            try:
-                info = self.engine.restore_snapshot(stage)
-            finally:
-                if self.last_cache is not None:
-                    self.last_cache.clear()
+            info = self.engine.restore_snapshot(stage)
             log.info("raft_snapshot_restored", index=info.last_index, tables=len(info.tables))
         finally:
             shutil.rmtree(stage, ignore_errors=True)

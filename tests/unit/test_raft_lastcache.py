@@ -1,6 +1,7 @@
-"""A shard replica's last-value cache is kept by its replicated apply path (node/raft/group.py
-`apply_command`) and by snapshot restores (node/raft/snapshot.py): writes move entries, a
-replayed entry does not, deletes, DDL and restores empty it."""
+"""A shard replica's last-value cache is kept by its engine (node/engine/lastcache.py), so the
+replicated apply path (node/raft/group.py `apply_command`) and snapshot restores
+(node/raft/snapshot.py) keep it: writes move entries, a replayed entry does not, deletes, DDL
+and restores empty it."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 from pysyncobj.node import TCPNode
 
 from node.engine.engine import Engine
-from node.lastcache import LastValueCache
+from node.engine.lastcache import LastValueCache
 from node.raft.group import apply_command
 from node.raft.snapshot import ShardSnapshotter
 from pulsar_cluster.batch import Column, FieldType, WriteBatch
@@ -37,25 +38,22 @@ def _cached(cache: LastValueCache) -> tuple[int, float] | None:
 
 def test_apply_path_keeps_the_cache(tmp_path: Path) -> None:
     engine = Engine(str(tmp_path / "e"))
-    cache = LastValueCache()
-    assert apply_command(engine, _write(10, 1.0), 1, cache) is None
+    cache = engine.last_values
+    assert apply_command(engine, _write(10, 1.0), 1) is None
     cache.store(SKEY, "v", cache.token(SKEY), 10, np.array([1.0]))  # a query filled it
-    assert apply_command(engine, stamp_command(_write(20, 2.0), 5), 2, cache) is None
+    assert apply_command(engine, stamp_command(_write(20, 2.0), 5), 2) is None
     assert _cached(cache) == (20, 2.0)
     # A replayed older entry at the same time as the newest point changes nothing.
-    assert apply_command(engine, _write(20, 9.0), 2, cache) is None
+    assert apply_command(engine, _write(20, 9.0), 2) is None
     assert _cached(cache) == (20, 2.0)
-    assert apply_command(engine, _write(15, 3.0), 3, cache) is None  # older: no change
+    assert apply_command(engine, _write(15, 3.0), 3) is None  # older: no change
     assert _cached(cache) == (20, 2.0)
     plan = Plan("delete", "db", "cpu", start=18, end=MAX_TIME, tags=["cmp", "host", "=", "a"])
-    assert (
-        apply_command(engine, encode_command(CommandKind.DELETE, encode_plan(plan)), 4, cache)
-        is None
-    )
+    assert apply_command(engine, encode_command(CommandKind.DELETE, encode_plan(plan)), 4) is None
     assert _cached(cache) is None
     cache.store(SKEY, "v", cache.token(SKEY), 15, np.array([3.0]))
     create = encode_command(CommandKind.CATALOG, CatalogOp("create", "other").encode())
-    assert apply_command(engine, create, 5, cache) is None
+    assert apply_command(engine, create, 5) is None
     assert _cached(cache) is None and len(cache) == 0
     engine.close()
 
@@ -69,9 +67,9 @@ def test_snapshot_restore_empties_the_cache(tmp_path: Path) -> None:
     ShardSnapshotter(source, str(tmp_path / "wa")).serialize(str(dump), (entry, entry, nodes))
     source.close()
     target = Engine(str(tmp_path / "b"))
-    cache = LastValueCache()
+    cache = target.last_values
     cache.store(SKEY, "v", cache.token(SKEY), 5, np.array([0.5]))  # stale once restored
     (tmp_path / "wb").mkdir()
-    ShardSnapshotter(target, str(tmp_path / "wb"), cache).deserialize(str(dump))
+    ShardSnapshotter(target, str(tmp_path / "wb")).deserialize(str(dump))
     assert target.last_index == 1 and _cached(cache) is None
     target.close()

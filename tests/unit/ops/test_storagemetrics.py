@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from node.engine.engine import Engine
-from node.lastcache import LastValueCache
+from node.engine.lastcache import LastValueCache
 from node.shardstats import shard_document
 from pulsar_cluster.batch import Column, FieldType, WriteBatch
 from pulsar_cluster.storagemetrics import StorageCollector, metric_names

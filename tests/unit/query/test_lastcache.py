@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from node.engine.engine import EngineOptions, RetentionPolicy
-from node.lastcache import LastValueCache
+from node.engine.lastcache import LastValueCache
 from node.local import LocalNode
 from node.query import EngineSource, execute_partial
 from pulsar_cluster.batch import Column, FieldType, WriteBatch

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from node.engine.deletes import DeleteRequest
 from node.engine.engine import Engine, EngineOptions
-from node.lastcache import LastValueCache
+from node.engine.lastcache import LastValueCache
 from node.lastquery import LastReader, answer_last, is_last_only, warm
 from node.query import EngineSource, execute_partial
 from pulsar_cluster.batch import Column, FieldType, WriteBatch

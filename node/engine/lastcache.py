@@ -4,20 +4,21 @@ TSBS's lastpoint (`SELECT last(*) FROM cpu GROUP BY hostname`) would otherwise r
 of every series. Entries are filled by a query that read a series field to its end and kept
 current by the write path; they are never guessed:
 
-- `observe(batch)` (after a write is durable) moves an existing entry forward when the batch
-  holds a point at or after it (same time: the new value wins, as in storage); it never creates
-  entries, since a batch does not know whether storage holds later points;
+- `observe(batch)` (by the engine, under its write lock, for every batch it applies) moves an
+  existing entry forward when the batch holds a point at or after it (same time: the new value
+  wins, as in storage); it never creates entries, since a batch does not know whether storage
+  holds later points;
 - `store` (after a read to the end of time) is refused when a write touched the series or the
   cache was cleared since the reader took its `token`, so a read that raced a write never
   installs an older point;
-- deletes `clear` everything (before and after the delete); retention is checked by the reader
-  (an entry older than the series' retention horizon is not used).
+- the engine `clear`s everything when it applies a delete, a drop, a catalog change or a
+  snapshot restore (bumping the epoch, so fills begun before are refused); retention is checked
+  by the reader (an entry older than the series' retention horizon is not used).
 
-Every shard replica has one: `pulsar standalone` (node/local.py) keeps it in its write and
-delete calls; a cluster replica (node/service.py) in its Raft apply path (node/raft/group.py:
-writes applied on every replica `observe`, deletes and DDL `clear` around the apply) and
-around snapshot restores (node/raft/snapshot.py); a replica moved away drops it with its
-engine. node/lastquery.py reads it in bulk (`tokens`, `get_many`, `store_many`) for last()-only
+The engine owns it (`Engine.last_values`), so every shard replica has one kept by the same code:
+`pulsar standalone` and each cluster replica, whose writes, deletes and DDL all reach the
+engine through the Raft apply path; a replica moved away drops it with its engine.
+node/lastquery.py reads it in bulk (`tokens`, `get_many`, `store_many`) for last()-only
 queries and warms it at start-up.
 
 Thread safety: every method takes the one lock; values are copies, never views of blocks.
