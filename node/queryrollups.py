@@ -3,7 +3,7 @@
 `plan_windows(plan)` says whether a plan may use the cache at all and, if so, its windows;
 `cached_states` answers one series from the cache or returns None; `remember` stores what the
 ordinary path computed for a series. The answers are the same with and without the cache
-(tests/unit/node/test_rollup_query.py compares both on random data, writes and deletes).
+(tests/unit/query/test_rollup_query.py compares both on random data, writes and deletes).
 
 A plan qualifies when it is an aggregate select with GROUP BY time() over a bounded range read in
 one time chunk (node/query.py CHUNK_NS: a window's state must not depend on how the range was
