@@ -13,9 +13,9 @@ fails; 5xx answers at warning level.
 
 from __future__ import annotations
 
+import random
 import re
 import time
-import uuid
 from typing import Any
 
 import structlog
@@ -40,7 +40,9 @@ def request_id_from(header: bytes | None) -> str:
             text = ""
         if _SAFE_ID.fullmatch(text):
             return text
-    return uuid.uuid4().hex
+    # 128 random bits as 32 hex digits, like a uuid4's hex. An id must be unique, not secret:
+    # the process's PRNG (reseeded in forked children) spares a getrandom() call per request.
+    return f"{random.getrandbits(128):032x}"
 
 
 class RequestLogMiddleware:
@@ -71,14 +73,16 @@ class RequestLogMiddleware:
 
         started = time.perf_counter()
         error: str | None = None
-        with structlog.contextvars.bound_contextvars(request_id=request_id):
-            try:
-                await self.app(scope, receive, send_with_id)
-            except BaseException as exc:
-                error = repr(exc)
-                raise
-            finally:
-                self._log(scope, request_id, outcome, time.perf_counter() - started, error)
+        # bind + reset by token: bound_contextvars() copies the whole context on every request
+        tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        except BaseException as exc:
+            error = repr(exc)
+            raise
+        finally:
+            self._log(scope, request_id, outcome, time.perf_counter() - started, error)
+            structlog.contextvars.reset_contextvars(**tokens)
 
     @staticmethod
     def _log(

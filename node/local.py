@@ -92,31 +92,42 @@ class LocalNode:
         )
 
     async def query(self, plan: Plan) -> Partial:
-        if is_cheap_meta(plan) or self._small_select(plan):
-            return self._query(plan)  # well below a millisecond: a thread hop would cost more
+        partial = self.answer_now(plan)
+        if partial is not None:
+            return partial
         return await asyncio.to_thread(self._query, plan)
 
-    def answer_meta_now(self, plan: Plan) -> Partial | None:
-        """The answer of a meta plan that reads only index lists (pulsar_cluster.query.run.
-        Catalog asks this first), else None: answer it with `query`."""
-        return self._query(plan) if is_cheap_meta(plan) else None
+    def answer_now(self, plan: Plan) -> Partial | None:
+        """The answer of a plan cheap enough to compute on the calling thread (the event loop:
+        well below a millisecond, less than a hop to a worker thread and back), else None:
+        answer it with `query`. Cheap plans are index look-ups (pulsar_cluster.query.run's
+        Catalog asks this first) and small selects (`_small_select`); run_select asks too, and
+        spares such a query the timeout, which could not interrupt it anyway."""
+        if is_cheap_meta(plan):
+            return self._query(plan)
+        source = EngineSource(self.engine)
+        series = self._small_select(plan, source)
+        if series is None:
+            return None
+        return execute_partial(plan, source, self.last_cache, series)
 
-    def _small_select(self, plan: Plan) -> bool:
-        """Whether `plan` reads at most INLINE_SERIES_FIELD_HOURS series x fields x hours:
-        a time-bounded select whose tag predicate uses only equalities (resolved here through
-        the index in microseconds; regexes could scan many tag values on the event loop)."""
+    def _small_select(self, plan: Plan, source: EngineSource) -> list[bytes] | None:
+        """The series `plan` reads, when it reads at most INLINE_SERIES_FIELD_HOURS series x
+        fields x hours: a time-bounded select whose tag predicate uses only equalities
+        (resolved here through the index in microseconds; regexes could scan many tag values
+        on the event loop). None for any other plan."""
         if plan.kind != "select" or plan.start == MIN_TIME or plan.end == MAX_TIME:
-            return False
+            return None
         hours = max(1, -(-(plan.end - plan.start) // _NS_PER_HOUR))
         fields = len({c.field for c in plan.columns})
         if plan.tags == TRUE or not _equalities_only(plan.tags) or fields == 0:
-            return False
+            return None
         if hours * fields > INLINE_SERIES_FIELD_HOURS:
-            return False
-        series = resolve_series(
-            plan.tags, EngineSource(self.engine), plan.database, plan.measurement
-        )
-        return len(series) * fields * hours <= INLINE_SERIES_FIELD_HOURS
+            return None
+        series = resolve_series(plan.tags, source, plan.database, plan.measurement)
+        if len(series) * fields * hours > INLINE_SERIES_FIELD_HOURS:
+            return None
+        return sorted(series)
 
     def _query(self, plan: Plan) -> Partial:
         return execute_partial(plan, EngineSource(self.engine), self.last_cache)

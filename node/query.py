@@ -117,19 +117,27 @@ class EngineSource:
 
 
 def execute_partial(
-    plan: Plan, source: QuerySource, last_cache: LastValueCache | None = None
+    plan: Plan,
+    source: QuerySource,
+    last_cache: LastValueCache | None = None,
+    series: list[bytes] | None = None,
 ) -> Partial:
     """The partial result of `plan` over the series in `source`.
 
     With `last_cache` (and a source with `retention_floor`), `last()` over all windows without
     a field predicate answers from the cache where it can and fills it where it read.
+    `series`: the plan's series, sorted, when the caller has resolved them already in `source`.
     """
     if plan.kind == "meta":
         return _meta(plan, source)
     if last_cache is not None and (fast := answer_last(plan, source, last_cache)) is not None:
         return fast  # last() only, over all time: node/lastquery.py
     budget = Budget(plan)
-    skeys = sorted(resolve_series(plan.tags, source, plan.database, plan.measurement))
+    skeys = (
+        series
+        if series is not None
+        else sorted(resolve_series(plan.tags, source, plan.database, plan.measurement))
+    )
     if len(skeys) > plan.limits.max_series:
         raise LimitExceededError(
             f"query matches {len(skeys)} series, more than the limit of {plan.limits.max_series}",

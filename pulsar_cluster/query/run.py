@@ -75,7 +75,12 @@ def small_answer(plan: Plan, partial: Partial) -> bool:
 
 
 async def run_select(backend: QueryBackend, plan: Plan, finish: Finish) -> list[dict[str, Any]]:
-    partial = await _with_timeout(plan, backend.query(plan))
+    # A backend that answers small plans at once (an in-process node: LocalNode.answer_now)
+    # does so without the query call's coroutine and timeout.
+    answer_now = getattr(backend, "answer_now", None)
+    partial = answer_now(plan) if answer_now is not None else None
+    if partial is None:
+        partial = await _with_timeout(plan, backend.query(plan))
     if small_answer(plan, partial):
         return finalize(plan, finish, partial)
     return await asyncio.to_thread(finalize, plan, finish, partial)
@@ -107,7 +112,7 @@ class Catalog:
             # A backend that can answer index look-ups at once (an in-process node) does so
             # without the query call's timeout and coroutines: a small query's every planning
             # step asks for the measurement's tag keys.
-            answer_now = getattr(self._backend, "answer_meta_now", None)
+            answer_now = getattr(self._backend, "answer_now", None)
             partial = answer_now(plan) if answer_now is not None else None
             if partial is not None:
                 self._cache[key] = partial.meta

@@ -52,7 +52,7 @@ def test_local_forwards_sighup_to_its_children(tmp_path: Path) -> None:
         assert status("before") == 401
         assert proc.poll() is None  # the supervisor survives SIGHUP
         node_log = (tmp_path / "data" / "node-0.log").read_text()
-        assert '"event": "config_reloaded"' in node_log
+        assert '"event":"config_reloaded"' in node_log
     finally:
         proc.send_signal(signal.SIGINT)
         try:

@@ -28,3 +28,27 @@ def test_set_log_level_reaches_cached_loggers(capsys: pytest.CaptureFixture[str]
     finally:
         structlog.configure(**saved)  # other tests' loggers must not print to capsys's file
         set_log_level("info")
+
+
+def test_json_lines_render_what_the_stdlib_json_renders(capsys: pytest.CaptureFixture[str]) -> None:
+    """orjson renders events; what it refuses (an integer beyond 64 bits) falls back to json,
+    and objects it does not know are rendered by their repr, as before."""
+    import json
+
+    class Opaque:
+        def __repr__(self) -> str:
+            return "<opaque>"
+
+    saved = structlog.get_config()
+    configure_logging("info")
+    try:
+        log = get_logger("test.json")
+        log.info("plain", n=3, ratio=0.5, by_int={1: "a"}, obj=Opaque(), text="é\n")
+        log.info("huge", n=2**70)
+        lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    finally:
+        structlog.configure(**saved)
+    plain, huge = lines
+    assert plain["event"] == "plain" and plain["level"] == "info" and plain["n"] == 3
+    assert plain["by_int"] == {"1": "a"} and plain["obj"] == "<opaque>" and plain["text"] == "é\n"
+    assert huge["n"] == 2**70 and huge["timestamp"].endswith("Z")

@@ -1,4 +1,4 @@
-"""Catalog look-ups answered at once by an in-process node (LocalNode.answer_meta_now) equal
+"""Catalog look-ups answered at once by an in-process node (LocalNode.answer_now) equal
 those through the query call; plans that need a series walk still take the query call."""
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def test_catalog_answers_now_like_through_the_query_call(tmp_path: Path) -> None
             assert await c.tag_keys("db", "nope") == set()
             assert await c.field_types("db", "cpu") == {"v": {"float", "integer"}}
         assert slow.calls == 5
-        assert node.answer_meta_now(Plan(kind="meta", database="db", meta="field_keys")) is None
+        assert node.answer_now(Plan(kind="meta", database="db", meta="field_keys")) is None
         await node.close()
 
     asyncio.run(go())
