@@ -30,6 +30,7 @@ from typing import Any
 from pysyncobj import SyncObj, SyncObjConf, replicated
 
 from node.engine.engine import Engine
+from node.raft.appendfix import AppendEntriesFixes
 from node.raft.ddl import apply_ddl
 from node.raft.deletes import apply_delete
 from node.raft.durable import JournalSync, SyncedJournalHooks, check_supported
@@ -122,7 +123,7 @@ def _apply_or_stop(
         os._exit(_EXIT_STORAGE_FAILURE)
 
 
-class ShardGroup(SyncedJournalHooks, SyncObj):  # type: ignore[misc]
+class ShardGroup(AppendEntriesFixes, SyncedJournalHooks, SyncObj):  # type: ignore[misc]
     def __init__(
         self,
         shard: int,

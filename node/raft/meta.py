@@ -26,6 +26,7 @@ import orjson
 from pysyncobj import SyncObj, SyncObjConf, replicated
 from pysyncobj.node import TCPNode
 
+from node.raft.appendfix import AppendEntriesFixes
 from node.raft.durable import JournalSync, SyncedJournalHooks, check_supported
 from pulsar_cluster.errors import CorruptionError
 from pulsar_cluster.logs import get_logger
@@ -91,7 +92,7 @@ def _entry(doc: list[Any]) -> tuple[bytes, int, int]:
     return base64.b64decode(doc[2]), int(doc[0]), int(doc[1])
 
 
-class MetaGroup(SyncedJournalHooks, SyncObj):  # type: ignore[misc]
+class MetaGroup(AppendEntriesFixes, SyncedJournalHooks, SyncObj):  # type: ignore[misc]
     def __init__(
         self,
         state: MetaState,
