@@ -27,6 +27,7 @@ from pysyncobj import SyncObj, SyncObjConf, replicated
 from pysyncobj.node import TCPNode
 
 from node.raft.appendfix import AppendEntriesFixes
+from node.raft.binding import report_if_unbound
 from node.raft.durable import JournalSync, SyncedJournalHooks, check_supported
 from pulsar_cluster.errors import CorruptionError
 from pulsar_cluster.logs import get_logger
@@ -106,6 +107,7 @@ class MetaGroup(AppendEntriesFixes, SyncedJournalHooks, SyncObj):  # type: ignor
         if durable_journal:
             check_supported()
         super().__init__(self_address, partner_addresses, conf)
+        report_if_unbound(self, self_address, group="meta")
         if durable_journal:
             self.journal_sync = JournalSync(self._SyncObj__raftLog)
 
