@@ -210,6 +210,10 @@ class Membership:
         elif move.step == "catchup":
             _, leader_st = await self._leader(shard, move)
             target_st = await self._shard_status(move.target, shard)
+            if target_st is not None and target_st.get("raft_bound") is False:
+                raise UnavailableError(
+                    f"{move.target} cannot listen on its Raft port for shard {shard} (in use)"
+                )
             if target_st is None or target_st["last_applied"] < leader_st["commit_index"]:
                 raise UnavailableError(f"{move.target} is catching up on shard {shard}")
             await self.change_map(

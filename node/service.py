@@ -595,6 +595,7 @@ class NodeService:
                 "engine_last_index": engine["last_index"],
                 "log_entries": raft["log_len"],
                 "has_quorum": raft["has_quorum"],
+                "raft_bound": replica.group.bound(),
                 "inflight_bytes": replica.budget.used,
                 "preferred_leader": self.map.replicas[shard][0],
                 "journal_syncs": (

@@ -27,8 +27,12 @@ from pysyncobj.journal import FileJournal
 
 __all__ = ["JournalSync", "SyncedJournalHooks", "check_supported", "HOOKED_METHODS"]
 
-#: The private SyncObj methods ShardGroup overrides to sync first.
-HOOKED_METHODS = ("_SyncObj__sendAppendEntries", "_SyncObj__sendNextNodeIdx")
+#: The private SyncObj methods our groups override (here: to sync first).
+HOOKED_METHODS = (
+    "_SyncObj__sendAppendEntries",
+    "_SyncObj__sendNextNodeIdx",
+    "_SyncObj__onMessageReceived",  # node/raft/appendfix.py
+)
 
 
 def check_supported() -> None:

@@ -30,6 +30,8 @@ from typing import Any
 from pysyncobj import SyncObj, SyncObjConf, replicated
 
 from node.engine.engine import Engine
+from node.raft.appendfix import AppendEntriesFixes
+from node.raft.binding import raft_bound, report_if_unbound
 from node.raft.ddl import apply_ddl
 from node.raft.deletes import apply_delete
 from node.raft.durable import JournalSync, SyncedJournalHooks, check_supported
@@ -122,7 +124,7 @@ def _apply_or_stop(
         os._exit(_EXIT_STORAGE_FAILURE)
 
 
-class ShardGroup(SyncedJournalHooks, SyncObj):  # type: ignore[misc]
+class ShardGroup(AppendEntriesFixes, SyncedJournalHooks, SyncObj):  # type: ignore[misc]
     def __init__(
         self,
         shard: int,
@@ -149,6 +151,7 @@ class ShardGroup(SyncedJournalHooks, SyncObj):  # type: ignore[misc]
         if durable_journal:
             check_supported()
         super().__init__(self_address, partner_addresses, conf)
+        report_if_unbound(self, self_address, shard=shard)
         if durable_journal:
             # Installed right after start-up; entries replayed from disk are already there.
             self.journal_sync = JournalSync(self._SyncObj__raftLog)
@@ -222,3 +225,7 @@ class ShardGroup(SyncedJournalHooks, SyncObj):  # type: ignore[misc]
 
     def term(self) -> int:
         return int(self._getTerm())
+
+    def bound(self) -> bool:
+        """Its Raft server is listening (node/raft/binding.py)."""
+        return raft_bound(self)

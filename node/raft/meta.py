@@ -26,6 +26,8 @@ import orjson
 from pysyncobj import SyncObj, SyncObjConf, replicated
 from pysyncobj.node import TCPNode
 
+from node.raft.appendfix import AppendEntriesFixes
+from node.raft.binding import report_if_unbound
 from node.raft.durable import JournalSync, SyncedJournalHooks, check_supported
 from pulsar_cluster.errors import CorruptionError
 from pulsar_cluster.logs import get_logger
@@ -91,7 +93,7 @@ def _entry(doc: list[Any]) -> tuple[bytes, int, int]:
     return base64.b64decode(doc[2]), int(doc[0]), int(doc[1])
 
 
-class MetaGroup(SyncedJournalHooks, SyncObj):  # type: ignore[misc]
+class MetaGroup(AppendEntriesFixes, SyncedJournalHooks, SyncObj):  # type: ignore[misc]
     def __init__(
         self,
         state: MetaState,
@@ -105,6 +107,7 @@ class MetaGroup(SyncedJournalHooks, SyncObj):  # type: ignore[misc]
         if durable_journal:
             check_supported()
         super().__init__(self_address, partner_addresses, conf)
+        report_if_unbound(self, self_address, group="meta")
         if durable_journal:
             self.journal_sync = JournalSync(self._SyncObj__raftLog)
 

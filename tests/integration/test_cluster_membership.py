@@ -116,6 +116,7 @@ def test_join_rebalance_drain_remove_under_writes(tmp_path: Path) -> None:
         # It may have been killed before it stored the last map: it refreshes within a tick.
         wait_until(lambda: node3_status()["map_version"] == doc["version"], 10, 0.1, "node-3 map")
         assert len(node3_status()["shards"]) == 3
+        assert all(s["raft_bound"] for s in node3_status()["shards"].values())
         assert_replicas_identical(cluster, urls, doc)
         writer = phase_writer(cluster.url, 1_000_000)
         writer.start()
@@ -263,14 +264,16 @@ def test_moves_resume_after_the_mover_is_killed(tmp_path: Path) -> None:
         mover = meta_leader(cluster)
         r = httpx.post(cluster.url + "/api/v1/admin/rebalance", timeout=30)
         assert r.status_code == 200 and len(r.json()["moves"]) == 3, r.text
-        wait_until(
-            lambda: any(m["step"] != "add" for m in current_map(cluster)["moves"])
-            or not current_map(cluster)["moves"],
-            30, 0.05, "a move past its first step",
-        )  # fmt: skip
-        pending = current_map(cluster)["moves"]
+        seen: list[Any] = []
+
+        def past_first_step() -> bool:
+            seen[:] = current_map(cluster)["moves"]
+            return not seen or any(m["step"] != "add" for m in seen)
+
+        wait_until(past_first_step, 30, 0.05, "a move past its first step")
+        # Killed right after the moves were seen (a move needs two more mover ticks to end).
         cluster.kill(f"node-{mover}")
-        assert pending, "the moves finished before the mover was killed"
+        assert seen, "the moves finished before the mover was killed"
         cluster.start_node(mover)
         doc = wait_moves_done(cluster, 90)
         assert meta_leader(cluster) is not None

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -17,32 +16,11 @@ from typing import Any
 import httpx
 
 from tests.support.netns import NetNamespaces
-from tests.support.processes import free_port, pulsar_command, wait_until
+from tests.support.processes import free_port, free_port_range, pulsar_command, wait_until
 
 __all__ = ["Cluster", "SECRET", "free_port_range"]
 
 SECRET = "integration-test-secret"
-
-
-def free_port_range(count: int, attempts: int = 50) -> int:
-    """A base port such that base..base+count-1 are all free right now."""
-    for _ in range(attempts):
-        base = free_port()
-        if base + count >= 65000:
-            continue
-        socks = []
-        try:
-            for port in range(base, base + count):
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free port range")
 
 
 class Cluster:

@@ -6,6 +6,7 @@ Every wait is bounded in time; every process is killed at teardown.
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -15,13 +16,63 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["free_port", "ServerProcess", "pulsar_command", "wait_until"]
+__all__ = [
+    "ephemeral_ports",
+    "free_port",
+    "free_port_range",
+    "ports_free",
+    "ServerProcess",
+    "pulsar_command",
+    "wait_until",
+]
+
+
+#: Test ports come from below the kernel's ephemeral range. A port from bind(0) is free at
+#: that moment, but it is an ephemeral port: any outgoing connection of any process may take
+#: it as its local port before our server binds it, and a listening socket cannot share a port
+#: with a connected one. pysyncobj then retries its bind silently for ever (a move's target
+#: that never hears from its leader: node/raft/binding.py). Below the range only explicit
+#: binds compete, and those are checked.
+_LOW_PORT = 10_000
+_random = random.SystemRandom()  # independent of any seeding done by tests
+
+
+def ephemeral_ports() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
+def ports_free(base: int, count: int = 1) -> bool:
+    """base..base+count-1 can be bound on 127.0.0.1 right now."""
+    socks = []
+    try:
+        for port in range(base, base + count):
+            s = socket.socket()
+            socks.append(s)
+            s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        for s in socks:
+            s.close()
+
+
+def free_port_range(count: int, attempts: int = 200) -> int:
+    """A base port such that base..base+count-1 are free now, below the ephemeral range."""
+    top = ephemeral_ports()[0] - count
+    for _ in range(attempts):
+        base = _random.randrange(_LOW_PORT, top)
+        if ports_free(base, count):
+            return base
+    raise RuntimeError(f"no {count} free ports in {_LOW_PORT}..{top + count}")
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_port_range(1)
 
 
 def pulsar_command() -> list[str]:
