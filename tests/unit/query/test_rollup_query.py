@@ -10,7 +10,9 @@ runs twice, so the second one is answered from the cache.
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -18,6 +20,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from node import queryrollups
 from node.engine.deletes import DeleteRequest
 from node.engine.engine import Engine, EngineOptions, RetentionPolicy
 from node.query import EngineSource, execute_partial
@@ -74,7 +77,8 @@ def _same(a: Partial, b: Partial) -> None:
 
 def _check(engine: Engine, plan: Plan) -> list[Partial]:
     """Run `plan` twice with the cache (the second may hit) and once without; all equal."""
-    cached = [execute_partial(plan, EngineSource(engine)) for _ in range(2)]
+    with _small_plans_cached():
+        cached = [execute_partial(plan, EngineSource(engine)) for _ in range(2)]
     capacity = engine.rollups.capacity_bytes
     engine.rollups.capacity_bytes = 0  # the per-series path
     try:
@@ -84,6 +88,17 @@ def _check(engine: Engine, plan: Plan) -> list[Partial]:
     for got in cached:
         _same(got, plain)
     return cached
+
+
+@contextlib.contextmanager
+def _small_plans_cached() -> Iterator[None]:
+    """These plans are small (a few series and windows): let them use the cache."""
+    saved = queryrollups.MIN_CACHED_WINDOWS
+    queryrollups.MIN_CACHED_WINDOWS = 0
+    try:
+        yield
+    finally:
+        queryrollups.MIN_CACHED_WINDOWS = saved
 
 
 def _reference(model: dict[str, dict[int, Any]], plan: Plan, floor: int) -> dict[str, Any]:
@@ -224,3 +239,22 @@ def test_written_series_read_only_their_missing_windows(tmp_path: Any) -> None:
         assert engine.rollups.stats()["partial_hits"] > before  # h1 took the partial path
     finally:
         engine.close(flush=False)
+
+
+def test_small_plans_skip_the_cache() -> None:
+    plan = Plan(
+        kind="select",
+        database="db",
+        measurement="cpu",
+        start=0,
+        end=600,
+        columns=(ColumnSpec("v", "max"),),
+        every=10,
+        group_by=None,
+    )  # 60 windows
+    capacity = 32 << 20
+    assert queryrollups.plan_windows(plan, 1, 1, capacity) is None
+    assert queryrollups.plan_windows(plan, 1, 16, capacity) is None  # 960 series x windows
+    assert queryrollups.plan_windows(plan, 1, 17, capacity) is not None
+    with _small_plans_cached():
+        assert queryrollups.plan_windows(plan, 1, 1, capacity) is not None
