@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from node.engine.batchread import FieldBatch
 from node.engine.deletes import DeleteRequest
 from node.engine.engine import Engine
 from node.engine.lastcache import LastValueCache
@@ -26,6 +27,7 @@ from node.engine.rollups import RollupCache
 from node.lastquery import LastReader, answer_last
 from node.querybudget import Budget, group_key, series_group
 from node.queryrollups import cached_states, entry_keys, plan_windows, remember, splice
+from node.scanbatch import batch_applies, execute_batched
 from pulsar_cluster.batch import FieldType
 from pulsar_cluster.errors import LimitExceededError, QueryError
 from pulsar_cluster.query.conditions import TRUE, compile_regex, field_mask, resolve_series
@@ -115,6 +117,17 @@ class EngineSource:
             return None
         return data.type, data.timestamps, data.values
 
+    def read_field_batch(
+        self,
+        skeys: list[bytes],
+        name: str,
+        start: int,
+        end: int,
+        on_block: Callable[[int], None] | None = None,
+    ) -> FieldBatch | None:
+        """`read_field` of many series at once (node/engine/batchread.py, node/scanbatch.py)."""
+        return self._engine.read_field_batch(skeys, name, start, end, self._view, on_block)
+
 
 def execute_partial(
     plan: Plan, source: QuerySource, last_cache: LastValueCache | None = None
@@ -168,6 +181,10 @@ def _execute(
     last_cache: LastValueCache | None,
     rollup: tuple[RollupCache, Any, tuple[int, int]] | None = None,
 ) -> Partial:
+    if rollup is None and batch_applies(plan, len(chunks)):
+        fast = execute_batched(plan, source, skeys, budget)  # node/scanbatch.py
+        if fast is not None:
+            return fast
     out = Partial(series_touched=len(skeys))
     pending: dict[GroupKey, list[list[State]]] = {}
     w0 = window_origin(plan)
