@@ -116,16 +116,20 @@ def read_field_batch(
 ) -> FieldBatch | None:
     """Field `name` of every series in `skeys` (in that order) in [start, end), as
     `engine.read_field(skey, name, start, end, view, on_block)` reads each; None when the
-    series do not all store the field with one type (read them one by one then)."""
-    pieces = _Pieces()
-    offsets = np.zeros(len(skeys) + 1, dtype=np.int64)
-    found_type: FieldType | None = None
+    series do not all store the field with one type (read them one by one then).
+
+    `on_block` sees the points of each series' blocks before any is decoded (one call per
+    series read here, one per block for series read by `read_field`): the same total.
+    """
+    # 1. Which blocks each series needs, from the table indexes alone (no block touched).
+    plans: list[tuple[int, FieldType | None, list[tuple[Any, Any]]] | None] = []
     tombstones = view.tombstones
-    memtables = view.memtables
+    in_memtables = [set(m.series_keys()) for m in view.memtables]
     partitions_of: dict[bytes, Any] = {}
     tomb_memo: dict[tuple[int, int], list[Any]] = {}
     retention = engine.retention_start
-    for i, skey in enumerate(skeys):
+    wanted: list[tuple[Any, Any]] = []
+    for skey in skeys:
         s0 = max(start, retention(skey))
         prefix = skey[: skey.index(SEP)]
         partitions = partitions_of.get(prefix)
@@ -169,26 +173,42 @@ def read_field_batch(
                     last_max = ref.max_time
                     blocks.append((table, ref))
         if simple:
-            for memtable in memtables:
-                if memtable.read(skey, name) is not None:
+            for memtable, keys in zip(view.memtables, in_memtables, strict=True):
+                if skey in keys and memtable.read(skey, name) is not None:
                     simple = False
                     break
-        if simple:
-            own: list[tuple[Any, Any]] = []
-            for table, ref in blocks:
-                if on_block is not None:
-                    on_block(ref.points)
-                stored = table.read_block_compact(ref, series_type)
-                times, values, increasing = _clip(stored, s0, end, ref.min_time, ref.max_time)
+        if not simple:
+            plans.append(None)
+            continue
+        if on_block is not None and blocks:
+            on_block(sum(ref.points for _, ref in blocks))
+        plans.append((s0, series_type, blocks))
+        wanted.extend(blocks)
+    # 2. Every block from the block cache in one locked pass; misses decoded (and cached).
+    stored = _fetch(wanted, plans)
+    # 3. Series after series: clipped pieces, or read_field's answer for the others.
+    pieces = _Pieces()
+    offsets = np.zeros(len(skeys) + 1, dtype=np.int64)
+    found_type: FieldType | None = None
+    at = 0
+    for i, (skey, plan) in enumerate(zip(skeys, plans, strict=True)):
+        series_type = None
+        if plan is not None:
+            s0, series_type, blocks = plan
+            own = []
+            ok = True
+            for _, ref in blocks:
+                times, values, increasing = _clip(stored[at], s0, end, ref.min_time, ref.max_time)
+                at += 1
                 if len(values):
                     if (
                         not increasing
                         and len(times) > 1
                         and not bool(np.all(times[1:] > times[:-1]))
                     ):
-                        simple = False  # unsorted or repeated times: read_field's merge decides
+                        ok = False  # unsorted or repeated times: read_field's merge decides
                     own.append((times, values))
-            if simple:
+            if ok:
                 for times, values in own:
                     pieces.add(times, values)
             else:
@@ -210,11 +230,29 @@ def read_field_batch(
     return _finish(pieces, offsets, found_type)
 
 
+def _fetch(wanted: list[tuple[Any, Any]], plans: list[Any]) -> list[Any]:
+    """The blocks `wanted` ((table, ref) pairs) as the cache keeps them, in order."""
+    if not wanted:
+        return []
+    cache = wanted[0][0].block_cache
+    found = (
+        cache.get_compact_many([(t.uid, r.offset) for t, r in wanted])
+        if cache is not None and all(t.block_cache is cache for t, _ in wanted)
+        else [None] * len(wanted)
+    )
+    types = [p[1] for p in plans if p is not None for _ in p[2]]
+    for j, hit in enumerate(found):
+        if hit is None:
+            table, ref = wanted[j]
+            found[j] = table.load_block(ref, types[j])
+    return found
+
+
 def _add_read(pieces: _Pieces, data: Any) -> bool:
     """Add one series read by read_field; False when its values have another type than its
     field's (an integer field whose series was once written as floats: leave it to the
     per-series path)."""
-    if data.values.dtype != numpy_dtype(data.type):
+    if len(data.values) and data.values.dtype != numpy_dtype(data.type):
         return False
     pieces.add(data.timestamps, data.values)
     return True
@@ -228,16 +266,12 @@ def _finish(pieces: _Pieces, offsets: np.ndarray, found_type: FieldType | None) 
     if values.dtype.kind != numpy_dtype(found_type).kind:
         values = values.astype(numpy_dtype(found_type))
     if pieces.all_regular:
-        count = len(pieces.times)
-        first = np.empty(count, dtype=np.int64)
-        step = np.empty(count, dtype=np.int64)
-        lens = np.empty(count, dtype=np.int64)
-        for j, (f, s, n) in enumerate(pieces.times):  # type: ignore[misc]
-            first[j] = f
-            step[j] = s
-            lens[j] = n
-        piece_start = np.zeros(count, dtype=np.int64)
+        table = np.array(pieces.times, dtype=np.int64).reshape(-1, 3)
+        lens = table[:, 2]
+        piece_start = np.zeros(len(lens), dtype=np.int64)
         np.cumsum(lens[:-1], out=piece_start[1:])
+        first = np.ascontiguousarray(table[:, 0])
+        step = np.ascontiguousarray(table[:, 1])
         return FieldBatch(found_type, values, offsets, None, piece_start, first, step)
     parts = []
     for t in pieces.times:

@@ -129,6 +129,23 @@ class BlockCache:
             self.hits += 1
         return entry[0], entry[1]
 
+    def get_compact_many(self, keys: list[tuple[int, int]]) -> list[Compact | None]:
+        """`get_compact` of many blocks under one lock acquisition."""
+        out: list[Compact | None] = []
+        entries = self._entries
+        with self._lock:
+            for key in keys:
+                entry = entries.get(key)
+                if entry is None:
+                    out.append(None)
+                    continue
+                entries.move_to_end(key)
+                out.append((entry[0], entry[1]))
+            hits = len(keys) - out.count(None)
+            self.hits += hits
+            self.misses += len(keys) - hits
+        return out
+
     def put(self, key: tuple[int, int], ts: np.ndarray, values: np.ndarray) -> None:
         if self.capacity_bytes <= 0:
             return

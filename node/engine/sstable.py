@@ -32,7 +32,7 @@ import numpy as np
 import xxhash
 import zstandard
 
-from node.engine.cache import BlockCache, Compact
+from node.engine.cache import BlockCache
 from node.engine.encoding import (
     BlockFormatError,
     decode_block,
@@ -562,15 +562,10 @@ class SSTable:
             parts.append(self._read_block(ref, field_type))
         return field_type, parts
 
-    def read_block_compact(self, ref: BlockRef, field_type: FieldType) -> Compact:
-        """One block as the block cache keeps it (node/engine/cache.py `Compact`): a hit is
-        not rebuilt into arrays; a miss is decoded (and cached) and returned as arrays."""
-        cache = self._cache
-        if cache is not None:
-            hit = cache.get_compact((self.uid, ref.offset))
-            if hit is not None:
-                return hit
-        return self._decode_block(ref, field_type)
+    @property
+    def block_cache(self) -> BlockCache | None:
+        """The engine's shared block cache (None: reads are not cached)."""
+        return self._cache
 
     def _read_block(self, ref: BlockRef, field_type: FieldType) -> tuple[np.ndarray, np.ndarray]:
         cache = self._cache
@@ -579,9 +574,9 @@ class SSTable:
             hit = cache.get(key)
             if hit is not None:
                 return hit
-        return self._decode_block(ref, field_type)
+        return self.load_block(ref, field_type)
 
-    def _decode_block(self, ref: BlockRef, field_type: FieldType) -> tuple[np.ndarray, np.ndarray]:
+    def load_block(self, ref: BlockRef, field_type: FieldType) -> tuple[np.ndarray, np.ndarray]:
         """Read, check and decode one block from the file, and cache it."""
         cache = self._cache
         key = (self.uid, ref.offset)
