@@ -139,6 +139,7 @@ def read_field_batch(
         series_type: FieldType | None = None
         blocks: list[tuple[Any, Any]] = []
         last_max: int | None = None
+        points = 0
         for pstart, pend, tables in partitions:
             if pend <= s0 or pstart >= end:
                 continue
@@ -171,6 +172,7 @@ def read_field_batch(
                     if last_max is not None and ref.min_time <= last_max:
                         simple = False
                     last_max = ref.max_time
+                    points += ref.points
                     blocks.append((table, ref))
         if simple:
             for memtable, keys in zip(view.memtables, in_memtables, strict=True):
@@ -181,7 +183,7 @@ def read_field_batch(
             plans.append(None)
             continue
         if on_block is not None and blocks:
-            on_block(sum(ref.points for _, ref in blocks))
+            on_block(points)
         plans.append((s0, series_type, blocks))
         wanted.extend(blocks)
     # 2. Every block from the block cache in one locked pass; misses decoded (and cached).
@@ -234,10 +236,12 @@ def _fetch(wanted: list[tuple[Any, Any]], plans: list[Any]) -> list[Any]:
     """The blocks `wanted` ((table, ref) pairs) as the cache keeps them, in order."""
     if not wanted:
         return []
+    # Every table of an engine shares its cache; keys hold table instance ids, which are
+    # never reused, so a lookup can only find blocks of that very table.
     cache = wanted[0][0].block_cache
     found = (
         cache.get_compact_many([(t.uid, r.offset) for t, r in wanted])
-        if cache is not None and all(t.block_cache is cache for t, _ in wanted)
+        if cache is not None
         else [None] * len(wanted)
     )
     types = [p[1] for p in plans if p is not None for _ in p[2]]
