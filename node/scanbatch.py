@@ -306,6 +306,9 @@ def _group(plan: Plan, skeys: list[bytes], runs: dict[str, _Runs], out: Partial)
     members: dict[GroupKey, list[int]] = {}
     for i in present:
         members.setdefault(series_group(skeys[i], plan.group_by), []).append(i)
+    if len(members) == len(present):
+        _one_series_groups(plan, runs, rows, members, out)
+        return
     columns: list[dict[GroupKey, State]] = []
     for c, col in enumerate(plan.columns):
         r = runs[col.field]
@@ -333,6 +336,50 @@ def _group(plan: Plan, skeys: list[bytes], runs: dict[str, _Runs], out: Partial)
             found.get(key) or {k: np.empty(0, np.int64) for k in kind.keys}
             for found, kind in zip(columns, kinds, strict=True)
         ]
+
+
+def _one_series_groups(
+    plan: Plan,
+    runs: dict[str, _Runs],
+    rows: list[np.ndarray],
+    members: dict[GroupKey, list[int]],
+    out: Partial,
+) -> None:
+    """Every group holds one series (GROUP BY each tag of the series): its states are slices
+    of the columns' states, taken with one list comprehension per state array."""
+    order = [idx[0] for idx in members.values()]
+    per_column: list[list[State]] = []
+    for c, col in enumerate(plan.columns):
+        r = runs[col.field]
+        kind = kind_for(col.fn)
+        dtype = numpy_dtype(r.batch.type) if r.batch.type is not None else np.dtype(np.int64)
+        state = _column_state(col.fn, r, r.batch.values, dtype)
+        lo = rows[c].tolist()
+        names = list(state)
+        cuts = [(lo[i], lo[i + 1]) for i in order]
+        sliced = _slices(list(state.values()), cuts, rows[c])
+        per_column.append(
+            [
+                dict(zip(names, arrays, strict=True))
+                if b > a
+                else {k: np.empty(0, np.int64) for k in kind.keys}
+                for (a, b), arrays in zip(cuts, zip(*sliced, strict=True), strict=True)
+            ]
+        )
+    for g, key in enumerate(members):
+        out.groups[key] = [states[g] for states in per_column]
+
+
+def _slices(arrays: list[np.ndarray], cuts: list[tuple[int, int]], rows: np.ndarray) -> list[Any]:
+    """arrays[k][a:b] for every (a, b) in cuts, per array. When the cuts are every series in
+    order, all of one length (double-groupby-1: 1000 hosts x 12 hours), the rows of a 2-D
+    view are those slices, made in C (about five times cheaper than slicing)."""
+    n = len(rows) - 1
+    if len(cuts) == n and n and cuts[0] == (0, int(rows[1])):
+        length = int(rows[1])
+        if length and bool(np.all(rows == np.arange(n + 1, dtype=np.int64) * length)):
+            return [list(v.reshape(n, length)) for v in arrays]
+    return [[v[a:b] for a, b in cuts] for v in arrays]
 
 
 def _gather(state: State, lo: list[int], parts: list[int]) -> State:

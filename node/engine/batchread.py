@@ -190,30 +190,46 @@ def read_field_batch(
     stored = _fetch(wanted, plans)
     # 3. Series after series: clipped pieces, or read_field's answer for the others.
     pieces = _Pieces()
-    offsets = np.zeros(len(skeys) + 1, dtype=np.int64)
+    ends: list[int] = []
     found_type: FieldType | None = None
     at = 0
+    values_out = pieces.values
+    times_out = pieces.times
     for i, (skey, plan) in enumerate(zip(skeys, plans, strict=True)):
         series_type = None
         if plan is not None:
             s0, series_type, blocks = plan
-            own = []
+            mark = len(values_out)
             ok = True
             for _, ref in blocks:
-                times, values, increasing = _clip(stored[at], s0, end, ref.min_time, ref.max_time)
+                times, values = stored[at]
                 at += 1
-                if len(values):
-                    if (
-                        not increasing
-                        and len(times) > 1
-                        and not bool(np.all(times[1:] > times[:-1]))
-                    ):
-                        ok = False  # unsorted or repeated times: read_field's merge decides
-                    own.append((times, values))
-            if ok:
-                for times, values in own:
-                    pieces.add(times, values)
-            else:
+                if (
+                    type(times) is tuple
+                    and times[1] > 0
+                    and ref.min_time >= s0
+                    and ref.max_time < end
+                ):
+                    # The common case: a whole block of evenly spaced points.
+                    values_out.append(values[0] if type(values) is tuple else values)
+                    times_out.append(times)
+                    pieces.total += times[2]
+                    continue
+                times, values, increasing = _clip(
+                    (times, values), s0, end, ref.min_time, ref.max_time
+                )
+                if not len(values):
+                    continue
+                if not increasing and len(times) > 1 and not bool(np.all(times[1:] > times[:-1])):
+                    ok = False  # unsorted or repeated times: read_field's merge decides
+                    break
+                pieces.add(times, values)
+            if not ok:
+                at = sum(len(p[2]) for p in plans[: i + 1] if p is not None)
+                del values_out[mark:]
+                del times_out[mark:]
+                pieces.total = int(sum(len(v) for v in values_out))
+                pieces.all_regular = all(type(t) is tuple for t in times_out)
                 # Its blocks are counted already: read again without counting them twice.
                 data = engine.read_field(skey, name, start, end, view, None)
                 if not _add_read(pieces, data):
@@ -228,7 +244,9 @@ def read_field_batch(
             if found_type is not None and series_type is not found_type:
                 return None
             found_type = series_type
-        offsets[i + 1] = pieces.total
+        ends.append(pieces.total)
+    offsets = np.zeros(len(skeys) + 1, dtype=np.int64)
+    offsets[1:] = ends
     return _finish(pieces, offsets, found_type)
 
 

@@ -221,3 +221,36 @@ def test_mixed_field_types_fall_back_to_the_per_series_path() -> None:
             )
         finally:
             engine.close()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    hosts=st.integers(1, 5),
+    fns=st.lists(st.sampled_from(sorted(BATCH_FNS)), min_size=1, max_size=3),
+    every=st.sampled_from([10, 30, 60]),
+    start=st.sampled_from([0, 5, 60]),
+    group_by=st.sampled_from([("host",), None, ()]),
+)
+def test_hosts_with_the_same_timestamps(hosts, fns, every, start, group_by) -> None:
+    """TSBS's shape (every host at the same regular times, one group per host or one for
+    all): the states are views of one array per column."""
+    options = EngineOptions(fsync="never", block_points=16, rollup_cache_bytes=0)
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = Engine(tmp, options)
+        try:
+            batch = WriteBatch("db")
+            rng = np.random.default_rng(hosts)
+            for h in range(hosts):
+                ts = np.arange(60, dtype=np.int64) * 10
+                col = Column(FieldType.INTEGER, ts, rng.integers(0, 100, 60).astype(np.int64))
+                batch.series[make_series_key("cpu", {"host": f"h{h}"})] = {"i": col}
+            engine.apply(batch)
+            engine.flush()
+            plan = Plan(kind="select", database="db", measurement="cpu", start=start,
+                        end=start + 360, columns=tuple(ColumnSpec("i", fn) for fn in fns),
+                        every=every, group_by=group_by)  # fmt: skip
+            want = execute_partial(plan, PerSeries(engine))
+            for _ in range(2):  # blocks decoded, then from the block cache (narrow integers)
+                assert_same(execute_partial(plan, EngineSource(engine)), want)
+        finally:
+            engine.close()
