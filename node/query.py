@@ -151,6 +151,7 @@ def execute_partial(
     chunks = _chunks(plan)
     rollups: RollupCache | None = getattr(source, "rollups", None)
     windows = None
+    probe = None
     if rollups is not None and rollups.enabled:
         windows = plan_windows(plan, len(chunks), len(skeys), rollups.capacity_bytes)
         if windows is not None and skeys:
@@ -167,6 +168,13 @@ def execute_partial(
     token = rollups.begin(skeys)
     try:
         source.refresh_view()  # type: ignore[attr-defined]  # a source with rollups has it
+        if probe is None and batch_applies(plan, len(chunks)):
+            # The first series has no window cached: a range not seen before. Read every
+            # series at once and fill the cache from that (node/scanbatch.py).
+            fill = (rollups, windows, token)
+            fast = execute_batched(plan, source, skeys, budget, fill)
+            if fast is not None:
+                return fast
         return _execute(plan, source, skeys, chunks, budget, last_cache, (rollups, windows, token))
     finally:
         rollups.end(skeys)

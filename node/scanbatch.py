@@ -25,7 +25,9 @@ from typing import Any
 import numpy as np
 
 from node.engine.batchread import FieldBatch
+from node.engine.rollups import RollupCache, RollupWindows
 from node.querybudget import Budget, series_group
+from node.queryrollups import entry_keys, remember
 from pulsar_cluster.batch import FieldType, numpy_dtype
 from pulsar_cluster.query.partial import GroupKey, Partial
 from pulsar_cluster.query.plan import Plan, window_origin
@@ -259,9 +261,19 @@ def _extremes_by_group(
     }
 
 
-def execute_batched(plan: Plan, source: Any, skeys: list[bytes], budget: Budget) -> Partial | None:
+def execute_batched(
+    plan: Plan,
+    source: Any,
+    skeys: list[bytes],
+    budget: Budget,
+    fill: tuple[RollupCache, RollupWindows, tuple[int, int]] | None = None,
+) -> Partial | None:
     """The partial `_execute` computes for `plan` over `skeys`, or None when this path does
-    not apply to the data (then nothing has been counted against the budget)."""
+    not apply to the data (then nothing has been counted against the budget).
+
+    With `fill` (the rollup cache, the plan's windows and the token of `RollupCache.begin`),
+    every series' states are also stored in the rollup cache, as `_execute` stores them when
+    it reads a series the cache lacks (node/queryrollups.py `remember`)."""
     reader: Callable[..., FieldBatch | None] | None = getattr(source, "read_field_batch", None)
     if reader is None:
         return None
@@ -292,8 +304,37 @@ def execute_batched(plan: Plan, source: Any, skeys: list[bytes], budget: Budget)
     out = Partial(series_touched=len(skeys))
     out.points_scanned = budget.points
     budget.tick()
+    if fill is not None:
+        _fill(plan, source, skeys, runs, fill)
     _group(plan, skeys, runs, out)
     return out
+
+
+def _fill(
+    plan: Plan,
+    source: Any,
+    skeys: list[bytes],
+    runs: dict[str, _Runs],
+    fill: tuple[RollupCache, RollupWindows, tuple[int, int]],
+) -> None:
+    """Store every series' states (an empty dict for a column without rows, as
+    `_series_states` gives) in the rollup cache; series whose retention floor lies above the
+    plan's start are left out, as `_execute` leaves them."""
+    cache, windows, token = fill
+    states: list[State] = []
+    for col in plan.columns:
+        r = runs[col.field]
+        dtype = numpy_dtype(r.batch.type) if r.batch.type is not None else np.dtype(np.int64)
+        states.append(_column_state(col.fn, r, r.batch.values, dtype))
+    bounds = [runs[col.field].rows.tolist() for col in plan.columns]
+    for i, skey in enumerate(skeys):
+        if source.retention_floor(skey) > plan.start:
+            continue
+        per_column: list[State] = []
+        for state, lo in zip(states, bounds, strict=True):
+            a, b = lo[i], lo[i + 1]
+            per_column.append({k: v[a:b] for k, v in state.items()} if b > a else {})
+        remember(cache, entry_keys(plan, skey, windows), windows, per_column, token)
 
 
 def _group(plan: Plan, skeys: list[bytes], runs: dict[str, _Runs], out: Partial) -> None:
