@@ -27,7 +27,6 @@ import numpy as np
 from node.engine.batchread import FieldBatch
 from node.engine.rollups import RollupCache, RollupWindows
 from node.querybudget import Budget, series_group
-from node.queryrollups import entry_keys, remember
 from pulsar_cluster.batch import FieldType, numpy_dtype
 from pulsar_cluster.query.partial import GroupKey, Partial
 from pulsar_cluster.query.plan import Plan, window_origin
@@ -317,24 +316,27 @@ def _fill(
     runs: dict[str, _Runs],
     fill: tuple[RollupCache, RollupWindows, tuple[int, int]],
 ) -> None:
-    """Store every series' states (an empty dict for a column without rows, as
-    `_series_states` gives) in the rollup cache; series whose retention floor lies above the
-    plan's start are left out, as `_execute` leaves them."""
+    """Store every series' states (no rows: an empty state, as `_series_states` gives) in
+    the rollup cache, one call per column; series whose retention floor lies above the plan's
+    start are left out, as `_execute` leaves them."""
     cache, windows, token = fill
-    states: list[State] = []
+    kept = [i for i, skey in enumerate(skeys) if source.retention_floor(skey) <= plan.start]
+    everyone = len(kept) == len(skeys)
     for col in plan.columns:
         r = runs[col.field]
         dtype = numpy_dtype(r.batch.type) if r.batch.type is not None else np.dtype(np.int64)
-        states.append(_column_state(col.fn, r, r.batch.values, dtype))
-    bounds = [runs[col.field].rows.tolist() for col in plan.columns]
-    for i, skey in enumerate(skeys):
-        if source.retention_floor(skey) > plan.start:
-            continue
-        per_column: list[State] = []
-        for state, lo in zip(states, bounds, strict=True):
-            a, b = lo[i], lo[i + 1]
-            per_column.append({k: v[a:b] for k, v in state.items()} if b > a else {})
-        remember(cache, entry_keys(plan, skey, windows), windows, per_column, token)
+        state = _column_state(col.fn, r, r.batch.values, dtype)
+        bounds = r.rows.tolist()
+        if not everyone:
+            # Only the kept series' rows, in order (a state sliced per kept series).
+            parts = [np.arange(bounds[i], bounds[i + 1]) for i in kept]
+            take = np.concatenate(parts) if parts else np.empty(0, np.int64)
+            state = {k: v[take] for k, v in state.items()}
+            lens = [bounds[i + 1] - bounds[i] for i in kept]
+            bounds = [0, *np.cumsum(lens, dtype=np.int64).tolist()] if lens else [0]
+        name = kind_for(col.fn).name
+        keys = [(skeys[i], col.field, name, windows.every, windows.phase) for i in kept]
+        cache.store_many(keys, windows, state, bounds, token)
 
 
 def _group(plan: Plan, skeys: list[bytes], runs: dict[str, _Runs], out: Partial) -> None:
