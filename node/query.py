@@ -124,9 +124,11 @@ class EngineSource:
         start: int,
         end: int,
         on_block: Callable[[int], None] | None = None,
+        max_points: int | None = None,
     ) -> FieldBatch | None:
         """`read_field` of many series at once (node/engine/batchread.py, node/scanbatch.py)."""
-        return self._engine.read_field_batch(skeys, name, start, end, self._view, on_block)
+        view = self._view
+        return self._engine.read_field_batch(skeys, name, start, end, view, on_block, max_points)
 
 
 def execute_partial(

@@ -113,10 +113,12 @@ def read_field_batch(
     start: int,
     end: int,
     on_block: Callable[[int], None] | None = None,
+    max_points: int | None = None,
 ) -> FieldBatch | None:
     """Field `name` of every series in `skeys` (in that order) in [start, end), as
     `engine.read_field(skey, name, start, end, view, on_block)` reads each; None when the
-    series do not all store the field with one type (read them one by one then).
+    series do not all store the field with one type, or when their stored blocks hold more
+    than `max_points` points (all of them would be in memory at once): read them one by one.
 
     `on_block` sees the points of each series' blocks before any is decoded (one call per
     series read here, one per block for series read by `read_field`): the same total.
@@ -129,6 +131,7 @@ def read_field_batch(
     tomb_memo: dict[tuple[int, int], list[Any]] = {}
     retention = engine.retention_start
     wanted: list[tuple[Any, Any]] = []
+    total = 0
     for skey in skeys:
         s0 = max(start, retention(skey))
         prefix = skey[: skey.index(SEP)]
@@ -179,6 +182,9 @@ def read_field_batch(
                 if skey in keys and memtable.read(skey, name) is not None:
                     simple = False
                     break
+        total += points
+        if max_points is not None and total > max_points:
+            return None
         if not simple:
             plans.append(None)
             continue

@@ -1087,11 +1087,11 @@ class Engine:
         end: int,
         sources: _View | None = None,
         on_block: Callable[[int], None] | None = None,
+        max_points: int | None = None,
     ) -> FieldBatch | None:
         """`read_field` of many series at once, as one array (node/engine/batchread.py)."""
-        return read_field_batch(
-            self, sources or self.read_view(), skeys, name, start, end, on_block
-        )
+        view = sources or self.read_view()
+        return read_field_batch(self, view, skeys, name, start, end, on_block, max_points)
 
     def match_series(self, database: str, measurement: str, tags: dict[str, str]) -> list[bytes]:
         with self._lock:

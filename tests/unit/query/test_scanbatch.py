@@ -285,3 +285,34 @@ def test_hosts_with_the_same_timestamps(hosts, fns, every, start, group_by) -> N
                 assert_same(execute_partial(plan, EngineSource(engine)), want)
         finally:
             engine.close()
+
+
+def test_a_batch_above_its_point_bound_goes_to_the_per_series_path(monkeypatch) -> None:
+    from node import scanbatch
+
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = Engine(tmp, EngineOptions(fsync="never", block_points=10, rollup_cache_bytes=0))
+        try:
+            batch = WriteBatch("db")
+            for host in HOSTS:
+                ts = np.arange(100, dtype=np.int64) * 10
+                col = Column(FieldType.INTEGER, ts, np.arange(100, dtype=np.int64))
+                batch.series[make_series_key("cpu", {"host": host})] = {"i": col, "j": col}
+            engine.apply(batch)
+            engine.flush()
+            plan = Plan(kind="select", database="db", measurement="cpu", start=0, end=1000,
+                        columns=(ColumnSpec("i", "mean"), ColumnSpec("j", "max")),
+                        every=100, group_by=None)  # fmt: skip
+            source = EngineSource(engine)
+            skeys = sorted(resolve_series(plan.tags, source, "db", "cpu"))
+            assert execute_batched(plan, source, skeys, Budget(plan)) is not None
+            # i fits, i and j together do not (500 points each).
+            monkeypatch.setattr(scanbatch, "BATCH_MAX_POINTS", 700)
+            budget = Budget(plan)
+            assert execute_batched(plan, source, skeys, budget) is None
+            assert budget.points == 0
+            want = execute_partial(plan, PerSeries(engine))
+            assert_same(execute_partial(plan, EngineSource(engine)), want)
+            assert want.points_scanned == 1000
+        finally:
+            engine.close()
