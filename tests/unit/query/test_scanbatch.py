@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from node.engine.deletes import DeleteRequest
-from node.engine.engine import Engine, EngineOptions
+from node.engine.engine import Engine, EngineOptions, RetentionPolicy
 from node.query import EngineSource, execute_partial
 from node.querybudget import Budget
 from node.scanbatch import BATCH_FNS, execute_batched
@@ -176,11 +176,22 @@ def test_batched_scan_gives_the_per_series_partial(writes, specs) -> None:
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-@given(writes=rounds(), specs=st.lists(PLANS, min_size=1, max_size=3))
-def test_batched_scan_fills_the_rollup_cache_with_the_per_series_states(writes, specs) -> None:
+@given(
+    writes=rounds(),
+    specs=st.lists(PLANS, min_size=1, max_size=3),
+    keep=st.sampled_from([0, 400]),
+)
+def test_batched_scan_fills_the_rollup_cache_with_the_per_series_states(
+    writes, specs, keep
+) -> None:
     """A range not seen before is read batched and fills the rollup cache; the next query
-    answers from the cache; both equal the per-series path (which fills it the same way)."""
-    options = EngineOptions(fsync="never", block_points=5, partition_ns=300)
+    answers from the cache; both equal the per-series path (which fills it the same way).
+    With a retention floor (at 600) inside the data, series and ranges below it are read,
+    never cached."""
+    policy = {"db": RetentionPolicy(keep)} if keep else {}
+    options = EngineOptions(
+        fsync="never", block_points=5, partition_ns=300, retention=policy, clock=lambda: 1000
+    )
     with tempfile.TemporaryDirectory() as tmp:
         engine = Engine(tmp, options)
         try:
