@@ -120,8 +120,8 @@ def read_field_batch(
     series do not all store the field with one type, or when their stored blocks hold more
     than `max_points` points (all of them would be in memory at once): read them one by one.
 
-    `on_block` sees the points of each series' blocks before any is decoded (one call per
-    series read here, one per block for series read by `read_field`): the same total.
+    `on_block` sees the points of the blocks read here in one call before any is decoded, and
+    those of the series read by `read_field` block by block: the same total.
     """
     # 1. Which blocks each series needs, from the table indexes alone (no block touched).
     plans: list[tuple[int, FieldType | None, list[tuple[Any, Any]]] | None] = []
@@ -129,15 +129,20 @@ def read_field_batch(
     in_memtables = [set(m.series_keys()) for m in view.memtables]
     partitions_of: dict[bytes, Any] = {}
     tomb_memo: dict[tuple[int, int], list[Any]] = {}
-    retention = engine.retention_start
+    retention = engine.retention_start if engine.options.retention else None
     wanted: list[tuple[Any, Any]] = []
     total = 0
+    counted = 0
     for skey in skeys:
-        s0 = max(start, retention(skey))
+        s0 = start if retention is None else max(start, retention(skey))
         prefix = skey[: skey.index(SEP)]
         partitions = partitions_of.get(prefix)
         if partitions is None:
-            partitions = partitions_of[prefix] = view.partitions.get(prefix.decode(), ())
+            # Table bounds and indexes looked up once per batch, not once per series.
+            partitions = partitions_of[prefix] = [
+                (pstart, pend, [(t, t.min_time, t.max_time, t.entries) for t in tables])
+                for pstart, pend, tables in view.partitions.get(prefix.decode(), ())
+            ]
         simple = True
         series_type: FieldType | None = None
         blocks: list[tuple[Any, Any]] = []
@@ -146,10 +151,10 @@ def read_field_batch(
         for pstart, pend, tables in partitions:
             if pend <= s0 or pstart >= end:
                 continue
-            for table in tables:
-                if table.max_time < s0 or table.min_time >= end:
+            for table, tmin, tmax, entries in tables:
+                if tmax < s0 or tmin >= end:
                     continue
-                fields = table.entries.get(skey)
+                fields = entries.get(skey)
                 if fields is None:
                     continue
                 entry = fields.get(name)
@@ -188,10 +193,11 @@ def read_field_batch(
         if not simple:
             plans.append(None)
             continue
-        if on_block is not None and blocks:
-            on_block(points)
+        counted += points
         plans.append((s0, series_type, blocks))
         wanted.extend(blocks)
+    if on_block is not None and counted:
+        on_block(counted)
     # 2. Every block from the block cache in one locked pass; misses decoded (and cached).
     stored = _fetch(wanted, plans)
     # 3. Series after series: clipped pieces, or read_field's answer for the others.
