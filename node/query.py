@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from node.engine.batchread import FieldBatch
 from node.engine.deletes import DeleteRequest
 from node.engine.engine import Engine
 from node.engine.lastcache import LastValueCache
@@ -26,6 +27,7 @@ from node.engine.rollups import RollupCache
 from node.lastquery import LastReader, answer_last
 from node.querybudget import Budget, group_key, series_group
 from node.queryrollups import cached_states, entry_keys, plan_windows, remember, splice
+from node.scanbatch import batch_applies, execute_batched
 from pulsar_cluster.batch import FieldType
 from pulsar_cluster.errors import LimitExceededError, QueryError
 from pulsar_cluster.query.conditions import TRUE, compile_regex, field_mask, resolve_series
@@ -115,6 +117,19 @@ class EngineSource:
             return None
         return data.type, data.timestamps, data.values
 
+    def read_field_batch(
+        self,
+        skeys: list[bytes],
+        name: str,
+        start: int,
+        end: int,
+        on_block: Callable[[int], None] | None = None,
+        max_points: int | None = None,
+    ) -> FieldBatch | None:
+        """`read_field` of many series at once (node/engine/batchread.py, node/scanbatch.py)."""
+        view = self._view
+        return self._engine.read_field_batch(skeys, name, start, end, view, on_block, max_points)
+
 
 def execute_partial(
     plan: Plan,
@@ -146,6 +161,7 @@ def execute_partial(
     chunks = _chunks(plan)
     rollups: RollupCache | None = getattr(source, "rollups", None)
     windows = None
+    probe = None
     if rollups is not None and rollups.enabled:
         windows = plan_windows(plan, len(chunks), len(skeys), rollups.capacity_bytes)
         if windows is not None and skeys:
@@ -162,6 +178,13 @@ def execute_partial(
     token = rollups.begin(skeys)
     try:
         source.refresh_view()  # type: ignore[attr-defined]  # a source with rollups has it
+        if probe is None and batch_applies(plan, len(chunks)):
+            # The first series has no window cached: a range not seen before. Read every
+            # series at once and fill the cache from that (node/scanbatch.py).
+            fill = (rollups, windows, token)
+            fast = execute_batched(plan, source, skeys, budget, fill)
+            if fast is not None:
+                return fast
         return _execute(plan, source, skeys, chunks, budget, last_cache, (rollups, windows, token))
     finally:
         rollups.end(skeys)
@@ -176,6 +199,10 @@ def _execute(
     last_cache: LastValueCache | None,
     rollup: tuple[RollupCache, Any, tuple[int, int]] | None = None,
 ) -> Partial:
+    if rollup is None and batch_applies(plan, len(chunks)):
+        fast = execute_batched(plan, source, skeys, budget)  # node/scanbatch.py
+        if fast is not None:
+            return fast
     out = Partial(series_touched=len(skeys))
     pending: dict[GroupKey, list[list[State]]] = {}
     w0 = window_origin(plan)

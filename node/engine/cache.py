@@ -21,7 +21,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-__all__ = ["BlockCache"]
+__all__ = ["BlockCache", "Compact", "regular_times"]
 
 #: Per-entry overhead estimate (tuple, two array headers, dict slot) added to the array bytes.
 _ENTRY_OVERHEAD = 256
@@ -60,6 +60,18 @@ def _compact_values(values: np.ndarray) -> _Values:
         if info.min <= lo and hi <= info.max:
             return (values.astype(t), values.dtype)
     return values
+
+
+#: A block as the cache keeps it: (times, values), each compact or a plain array.
+Compact = tuple[_Times, _Values]
+
+
+def regular_times(ts: np.ndarray) -> tuple[int, int, int] | None:
+    """(first, step, count) of timestamps at a regular, increasing interval, else None."""
+    stored = _compact_times(ts)
+    if isinstance(stored, tuple) and stored[1] > 0:
+        return stored
+    return None
 
 
 def _times(stored: _Times) -> np.ndarray:
@@ -104,6 +116,35 @@ class BlockCache:
             self._entries.move_to_end(key)
             self.hits += 1
         return _times(entry[0]), _values(entry[1])
+
+    def get_compact(self, key: tuple[int, int]) -> Compact | None:
+        """The block as stored, without rebuilding its arrays (node/engine/batchread.py reads
+        regular timestamps as (first, step, count) and narrowed integers as they are)."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                self.misses += 1
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+        return entry[0], entry[1]
+
+    def get_compact_many(self, keys: list[tuple[int, int]]) -> list[Compact | None]:
+        """`get_compact` of many blocks under one lock acquisition."""
+        out: list[Compact | None] = []
+        entries = self._entries
+        with self._lock:
+            for key in keys:
+                entry = entries.get(key)
+                if entry is None:
+                    out.append(None)
+                    continue
+                entries.move_to_end(key)
+                out.append((entry[0], entry[1]))
+            hits = len(keys) - out.count(None)
+            self.hits += hits
+            self.misses += len(keys) - hits
+        return out
 
     def put(self, key: tuple[int, int], ts: np.ndarray, values: np.ndarray) -> None:
         if self.capacity_bytes <= 0:

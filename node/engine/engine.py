@@ -55,6 +55,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from node.engine.batchread import FieldBatch, read_field_batch
 from node.engine.cache import BlockCache
 from node.engine.columns import merge_last_wins, time_slice
 from node.engine.compaction import merge_tables, plan_partition
@@ -1077,6 +1078,20 @@ class Engine:
             return FieldData(field_type, np.empty(0, np.int64), np.empty(0))
         ts, values = merge_last_wins(parts)
         return FieldData(field_type, ts, values)
+
+    def read_field_batch(
+        self,
+        skeys: list[bytes],
+        name: str,
+        start: int,
+        end: int,
+        sources: _View | None = None,
+        on_block: Callable[[int], None] | None = None,
+        max_points: int | None = None,
+    ) -> FieldBatch | None:
+        """`read_field` of many series at once, as one array (node/engine/batchread.py)."""
+        view = sources or self.read_view()
+        return read_field_batch(self, view, skeys, name, start, end, on_block, max_points)
 
     def match_series(self, database: str, measurement: str, tags: dict[str, str]) -> list[bytes]:
         with self._lock:

@@ -248,6 +248,62 @@ class RollupCache:
             entry.memo_sig, entry.memo = windows.signature, _frozen(dict(state)) if state else {}
             self._put(key, entry)
 
+    def store_many(
+        self,
+        keys: list[EntryKey],
+        windows: RollupWindows,
+        state: dict[str, np.ndarray],
+        bounds: list[int],
+        token: tuple[int, int],
+    ) -> None:
+        """`store(keys[i], windows, rows bounds[i]:bounds[i + 1] of state, token)` for every
+        i (an empty state where a series has no rows), with the windows of all series laid
+        out at once: a batched scan (node/scanbatch.py) fills 1000 series in one call."""
+        if not self.capacity_bytes or not keys:
+            return
+        n = len(windows.starts)
+        count = len(keys)
+        edges = np.asarray(bounds, dtype=np.int64)
+        lens = edges[1:] - edges[:-1]
+        has = np.zeros((count, n), dtype=bool)
+        full: dict[str, np.ndarray] = {}
+        if len(state.get("w", ())):
+            series = np.repeat(np.arange(count), lens)
+            rows = state["w"] - (int(windows.starts[0]) - windows.origin) // windows.every
+            has[series, rows] = True
+            for k, col in state.items():
+                if k != "w":
+                    full[k] = np.zeros((count, n), dtype=col.dtype)
+                    full[k][series, rows] = col
+        per_series = []
+        for i in range(count):
+            a, b = bounds[i], bounds[i + 1]
+            if b > a:
+                own = {k: v[a:b] for k, v in state.items()}
+                cols = {k: v[i].copy() for k, v in full.items()}
+            else:
+                own, cols = {}, {}
+            per_series.append((has[i].copy(), cols, own))
+        with self._lock:
+            epoch, stamp = token
+            if epoch != self._epoch:
+                return
+            for key, (has_i, cols, own) in zip(keys, per_series, strict=True):
+                if self._written.get(key[0], 0) > stamp:
+                    continue
+                old = self._entries.get(key)
+                if old is not None and (old.cols.keys() == cols.keys() or not cols):
+                    self._refill(key, old, windows, has_i, cols)
+                    continue
+                old = self._entries.pop(key, None)
+                if old is not None:
+                    self.bytes -= old.size
+                entry = _Entry(
+                    windows.starts.copy(), windows.lo.copy(), windows.hi.copy(), has_i, cols
+                )
+                entry.memo_sig, entry.memo = windows.signature, _frozen(dict(own)) if own else {}
+                self._put(key, entry)
+
     def _refill(
         self,
         key: EntryKey,

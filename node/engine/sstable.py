@@ -562,6 +562,11 @@ class SSTable:
             parts.append(self._read_block(ref, field_type))
         return field_type, parts
 
+    @property
+    def block_cache(self) -> BlockCache | None:
+        """The engine's shared block cache (None: reads are not cached)."""
+        return self._cache
+
     def _read_block(self, ref: BlockRef, field_type: FieldType) -> tuple[np.ndarray, np.ndarray]:
         cache = self._cache
         key = (self.uid, ref.offset)
@@ -569,6 +574,12 @@ class SSTable:
             hit = cache.get(key)
             if hit is not None:
                 return hit
+        return self.load_block(ref, field_type)
+
+    def load_block(self, ref: BlockRef, field_type: FieldType) -> tuple[np.ndarray, np.ndarray]:
+        """Read, check and decode one block from the file, and cache it."""
+        cache = self._cache
+        key = (self.uid, ref.offset)
         data = os.pread(self._fd, ref.length, ref.offset)
         if len(data) != ref.length:
             raise self._corrupt(ref.offset, "block truncated")

@@ -66,6 +66,8 @@ def small_answer(plan: Plan, partial: Partial) -> bool:
         if plan.start == MIN_TIME or plan.end == MAX_TIME:
             return False
         per_group = max(1, (plan.end - 1 - window_origin(plan)) // plan.every + 1)
+    if group_count(partial) * per_group > INLINE_ANSWER_ROWS:
+        return False  # every group counts at least per_group rows: no need to look at them
     rows = 0
     for states in partial.groups.values():
         rows += max([per_group, *(len(s.get("w", ())) for s in states)])

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from node.engine.rollups import RollupCache, RollupWindows, signature_of
 
@@ -86,3 +88,52 @@ def test_memory_is_bounded_and_zero_disables() -> None:
     assert not off.enabled
     off.store(KEY, win, _state(50), off.begin([KEY[0]]))
     assert off.get(KEY, win) is None and off.stats()["entries"] == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.lists(st.lists(st.integers(0, 4), unique=True, max_size=5), min_size=1, max_size=6),
+    before=st.lists(st.tuples(st.integers(0, 5), st.integers(0, 40)), max_size=4),
+    written=st.lists(st.integers(0, 5), max_size=2),
+    query=st.tuples(st.integers(0, 20), st.integers(30, 60)),
+)
+def test_store_many_stores_what_store_stores(rows, before, written, query) -> None:
+    """store_many (a batched scan's fill) leaves the cache as one store per series does:
+    new entries, refills of entries stored before, refused fills of series written since."""
+    win = _windows(0, 50)
+    keys = [(b"db\x00cpu,h=%d" % i, "v", "sum", 10, 0) for i in range(len(rows))]
+    states = []
+    for i, ws in enumerate(rows):
+        w = np.array(sorted(ws), dtype=np.int64)
+        states.append({"w": w, "s": w * 1.5 + i} if len(w) else {})
+    caches = [RollupCache(1 << 20), RollupCache(1 << 20)]
+    for cache in caches:
+        for i, start in before:  # entries already there, over other windows
+            if i < len(keys):
+                t = cache.begin([keys[i][0]])
+                cache.store(keys[i], _windows(start, start + 20), _state(2), t)
+                cache.end([keys[i][0]])
+    tokens = [cache.begin([k[0] for k in keys]) for cache in caches]
+    for cache in caches:
+        cache.written([keys[i][0] for i in written if i < len(keys)], 0, 5)
+    for key, state in zip(keys, states, strict=True):
+        caches[0].store(key, win, state, tokens[0])
+    w = [x["w"] for x in states if x]
+    s = [x["s"] for x in states if x]
+    merged = {"w": np.concatenate(w), "s": np.concatenate(s)} if w else {}
+    bounds = [0, *np.cumsum([len(x.get("w", ())) for x in states]).tolist()]
+    caches[1].store_many(keys, win, merged, bounds, tokens[1])
+    probe = _windows(*query)
+    for key in keys:
+        for q in (win, probe):
+            a, b = caches[0].lookup(key, q), caches[1].lookup(key, q)
+            assert (a is None) == (b is None)
+            if a is not None and b is not None:
+                assert (a[0] is None) == (b[0] is None)
+                if a[0] is not None:
+                    assert np.array_equal(a[0], b[0])
+                assert a[1].keys() == b[1].keys()
+                for k in a[1]:
+                    assert a[1][k].dtype == b[1][k].dtype
+                    assert np.array_equal(a[1][k], b[1][k])
+    assert caches[0].bytes == caches[1].bytes
