@@ -178,7 +178,7 @@ def execute_partial(
     token = rollups.begin(skeys)
     try:
         source.refresh_view()  # type: ignore[attr-defined]  # a source with rollups has it
-        if probe is None and batch_applies(plan, len(chunks)):
+        if probe is None and batch_applies(plan, len(chunks), len(skeys)):
             # The first series has no window cached: a range not seen before. Read every
             # series at once and fill the cache from that (node/scanbatch.py).
             fill = (rollups, windows, token)
@@ -199,7 +199,7 @@ def _execute(
     last_cache: LastValueCache | None,
     rollup: tuple[RollupCache, Any, tuple[int, int]] | None = None,
 ) -> Partial:
-    if rollup is None and batch_applies(plan, len(chunks)):
+    if rollup is None and batch_applies(plan, len(chunks), len(skeys)):
         fast = execute_batched(plan, source, skeys, budget)  # node/scanbatch.py
         if fast is not None:
             return fast

@@ -258,3 +258,21 @@ def test_small_plans_skip_the_cache() -> None:
     assert queryrollups.plan_windows(plan, 1, 17, capacity) is not None
     with _small_plans_cached():
         assert queryrollups.plan_windows(plan, 1, 1, capacity) is not None
+
+
+def test_few_series_take_the_per_series_path() -> None:
+    from node.scanbatch import MIN_BATCH_SERIES, batch_applies
+
+    plan = Plan(
+        kind="select",
+        database="db",
+        measurement="cpu",
+        start=0,
+        end=600,
+        columns=(ColumnSpec("v", "max"),),
+        every=10,
+        group_by=None,
+    )
+    assert not batch_applies(plan, 1, 1)
+    assert not batch_applies(plan, 1, MIN_BATCH_SERIES - 1)
+    assert batch_applies(plan, 1, MIN_BATCH_SERIES)

@@ -11,11 +11,14 @@ those of node/query.py's per-series path.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from node import queryrollups, scanbatch
 from node.engine.deletes import DeleteRequest
 from node.engine.engine import Engine, EngineOptions, RetentionPolicy
 from node.query import EngineSource, execute_partial
@@ -29,6 +32,17 @@ from pulsar_cluster.query.plan import ColumnSpec, Limits, Plan
 from pulsar_cluster.series import make_series_key
 
 HOSTS = ["h0", "h1", "h2", "h3", "h4"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _small_plans_batched_and_cached() -> Iterator[None]:
+    """The plans here read a few series and windows: let them take the batched path and the
+    rollup cache, which the production bounds (MIN_BATCH_SERIES, MIN_CACHED_WINDOWS) keep
+    small plans away from."""
+    saved = (scanbatch.MIN_BATCH_SERIES, queryrollups.MIN_CACHED_WINDOWS)
+    scanbatch.MIN_BATCH_SERIES, queryrollups.MIN_CACHED_WINDOWS = 1, 0
+    yield
+    scanbatch.MIN_BATCH_SERIES, queryrollups.MIN_CACHED_WINDOWS = saved
 
 
 class PerSeries(EngineSource):
