@@ -108,14 +108,10 @@ class BlockCache:
         self.misses = 0
 
     def get(self, key: tuple[int, int]) -> tuple[np.ndarray, np.ndarray] | None:
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is None:
-                self.misses += 1
-                return None
-            self._entries.move_to_end(key)
-            self.hits += 1
-        return _times(entry[0]), _values(entry[1])
+        found = self.get_compact(key)
+        if found is None:
+            return None
+        return _times(found[0]), _values(found[1])
 
     def get_compact(self, key: tuple[int, int]) -> Compact | None:
         """The block as stored, without rebuilding its arrays (node/engine/batchread.py reads

@@ -241,8 +241,8 @@ def test_written_series_read_only_their_missing_windows(tmp_path: Any) -> None:
         engine.close(flush=False)
 
 
-def test_small_plans_skip_the_cache() -> None:
-    plan = Plan(
+def _sixty_windows() -> Plan:
+    return Plan(
         kind="select",
         database="db",
         measurement="cpu",
@@ -251,7 +251,11 @@ def test_small_plans_skip_the_cache() -> None:
         columns=(ColumnSpec("v", "max"),),
         every=10,
         group_by=None,
-    )  # 60 windows
+    )
+
+
+def test_small_plans_skip_the_cache() -> None:
+    plan = _sixty_windows()
     capacity = 32 << 20
     assert queryrollups.plan_windows(plan, 1, 1, capacity) is None
     assert queryrollups.plan_windows(plan, 1, 16, capacity) is None  # 960 series x windows
@@ -263,16 +267,7 @@ def test_small_plans_skip_the_cache() -> None:
 def test_few_series_take_the_per_series_path() -> None:
     from node.scanbatch import MIN_BATCH_SERIES, batch_applies
 
-    plan = Plan(
-        kind="select",
-        database="db",
-        measurement="cpu",
-        start=0,
-        end=600,
-        columns=(ColumnSpec("v", "max"),),
-        every=10,
-        group_by=None,
-    )
+    plan = _sixty_windows()
     assert not batch_applies(plan, 1, 1)
     assert not batch_applies(plan, 1, MIN_BATCH_SERIES - 1)
     assert batch_applies(plan, 1, MIN_BATCH_SERIES)
