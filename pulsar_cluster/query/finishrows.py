@@ -109,28 +109,18 @@ def _from_groups(plan: Plan, finish: Any, partial: Partial, w0: int, single: boo
         col_states, lens = by_column[c]
         present = [g for g, n in enumerate(lens) if n]
         everywhere = len(present) == len(keys)
-        times: list[Any] = [None] * len(keys)
-        values: list[Any] = [None] * len(keys)
-        if present:
-            chosen = col_states if everywhere else [col_states[g] for g in present]
-            combined = {}
-            for k in kind.keys:
-                parts = [st[k] for st in chosen]
-                if len({p.dtype for p in parts}) != 1:
-                    return None  # e.g. an integer in one group, a float in another
-                combined[k] = np.concatenate(parts)
-            _w, t, vals = kind.finalize(combined, col.fn, col.args)
-            if single and col.fn in _SELECTORS and t is not None:
-                tl = np.asarray(t, dtype=np.int64).tolist()
-            else:
-                tl = [w0] * len(present)
-            if everywhere:
-                times, values = tl, list(vals)
-            else:
-                for i, g in enumerate(present):
-                    times[g] = tl[i]
-                    values[g] = vals[i]
-        columns[c] = (times, values)
+        if not present:
+            columns[c] = ([None] * len(keys), [None] * len(keys))
+            continue
+        chosen = col_states if everywhere else [col_states[g] for g in present]
+        combined = {}
+        for k in kind.keys:
+            parts = [st[k] for st in chosen]
+            if len({p.dtype for p in parts}) != 1:
+                return None  # e.g. an integer in one group, a float in another
+            combined[k] = np.concatenate(parts)
+        _w, t, vals = kind.finalize(combined, col.fn, col.args)
+        columns[c] = _placed(col.fn, t, vals, present, len(keys), w0, single)
     return keys, columns, int(np.count_nonzero(with_rows))
 
 
@@ -143,25 +133,35 @@ def _from_columns(plan: Plan, finish: Any, cols: Columns, w0: int, single: bool)
         c = oc.source
         if c in columns:
             continue
-        times: list[Any] = [None] * count
-        values: list[Any] = [None] * count
         state = cols.states[c]
-        if state is not None:
-            col = plan.columns[c]
-            w, t, vals = kind_for(col.fn).finalize(state, col.fn, col.args)
-            places = np.asarray(w, dtype=np.int64).tolist()
-            if single and col.fn in _SELECTORS and t is not None:
-                tl = np.asarray(t, dtype=np.int64).tolist()
-            else:
-                tl = [w0] * len(places)
-            if places == list(range(count)):
-                times, values = tl, list(vals)
-            else:
-                for i, g in enumerate(places):
-                    times[g] = tl[i]
-                    values[g] = vals[i]
-        columns[c] = (times, values)
+        if state is None:
+            columns[c] = ([None] * count, [None] * count)
+            continue
+        col = plan.columns[c]
+        w, t, vals = kind_for(col.fn).finalize(state, col.fn, col.args)
+        places = np.asarray(w, dtype=np.int64).tolist()
+        columns[c] = _placed(col.fn, t, vals, places, count, w0, single)
     return cols.keys, columns, count  # every group of the columnar form has a row
+
+
+def _placed(
+    fn: str, t: Any, vals: Any, places: list[int], count: int, w0: int, single: bool
+) -> tuple[list[Any], list[Any]]:
+    """(times, values) over `count` groups from finalised rows for the groups `places`: a lone
+    selector keeps its point's time, anything else answers at w0; groups
+    without a row get None."""
+    if single and fn in _SELECTORS and t is not None:
+        tl = np.asarray(t, dtype=np.int64).tolist()
+    else:
+        tl = [w0] * len(places)
+    if places == list(range(count)):  # every group, in order
+        return tl, list(vals)
+    times: list[Any] = [None] * count
+    values: list[Any] = [None] * count
+    for i, g in enumerate(places):
+        times[g] = tl[i]
+        values[g] = vals[i]
+    return times, values
 
 
 def series_dict(

@@ -224,17 +224,24 @@ def test_batched_scan_fills_the_rollup_cache_with_the_per_series_states(
             engine.close()
 
 
+def _hundred_points_per_host(tmp: str, fields: tuple[str, ...]) -> Engine:
+    """An engine (blocks of 10 points, no rollup cache) with 100 points every 10 ns per host
+    and field, flushed."""
+    engine = Engine(tmp, EngineOptions(fsync="never", block_points=10, rollup_cache_bytes=0))
+    batch = WriteBatch("db")
+    for host in HOSTS:
+        ts = np.arange(100, dtype=np.int64) * 10
+        col = Column(FieldType.INTEGER, ts, np.arange(100, dtype=np.int64))
+        batch.series[make_series_key("cpu", {"host": host})] = {f: col for f in fields}
+    engine.apply(batch)
+    engine.flush()
+    return engine
+
+
 def test_batched_scan_counts_points_against_the_limit() -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        engine = Engine(tmp, EngineOptions(fsync="never", block_points=10, rollup_cache_bytes=0))
+        engine = _hundred_points_per_host(tmp, ("i",))
         try:
-            batch = WriteBatch("db")
-            for host in HOSTS:
-                ts = np.arange(100, dtype=np.int64) * 10
-                col = Column(FieldType.INTEGER, ts, np.arange(100, dtype=np.int64))
-                batch.series[make_series_key("cpu", {"host": host})] = {"i": col}
-            engine.apply(batch)
-            engine.flush()
             cols = (ColumnSpec("i", "mean"),)
             ok = Plan(kind="select", database="db", measurement="cpu", start=0, end=1000,
                       columns=cols, every=100, limits=Limits(max_points=500))  # fmt: skip
@@ -316,15 +323,8 @@ def test_a_batch_above_its_point_bound_goes_to_the_per_series_path(monkeypatch) 
     from node import scanbatch
 
     with tempfile.TemporaryDirectory() as tmp:
-        engine = Engine(tmp, EngineOptions(fsync="never", block_points=10, rollup_cache_bytes=0))
+        engine = _hundred_points_per_host(tmp, ("i", "j"))
         try:
-            batch = WriteBatch("db")
-            for host in HOSTS:
-                ts = np.arange(100, dtype=np.int64) * 10
-                col = Column(FieldType.INTEGER, ts, np.arange(100, dtype=np.int64))
-                batch.series[make_series_key("cpu", {"host": host})] = {"i": col, "j": col}
-            engine.apply(batch)
-            engine.flush()
             plan = Plan(kind="select", database="db", measurement="cpu", start=0, end=1000,
                         columns=(ColumnSpec("i", "mean"), ColumnSpec("j", "max")),
                         every=100, group_by=None)  # fmt: skip
