@@ -62,7 +62,8 @@ def create_app(backend: StorageBackend, settings: CoordinatorSettings | None = N
     # Read per request: a configuration reload may change the token (coordinator/reloading.py).
     app.add_middleware(AdminAuthMiddleware, token=lambda: state.settings.admin_token)
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
-    app.add_middleware(RequestLogMiddleware)  # outermost: logs every answer, with its request id
+    # outermost: logs every answer (or, access log off, every failure) with its request id
+    app.add_middleware(RequestLogMiddleware, access_log=lambda: state.settings.access_log)
 
     @app.exception_handler(PulsarError)
     async def pulsar_error(_: Request, exc: PulsarError) -> Response:
