@@ -20,6 +20,7 @@ from pulsar_cluster.query.partial import GroupKey, Partial, RawBlock
 from pulsar_cluster.query.plan import Plan, window_origin
 from pulsar_cluster.query.states import kind_for
 from pulsar_cluster.query.transforms import apply_transform
+from pulsar_cluster.query.windowfill import fill_windows
 
 __all__ = ["OutColumn", "Finish", "finalize", "SELECTORS", "MULTI_ROW"]
 
@@ -164,40 +165,9 @@ def _fill(
     values: list[Any],
     is_count: bool = False,
 ) -> tuple[np.ndarray, list[Any]]:
+    """The dense grid's times and values of one group (windowfill.py fills them)."""
     times = w0 + np.arange(nwin, dtype=np.int64) * every
-    if (
-        len(w) == nwin
-        and (nwin == 0 or (w[0] == 0 and w[-1] == nwin - 1 and bool(np.all(w[1:] > w[:-1]))))
-        and (finish.fill == "null" or None not in values)
-    ):
-        # every window has a value (w is 0, 1, ..., nwin - 1) and none is null: nothing to
-        # fill, whatever the fill mode (the common case of a small GROUP BY time query)
-        return times, list(values)
-    # count() of an empty window is 0, not null (InfluxDB 1.x, influxdata/influxdb#7352)
-    empty = 0 if is_count and finish.fill == "null" else None
-    dense: list[Any] = [empty] * nwin
-    inside = (w >= 0) & (w < nwin)
-    for i, v in zip(
-        w[inside].tolist(), np.asarray(values, dtype=object)[inside].tolist(), strict=True
-    ):
-        dense[i] = v
-    if finish.fill == "value":
-        dense = [finish.fill_value if v is None else v for v in dense]
-    elif finish.fill == "previous":
-        last = None
-        for i, v in enumerate(dense):
-            if v is None:
-                dense[i] = last
-            else:
-                last = v
-    elif finish.fill == "linear":
-        known = [i for i, v in enumerate(dense) if v is not None]
-        for a, b in itertools.pairwise(known):
-            if b - a > 1 and not isinstance(dense[a], str | bool):
-                step = (dense[b] - dense[a]) / (b - a)
-                for i in range(a + 1, b):
-                    dense[i] = dense[a] + step * (i - a)
-    return times, dense
+    return times, fill_windows(finish, nwin, np.asarray(w).tolist(), values, is_count)
 
 
 def _raw_series(
