@@ -145,15 +145,35 @@ def _agg_series(plan: Plan, finish: Finish, key: GroupKey, states: list[Any]) ->
         times, values = out_cols[0]
         rows = list(map(list, zip(times.tolist(), values, strict=True)))
         return series_dict(plan, finish, key, columns, rows)
+    table = _joined(out_cols)
+    if finish.fill == "none":
+        table = [r for r in table if any(v is not None for v in r[1:])]
+    return series_dict(plan, finish, key, columns, table)
+
+
+def _joined(out_cols: list[tuple[np.ndarray, list[Any]]]) -> list[list[Any]]:
+    """Rows [time, value of column 1, ...] of several answer columns, one per distinct time
+    (None where a column has no value at that time)."""
+    first = out_cols[0][0]
+    if all(np.array_equal(t, first) for t, _ in out_cols[1:]) and bool(
+        np.all(first[1:] > first[:-1])
+    ):
+        # Every column has the same times, each once (a filled window grid: TSBS's
+        # single-groupby-5-1-12 answers 720 windows x 5 columns): the rows are the columns
+        # zipped, not placed value by value.
+        return list(map(list, zip(first.tolist(), *(v for _, v in out_cols), strict=True)))
+    return _placed_rows(out_cols)
+
+
+def _placed_rows(out_cols: list[tuple[np.ndarray, list[Any]]]) -> list[list[Any]]:
+    """`_joined`'s general case: each column's values placed by their time."""
     all_times = np.unique(np.concatenate([c[0] for c in out_cols]))
     table: list[list[Any]] = [[t] + [None] * len(out_cols) for t in all_times.tolist()]
     for j, (times, values) in enumerate(out_cols):
         pos = np.searchsorted(all_times, times).tolist()
         for p, v in zip(pos, values, strict=True):
             table[p][j + 1] = v
-    if finish.fill == "none":
-        table = [r for r in table if any(v is not None for v in r[1:])]
-    return series_dict(plan, finish, key, columns, table)
+    return table
 
 
 def _fill(
