@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from pulsar_cluster.query.columnar import ColumnarPartial, Columns, group_count
 from pulsar_cluster.query.finish import Finish, OutColumn, _agg_series, finalize
-from pulsar_cluster.query.finishrows import ROW_WISE, one_row_series, window_series
+from pulsar_cluster.query.finishrows import ROW_WISE, _on_grid, one_row_series, window_series
 from pulsar_cluster.query.partial import Partial
 from pulsar_cluster.query.plan import MIN_TIME, ColumnSpec, Plan
 from pulsar_cluster.query.states import kind_for
@@ -276,3 +276,24 @@ def test_window_series_fills_like_the_per_group_path(case: tuple[Plan, Finish, P
     expected = slow[finish.soffset :] if finish.soffset else slow
     expected = expected[: finish.slimit] if finish.slimit else expected
     assert typed(out) == typed(expected)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    count=st.integers(1, 40),
+    nwin=st.integers(0, 20),
+    change=st.one_of(st.none(), st.tuples(st.integers(0, 10**6), st.integers(-1, 21))),
+    cut=st.booleans(),
+)
+def test_the_window_grid_check_is_exact_small_or_large(
+    count: int, nwin: int, change: tuple[int, int] | None, cut: bool
+) -> None:
+    """`_on_grid` (a list comparison up to _LIST_CHECK_ROWS rows, numpy above) says whether
+    w is 0..nwin-1 repeated `count` times, whatever one changed or missing row does."""
+    w = np.tile(np.arange(nwin, dtype=np.int64), count)
+    if change is not None and len(w):
+        w[change[0] % len(w)] = change[1]
+    if cut and len(w):
+        w = w[:-1]
+    want = w.tolist() == list(range(nwin)) * count
+    assert _on_grid(w, count, nwin) is want
