@@ -20,6 +20,7 @@ from pulsar_cluster.query.partial import GroupKey, Partial, RawBlock
 from pulsar_cluster.query.plan import Plan, window_origin
 from pulsar_cluster.query.states import kind_for
 from pulsar_cluster.query.transforms import apply_transform
+from pulsar_cluster.query.windowfill import fill_windows
 
 __all__ = ["OutColumn", "Finish", "finalize", "SELECTORS", "MULTI_ROW"]
 
@@ -144,15 +145,35 @@ def _agg_series(plan: Plan, finish: Finish, key: GroupKey, states: list[Any]) ->
         times, values = out_cols[0]
         rows = list(map(list, zip(times.tolist(), values, strict=True)))
         return series_dict(plan, finish, key, columns, rows)
+    table = _joined(out_cols)
+    if finish.fill == "none":
+        table = [r for r in table if any(v is not None for v in r[1:])]
+    return series_dict(plan, finish, key, columns, table)
+
+
+def _joined(out_cols: list[tuple[np.ndarray, list[Any]]]) -> list[list[Any]]:
+    """Rows [time, value of column 1, ...] of several answer columns, one per distinct time
+    (None where a column has no value at that time)."""
+    first = out_cols[0][0]
+    if all(np.array_equal(t, first) for t, _ in out_cols[1:]) and bool(
+        np.all(first[1:] > first[:-1])
+    ):
+        # Every column has the same times, each once (a filled window grid: TSBS's
+        # single-groupby-5-1-12 answers 720 windows x 5 columns): the rows are the columns
+        # zipped, not placed value by value.
+        return list(map(list, zip(first.tolist(), *(v for _, v in out_cols), strict=True)))
+    return _placed_rows(out_cols)
+
+
+def _placed_rows(out_cols: list[tuple[np.ndarray, list[Any]]]) -> list[list[Any]]:
+    """`_joined`'s general case: each column's values placed by their time."""
     all_times = np.unique(np.concatenate([c[0] for c in out_cols]))
     table: list[list[Any]] = [[t] + [None] * len(out_cols) for t in all_times.tolist()]
     for j, (times, values) in enumerate(out_cols):
         pos = np.searchsorted(all_times, times).tolist()
         for p, v in zip(pos, values, strict=True):
             table[p][j + 1] = v
-    if finish.fill == "none":
-        table = [r for r in table if any(v is not None for v in r[1:])]
-    return series_dict(plan, finish, key, columns, table)
+    return table
 
 
 def _fill(
@@ -164,40 +185,9 @@ def _fill(
     values: list[Any],
     is_count: bool = False,
 ) -> tuple[np.ndarray, list[Any]]:
+    """The dense grid's times and values of one group (windowfill.py fills them)."""
     times = w0 + np.arange(nwin, dtype=np.int64) * every
-    if (
-        len(w) == nwin
-        and (nwin == 0 or (w[0] == 0 and w[-1] == nwin - 1 and bool(np.all(w[1:] > w[:-1]))))
-        and (finish.fill == "null" or None not in values)
-    ):
-        # every window has a value (w is 0, 1, ..., nwin - 1) and none is null: nothing to
-        # fill, whatever the fill mode (the common case of a small GROUP BY time query)
-        return times, list(values)
-    # count() of an empty window is 0, not null (InfluxDB 1.x, influxdata/influxdb#7352)
-    empty = 0 if is_count and finish.fill == "null" else None
-    dense: list[Any] = [empty] * nwin
-    inside = (w >= 0) & (w < nwin)
-    for i, v in zip(
-        w[inside].tolist(), np.asarray(values, dtype=object)[inside].tolist(), strict=True
-    ):
-        dense[i] = v
-    if finish.fill == "value":
-        dense = [finish.fill_value if v is None else v for v in dense]
-    elif finish.fill == "previous":
-        last = None
-        for i, v in enumerate(dense):
-            if v is None:
-                dense[i] = last
-            else:
-                last = v
-    elif finish.fill == "linear":
-        known = [i for i, v in enumerate(dense) if v is not None]
-        for a, b in itertools.pairwise(known):
-            if b - a > 1 and not isinstance(dense[a], str | bool):
-                step = (dense[b] - dense[a]) / (b - a)
-                for i in range(a + 1, b):
-                    dense[i] = dense[a] + step * (i - a)
-    return times, dense
+    return times, fill_windows(finish, nwin, np.asarray(w).tolist(), values, is_count)
 
 
 def _raw_series(

@@ -23,6 +23,7 @@ from pulsar_cluster.query.columnar import ColumnarPartial, Columns
 from pulsar_cluster.query.partial import GroupKey, Partial
 from pulsar_cluster.query.plan import MAX_TIME, MIN_TIME, Plan, window_origin
 from pulsar_cluster.query.states import kind_for
+from pulsar_cluster.query.windowfill import fill_windows
 
 __all__ = ["one_row_series", "window_series", "series_dict", "ROW_WISE"]
 
@@ -189,9 +190,11 @@ def window_series(plan: Plan, finish: Any, partial: Partial) -> list[dict[str, A
 
     TSBS's double-groupby-1 (mean per host and hour, 1000 hosts x 12 windows) spent about
     17 us per group in the per-group path: a finalize call, the fill check and the row lists.
-    Here the one finalize covers every group and each group's rows are sliced out of two
-    lists. With a fill mode other than `none`, it applies only when every group has every
-    window of the range (the common case: nothing to fill, whatever the mode).
+    Here the one finalize covers every group. When every group has every window of the range
+    (the common case: nothing to fill, whatever the fill mode), the rows of all groups are
+    built in one pass and sliced per group; otherwise each group is filled on its own
+    (windowfill.py). A single group (single-groupby-1-1-1) is finalised from its own state:
+    no concatenation, and plain lists where numpy's fixed costs would dominate.
     """
     if plan.kind != "select" or plan.every <= 0 or len(finish.columns) != 1:
         return None
@@ -201,42 +204,96 @@ def window_series(plan: Plan, finish: Any, partial: Partial) -> list[dict[str, A
     col = plan.columns[oc.source]
     if col.fn not in ROW_WISE or isinstance(partial, ColumnarPartial):
         return None
+    every = plan.every
     w0 = window_origin(plan)
     nwin = 0
     if finish.fill != "none":
         if plan.start == MIN_TIME or plan.end == MAX_TIME:
             return None
-        nwin = max(0, (plan.end - 1 - w0) // plan.every + 1)
+        nwin = max(0, (plan.end - 1 - w0) // every + 1)
     keys = sorted(partial.groups)
     if not keys:
         return []
     states = [partial.groups[k][oc.source] for k in keys]
-    lens = np.array([len(st.get("w", ())) for st in states], dtype=np.int64)
-    if nwin and not bool(np.all(lens == nwin)):
-        return None  # some group misses a window: fill() per group
     kind = kind_for(col.fn)
-    combined = {}
-    for k in kind.keys:
-        parts = [st[k] for st in states if k in st]
-        if len(parts) != len(states) or len({p.dtype for p in parts}) != 1:
-            return None  # e.g. an integer in one group, a float in another
-        combined[k] = np.concatenate(parts)
-    w = np.asarray(combined["w"], dtype=np.int64)
-    if nwin and not np.array_equal(w, np.tile(np.arange(nwin, dtype=np.int64), len(keys))):
+    state = _combined(kind.keys, states)
+    if state is None:
         return None
-    _w, _t, values = kind.finalize(combined, col.fn, col.args)
-    if nwin and finish.fill != "null" and None in values:
-        return None  # a window without a value (e.g. stddev of one point) is filled per group
-    times = (w0 + w * plan.every).tolist()
+    w, _t, values = kind.finalize(state, col.fn, col.args)
+    lens = [len(st["w"]) for st in states]
     names = ["time", oc.name]
-    ends = np.cumsum(lens).tolist()
-    # Every row built in one pass, then sliced per group: a zip and a map per group cost
-    # more than the group's dozen rows (1000 groups of double-groupby-1).
-    every_row = list(map(list, zip(times, values, strict=True)))
+    if not nwin:  # fill(none): each row at its own window
+        times = (w0 + np.asarray(w, dtype=np.int64) * every).tolist()
+        return _sliced(
+            plan, finish, keys, names, lens, [[a, b] for a, b in zip(times, values, strict=True)]
+        )
+    grid = list(range(w0, w0 + nwin * every, every))  # the windows' start times
+    if (
+        lens.count(nwin) == len(lens)
+        and _on_grid(w, len(keys), nwin)
+        and (finish.fill == "null" or None not in values)
+    ):
+        # Every group has every window and no value is null: nothing to fill. Every row built
+        # in one pass, then sliced per group (1000 groups of a dozen rows: a comprehension
+        # per group would cost more than its rows).
+        every_row = [[a, b] for a, b in zip(grid * len(keys), values, strict=True)]
+        return _sliced(plan, finish, keys, names, lens, every_row)
+    windows = np.asarray(w, dtype=np.int64).tolist()
     out: list[dict[str, Any]] = []
     start = 0
-    for key, end in zip(keys, ends, strict=True):
-        rows = every_row[start:end]
+    for key, n in zip(keys, lens, strict=True):
+        end = start + n
+        dense = fill_windows(finish, nwin, windows[start:end], values[start:end], col.fn == "count")
         start = end
+        rows = [[a, b] for a, b in zip(grid, dense, strict=True)]
         out.append(series_dict(plan, finish, key, list(names), rows))
+    return out
+
+
+def _combined(keys: tuple[str, ...], states: list[Any]) -> dict[str, np.ndarray] | None:
+    """The states of all groups as one (a lone group's own state, not copied), or None when a
+    group lacks one of `keys` or the groups' dtypes differ (an integer in one group, a float
+    in another: concatenating would change the integers' type)."""
+    if len(states) == 1:
+        return states[0] if all(k in states[0] for k in keys) else None
+    combined = {}
+    for k in keys:
+        parts = [st[k] for st in states if k in st]
+        if len(parts) != len(states) or len({p.dtype for p in parts}) != 1:
+            return None
+        combined[k] = np.concatenate(parts)
+    return combined
+
+
+#: Up to this many rows a list comparison checks the window grid faster than numpy (whose
+#: fixed costs are a few microseconds; a list of 61 ints compares in well under one).
+_LIST_CHECK_ROWS = 256
+
+
+def _on_grid(w: np.ndarray, count: int, nwin: int) -> bool:
+    """Whether `w` is 0, 1, ..., nwin - 1, `count` times (with each group's length nwin: every
+    group has every window, in order)."""
+    if len(w) != count * nwin:
+        return False
+    if len(w) <= _LIST_CHECK_ROWS:
+        return bool(np.asarray(w).tolist() == list(range(nwin)) * count)
+    return bool((np.asarray(w, dtype=np.int64).reshape(count, nwin) == np.arange(nwin)).all())
+
+
+def _sliced(
+    plan: Plan,
+    finish: Any,
+    keys: list[GroupKey],
+    names: list[str],
+    lens: list[int],
+    every_row: list[list[Any]],
+) -> list[dict[str, Any]]:
+    """One series per group from the rows of all groups, `lens[g]` rows each, in order."""
+    if len(keys) == 1:
+        return [series_dict(plan, finish, keys[0], names, every_row)]
+    out: list[dict[str, Any]] = []
+    start = 0
+    for key, n in zip(keys, lens, strict=True):
+        out.append(series_dict(plan, finish, key, list(names), every_row[start : start + n]))
+        start += n
     return out

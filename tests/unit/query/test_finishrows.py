@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from pulsar_cluster.query.columnar import ColumnarPartial, Columns, group_count
 from pulsar_cluster.query.finish import Finish, OutColumn, _agg_series, finalize
-from pulsar_cluster.query.finishrows import ROW_WISE, one_row_series, window_series
+from pulsar_cluster.query.finishrows import ROW_WISE, _on_grid, one_row_series, window_series
 from pulsar_cluster.query.partial import Partial
 from pulsar_cluster.query.plan import MIN_TIME, ColumnSpec, Plan
 from pulsar_cluster.query.states import kind_for
@@ -200,3 +200,100 @@ def test_window_series_takes_the_common_case() -> None:
         ]
     got = window_series(plan, Finish(columns=[OutColumn("mean", 0)]), partial)
     assert got is not None and [s["values"] for s in got][1] == [[0, 1.0], [10, 2.0], [20, 3.0]]
+
+
+def typed(x: Any) -> Any:
+    """x with every scalar paired with its type: 1 and 1.0 (and lists and tuples) differ."""
+    if isinstance(x, dict):
+        return {k: typed(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return (type(x).__name__, [typed(v) for v in x])
+    return (type(x).__name__, x)
+
+
+@st.composite
+def gappy_window_cases(draw: Any) -> tuple[Plan, Finish, Partial]:
+    """GROUP BY time(10) over [start, start + 10 * span) with start anywhere in a window (the
+    first window partly outside, as TSBS's queries), groups missing windows or having none at
+    all, nulls-free values of one type or of both across groups, every fill mode."""
+    fn = draw(st.sampled_from(FNS))
+    start = draw(st.integers(0, 9))
+    span = draw(st.integers(1, 6))
+    plan = Plan(
+        "select",
+        "db",
+        "m",
+        start=start,
+        end=start + 10 * span,
+        every=10,
+        columns=(ColumnSpec("f", fn),),
+        group_by=("host",),
+    )
+    finish = Finish(
+        columns=[OutColumn("c", 0)],
+        fill=draw(st.sampled_from(["null", "none", "previous", "linear", "value"])),
+        fill_value=draw(st.sampled_from([0, -1.5, 7])),
+        descending=draw(st.booleans()),
+        limit=draw(st.integers(0, 3)),
+        offset=draw(st.integers(0, 2)),
+        slimit=draw(st.integers(0, 3)),
+        soffset=draw(st.integers(0, 1)),
+        always_tags=draw(st.booleans()),
+    )
+    floats = draw(st.booleans())
+    mixed = draw(st.booleans())
+    partial = Partial()
+    for g in range(draw(st.integers(0, 4))):
+        times = draw(st.sets(st.integers(start, plan.end - 1), max_size=12))
+        pts = sorted((t, draw(st.integers(-50, 50))) for t in times)
+        t = np.array([p[0] for p in pts], dtype=np.int64)
+        as_float = draw(st.booleans()) if mixed else floats
+        x = np.array([p[1] for p in pts], dtype=np.float64 if as_float else np.int64)
+        kind = kind_for(fn)
+        if len(t):
+            state = kind.from_series(t // 10, t, x, fn, ())
+        else:
+            state = {k: np.empty(0, dtype=x.dtype if k != "w" else np.int64) for k in kind.keys}
+        partial.groups[(("host", f"h{g}"),)] = [state]
+    return plan, finish, partial
+
+
+@settings(max_examples=500, deadline=None)
+@given(case=gappy_window_cases())
+def test_window_series_fills_like_the_per_group_path(case: tuple[Plan, Finish, Partial]) -> None:
+    """The batched path answers groups with missing windows too (each filled on its own) and a
+    lone group from its own state: exactly the per-group path's series, value types included."""
+    plan, finish, partial = case
+    slow = [_agg_series(plan, finish, k, s) for k, s in sorted(partial.groups.items())]
+    got = window_series(plan, finish, partial)
+    states = [s[0] for s in partial.groups.values()]
+    if all(len({s[k].dtype for s in states}) <= 1 for k in kind_for(plan.columns[0].fn).keys):
+        assert got is not None  # one dtype per state key: the batched path answers
+    if got is not None:
+        assert typed(got) == typed(slow)
+    out = finalize(plan, finish, partial)
+    slow = [s for s in slow if s["values"]]
+    expected = slow[finish.soffset :] if finish.soffset else slow
+    expected = expected[: finish.slimit] if finish.slimit else expected
+    assert typed(out) == typed(expected)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    count=st.integers(1, 40),
+    nwin=st.integers(0, 20),
+    change=st.one_of(st.none(), st.tuples(st.integers(0, 10**6), st.integers(-1, 21))),
+    cut=st.booleans(),
+)
+def test_the_window_grid_check_is_exact_small_or_large(
+    count: int, nwin: int, change: tuple[int, int] | None, cut: bool
+) -> None:
+    """`_on_grid` (a list comparison up to _LIST_CHECK_ROWS rows, numpy above) says whether
+    w is 0..nwin-1 repeated `count` times, whatever one changed or missing row does."""
+    w = np.tile(np.arange(nwin, dtype=np.int64), count)
+    if change is not None and len(w):
+        w[change[0] % len(w)] = change[1]
+    if cut and len(w):
+        w = w[:-1]
+    want = w.tolist() == list(range(nwin)) * count
+    assert _on_grid(w, count, nwin) is want
