@@ -72,10 +72,10 @@ class EngineSource:
         self._view = self._engine.read_view()
 
     def series_of_measurement(self, database: str, measurement: str) -> set[bytes]:
-        return set(self._engine.match_series(database, measurement, {}))
+        return self._engine.series_of_measurement(database, measurement)  # a copy
 
     def series_with_tag(self, database: str, measurement: str, key: str, value: str) -> set[bytes]:
-        return set(self._engine.match_series(database, measurement, {key: value}))
+        return self._engine.series_with_tag(database, measurement, key, value)  # a copy
 
     def tag_values(self, database: str, measurement: str, key: str) -> list[str]:
         return self._engine.tag_values(database, measurement, key)

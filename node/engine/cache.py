@@ -95,8 +95,9 @@ def time_range(stored: _Times, start: int, end: int) -> tuple[int, int, np.ndarr
         first, step, n = stored
         if step > 0 and first + (n - 1) * step <= _INT64_MAX:
             # lo = the first i with first + i * step >= start (ceiling division), clamped.
-            lo = min(n, max(0, -((first - start) // step)))
-            hi = min(n, max(lo, -((first - end) // step)))
+            lo = 0 if start <= first else min(n, (start - first + step - 1) // step)
+            hi = 0 if end <= first else min(n, (end - first + step - 1) // step)
+            hi = max(hi, lo)
             return lo, hi, np.arange(first + lo * step, first + hi * step, step, dtype=np.int64)
         stored = _times(stored)
     lo = int(stored.searchsorted(start))
@@ -138,11 +139,15 @@ class BlockCache:
     ) -> tuple[np.ndarray, np.ndarray] | None:
         """The points with start <= t < end of a cached block, or None on a miss: `get` and
         columns.time_slice in one, rebuilding only the points in range (`time_range`)."""
-        found = self.get_compact(key)
-        if found is None:
-            return None
-        lo, hi, ts = time_range(found[0], start, end)
-        values = found[1]
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                self.misses += 1
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+        lo, hi, ts = time_range(entry[0], start, end)
+        values = entry[1]
         if isinstance(values, tuple):
             return ts, values[0][lo:hi].astype(values[1])
         return ts, values[lo:hi]

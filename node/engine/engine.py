@@ -1043,14 +1043,14 @@ class Engine:
             if pend <= start or pstart >= end:
                 continue  # partition pruning
             for table in tables:  # oldest first: later sources win
-                if table.max_time < start or table.min_time >= end:
+                m = table.meta
+                if m.max_time < start or m.min_time >= end:
                     continue
                 found = table.read_range(skey, name, start, end, on_block)
                 if found is None:
                     continue
                 field_type = found[0]
                 holders += 1
-                m = table.meta
                 tombs = (
                     applicable(tombstones, db, m.seq, m.deletes_applied, start, end - 1)
                     if tombstones
@@ -1075,8 +1075,9 @@ class Engine:
             parts.append((ts, values))
         if field_type is None:
             return None
-        parts = [p for p in parts if len(p[0])] or parts[:1]
-        if not parts:
+        if len(parts) > 1:
+            parts = [p for p in parts if len(p[0])] or parts[:1]
+        elif not parts:
             return FieldData(field_type, np.empty(0, np.int64), np.empty(0))
         if len(parts) == 1 and holders == 1:
             # One source's points of a field are sorted and unique (a table's blocks in order:
