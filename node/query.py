@@ -263,7 +263,6 @@ def _execute(
     out.points_scanned = budget.points
     kinds = [kind_for(col.fn) for col in plan.columns]
     for key, per_series in pending.items():
-        budget.tick()
         if len(per_series) == 1:  # one series in the group (GROUP BY every tag): nothing to merge
             only = per_series[0]
             out.groups[key] = [
@@ -271,6 +270,7 @@ def _execute(
                 for s, kind in zip(only, kinds, strict=True)
             ]
             continue
+        budget.tick()  # before a merge (the time limit)
         reduced = []
         for i, col in enumerate(plan.columns):
             kind = kind_for(col.fn)
@@ -342,7 +342,11 @@ def _series_states(
         if plan.fields_where is not None:
             keep = field_mask(plan.fields_where, ts, get)
             ts, x = ts[keep], x[keep]
-        w = (ts - w0) // plan.every if plan.every > 0 else np.zeros(len(ts), dtype=np.int64)
+        if plan.every > 0:
+            w = ts - w0
+            w //= plan.every  # in place: one array, not two
+        else:
+            w = np.zeros(len(ts), dtype=np.int64)
         states.append(kind.from_series(w, ts, x, col.fn, col.args))
         if token is not None and col.fn == "last" and plan.end == MAX_TIME and len(ts):
             assert last_cache is not None  # token is only taken with a cache
