@@ -72,10 +72,10 @@ class EngineSource:
         self._view = self._engine.read_view()
 
     def series_of_measurement(self, database: str, measurement: str) -> set[bytes]:
-        return set(self._engine.match_series(database, measurement, {}))
+        return self._engine.series_of_measurement(database, measurement)  # a copy
 
     def series_with_tag(self, database: str, measurement: str, key: str, value: str) -> set[bytes]:
-        return set(self._engine.match_series(database, measurement, {key: value}))
+        return self._engine.series_with_tag(database, measurement, key, value)  # a copy
 
     def tag_values(self, database: str, measurement: str, key: str) -> list[str]:
         return self._engine.tag_values(database, measurement, key)
@@ -263,7 +263,6 @@ def _execute(
     out.points_scanned = budget.points
     kinds = [kind_for(col.fn) for col in plan.columns]
     for key, per_series in pending.items():
-        budget.tick()
         if len(per_series) == 1:  # one series in the group (GROUP BY every tag): nothing to merge
             only = per_series[0]
             out.groups[key] = [
@@ -271,6 +270,7 @@ def _execute(
                 for s, kind in zip(only, kinds, strict=True)
             ]
             continue
+        budget.tick()  # before a merge (the time limit)
         reduced = []
         for i, col in enumerate(plan.columns):
             kind = kind_for(col.fn)
@@ -342,7 +342,11 @@ def _series_states(
         if plan.fields_where is not None:
             keep = field_mask(plan.fields_where, ts, get)
             ts, x = ts[keep], x[keep]
-        w = (ts - w0) // plan.every if plan.every > 0 else np.zeros(len(ts), dtype=np.int64)
+        if plan.every > 0:
+            w = ts - w0
+            w //= plan.every  # in place: one array, not two
+        else:
+            w = np.zeros(len(ts), dtype=np.int64)
         states.append(kind.from_series(w, ts, x, col.fn, col.args))
         if token is not None and col.fn == "last" and plan.end == MAX_TIME and len(ts):
             assert last_cache is not None  # token is only taken with a cache

@@ -46,21 +46,23 @@ _WINDOW_BYTES = 3 * 8 + 1 + 4 * 8
 def plan_windows(plan: Plan, chunks: int, series: int, capacity_bytes: int) -> RollupWindows | None:
     """The plan's windows when it may use the rollup cache, else None (also when the entries
     the query would fill take more than half the cache: storing them would only evict)."""
+    every = plan.every
     if (
         plan.kind != "select"
-        or plan.every <= 0
+        or every <= 0
         or plan.fields_where is not None
         or plan.start == MIN_TIME
         or plan.end == MAX_TIME
         or chunks != 1
         or not plan.columns
-        or any(c.fn not in KINDS or KINDS[c.fn].name not in KINDS_CACHED for c in plan.columns)
     ):
         return None
-    every = plan.every
     w0 = window_origin(plan)
     n = (plan.end - 1 - w0) // every + 1
+    # The window count first: it turns away small plans (most of them) before the columns.
     if not 0 < n <= MAX_WINDOWS or series * n < MIN_CACHED_WINDOWS:
+        return None
+    if any(c.fn not in KINDS or KINDS[c.fn].name not in KINDS_CACHED for c in plan.columns):
         return None
     if series * len(plan.columns) * n * _WINDOW_BYTES > capacity_bytes // 2:
         return None

@@ -21,7 +21,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-__all__ = ["BlockCache", "Compact", "regular_times"]
+__all__ = ["BlockCache", "Compact", "regular_times", "time_range"]
 
 #: Per-entry overhead estimate (tuple, two array headers, dict slot) added to the array bytes.
 _ENTRY_OVERHEAD = 256
@@ -84,6 +84,27 @@ def _times(stored: _Times) -> np.ndarray:
     return stored
 
 
+_INT64_MAX = 2**63 - 1
+
+
+def time_range(stored: _Times, start: int, end: int) -> tuple[int, int, np.ndarray]:
+    """(lo, hi, times[lo:hi]) for the stored timestamps (sorted, unique: the block format's
+    rule) with start <= t < end. Regular timestamps are cut by arithmetic and only the cut is
+    built: a one-hour read of a 4096-point block makes 360 values, without a search."""
+    if isinstance(stored, tuple):
+        first, step, n = stored
+        if step > 0 and first + (n - 1) * step <= _INT64_MAX:
+            # lo = the first i with first + i * step >= start (ceiling division), clamped.
+            lo = 0 if start <= first else min(n, (start - first + step - 1) // step)
+            hi = 0 if end <= first else min(n, (end - first + step - 1) // step)
+            hi = max(hi, lo)
+            return lo, hi, np.arange(first + lo * step, first + hi * step, step, dtype=np.int64)
+        stored = _times(stored)
+    lo = int(stored.searchsorted(start))
+    hi = int(stored.searchsorted(end))
+    return lo, hi, stored[lo:hi]
+
+
 def _values(stored: _Values) -> np.ndarray:
     if isinstance(stored, tuple):
         return stored[0].astype(stored[1])
@@ -112,6 +133,24 @@ class BlockCache:
         if found is None:
             return None
         return _times(found[0]), _values(found[1])
+
+    def get_range(
+        self, key: tuple[int, int], start: int, end: int
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The points with start <= t < end of a cached block, or None on a miss: `get` and
+        columns.time_slice in one, rebuilding only the points in range (`time_range`)."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                self.misses += 1
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+        lo, hi, ts = time_range(entry[0], start, end)
+        values = entry[1]
+        if isinstance(values, tuple):
+            return ts, values[0][lo:hi].astype(values[1])
+        return ts, values[lo:hi]
 
     def get_compact(self, key: tuple[int, int]) -> Compact | None:
         """The block as stored, without rebuilding its arrays (node/engine/batchread.py reads

@@ -1037,33 +1037,35 @@ class Engine:
         db = storage_key_database(skey)
         parts: list[tuple[np.ndarray, np.ndarray]] = []
         field_type: FieldType | None = None
+        holders = 0  # tables and memtables holding the field
         tombstones = view.tombstones
         for pstart, pend, tables in view.partitions.get(db, ()):
             if pend <= start or pstart >= end:
                 continue  # partition pruning
             for table in tables:  # oldest first: later sources win
-                if table.max_time < start or table.min_time >= end:
+                m = table.meta
+                if m.max_time < start or m.min_time >= end:
                     continue
-                found = table.read(skey, name, start, end, on_block)
+                found = table.read_range(skey, name, start, end, on_block)
                 if found is None:
                     continue
                 field_type = found[0]
-                m = table.meta
+                holders += 1
                 tombs = (
                     applicable(tombstones, db, m.seq, m.deletes_applied, start, end - 1)
                     if tombstones
                     else []
                 )
-                for block_ts, block_values in found[1]:
-                    part = time_slice(block_ts, block_values, start, end)
-                    if tombs:
-                        part = apply_tombstones(skey, part[0], part[1], tombs)
-                    parts.append(part)
+                if tombs:
+                    parts.extend(apply_tombstones(skey, ts, x, tombs) for ts, x in found[1])
+                else:
+                    parts.extend(found[1])
         for memtable in view.memtables:
             got = memtable.read(skey, name)
             if got is None:
                 continue
             field_type = got[0]
+            holders += 1
             ts, values = time_slice(got[1], got[2], start, end)
             if on_block is not None:
                 on_block(len(ts))
@@ -1073,10 +1075,16 @@ class Engine:
             parts.append((ts, values))
         if field_type is None:
             return None
-        parts = [p for p in parts if len(p[0])] or parts[:1]
-        if not parts:
+        if len(parts) > 1:
+            parts = [p for p in parts if len(p[0])] or parts[:1]
+        elif not parts:
             return FieldData(field_type, np.empty(0, np.int64), np.empty(0))
-        ts, values = merge_last_wins(parts)
+        if len(parts) == 1 and holders == 1:
+            # One source's points of a field are sorted and unique (a table's blocks in order:
+            # docs/format/sstable.md; a memtable's merged read): nothing to merge or check.
+            ts, values = parts[0]
+        else:
+            ts, values = merge_last_wins(parts)
         return FieldData(field_type, ts, values)
 
     def read_field_batch(

@@ -33,6 +33,7 @@ import xxhash
 import zstandard
 
 from node.engine.cache import BlockCache
+from node.engine.columns import time_slice
 from node.engine.encoding import (
     BlockFormatError,
     decode_block,
@@ -560,6 +561,33 @@ class SSTable:
             if on_block is not None:
                 on_block(ref.points)
             parts.append(self._read_block(ref, field_type))
+        return field_type, parts
+
+    def read_range(
+        self,
+        skey: bytes,
+        name: str,
+        start: int,
+        end: int,
+        on_block: Callable[[int], None] | None = None,
+    ) -> tuple[FieldType, list[tuple[np.ndarray, np.ndarray]]] | None:
+        """`read`, each block cut to its points with start <= t < end (the query read path).
+        A cached block is cut before its arrays are rebuilt (BlockCache.get_range)."""
+        fields = self.entries.get(skey)
+        if fields is None or name not in fields:
+            return None
+        field_type, refs = fields[name]
+        cache = self._cache
+        parts = []
+        for ref in refs:
+            if ref.max_time < start or ref.min_time >= end:
+                continue
+            if on_block is not None:
+                on_block(ref.points)
+            hit = None if cache is None else cache.get_range((self.uid, ref.offset), start, end)
+            if hit is None:
+                hit = time_slice(*self.load_block(ref, field_type), start, end)
+            parts.append(hit)
         return field_type, parts
 
     @property

@@ -86,7 +86,7 @@ def _starts(sorted_w: np.ndarray) -> np.ndarray:
     change = np.empty(len(sorted_w), dtype=bool)
     change[0] = True
     np.not_equal(sorted_w[1:], sorted_w[:-1], out=change[1:])
-    return np.flatnonzero(change)
+    return change.nonzero()[0]  # np.flatnonzero's answer without its two Python wrappers
 
 
 def _ends(st: np.ndarray, n: int) -> np.ndarray:
@@ -130,8 +130,8 @@ def _empty(keys: Sequence[str]) -> State:
 
 
 def _numeric(x: np.ndarray, fn: str) -> np.ndarray:
-    if x.dtype in (object, np.bool_):
-        label = "string" if x.dtype == object else "boolean"
+    if x.dtype.kind in "Ob":  # object (strings) or bool
+        label = "string" if x.dtype.kind == "O" else "boolean"
         raise QueryError(f"{fn}() is not defined for {label} fields")
     return x
 
@@ -188,12 +188,11 @@ def _runs(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _extreme_series(w: np.ndarray, t: np.ndarray, x: np.ndarray, fn: str) -> State:
     x = _numeric(x, fn)
-    st, _ = _runs(w)
+    st = _starts(w)
     ext = (np.minimum if fn == "min" else np.maximum).reduceat(x, st)
-    hits = np.flatnonzero(
-        x == np.repeat(ext, _counts(st, len(w)))
-    )  # earliest point equal to the extreme, per window
-    idx = hits[np.searchsorted(hits, st)]
+    # The earliest point equal to the extreme, per window (array methods: no Python wrappers).
+    hits = (x == ext.repeat(_counts(st, len(w)))).nonzero()[0]
+    idx = hits[hits.searchsorted(st)]
     return {"w": w[st], "t": t[idx], "v": x[idx]}
 
 
