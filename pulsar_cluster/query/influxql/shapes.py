@@ -35,7 +35,8 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable
-from typing import NamedTuple
+from operator import itemgetter
+from typing import Any, NamedTuple
 
 from pulsar_cluster.query.influxql.ast import (
     BinOp,
@@ -107,60 +108,82 @@ def mask_literals(text: str) -> tuple[str, list[_Slot]] | None:
         return None
 
 
-def _node(kind: str, raw: str) -> Expr:
-    """The node the parser's `primary` makes of this literal token."""
-    if kind == "s":
-        return Literal(raw[1:-1])
-    if kind == "i":
-        return Literal(int(raw))
-    if kind == "n":
-        return Literal(float(raw))
+def _duration(raw: str) -> Expr:
     return Duration(parse_duration(raw), raw)
 
 
+#: How the parser's `primary` makes a node of each kind of literal token (ValueError: it
+#: refuses the literal).
+_NODE: dict[str, Callable[[str], Expr]] = {
+    "s": lambda raw: Literal(raw[1:-1]),
+    "i": lambda raw: Literal(int(raw)),
+    "n": lambda raw: Literal(float(raw)),
+    "d": _duration,
+}
+
+#: Builds an expression from the new literals' nodes (a list indexed like the slots).
+_Build = Callable[[list[Any]], Expr]
+
+
+def _builder(e: Expr, slot_of: dict[int, int]) -> _Build | None:
+    """A function building `e` anew with the nodes of its bound literals replaced (by the
+    slot index `slot_of` gives their id), sharing every subtree without one; None: `e` has no
+    bound literal. Made once per template, so that a hit walks no tree."""
+    k = slot_of.get(id(e))
+    if k is not None:
+        return itemgetter(k)
+    if isinstance(e, BinOp):
+        op, left, right = e.op, e.left, e.right
+        lb, rb = _builder(left, slot_of), _builder(right, slot_of)
+        if lb is None and rb is None:
+            return None
+        if rb is None:
+            return lambda n: BinOp(op, lb(n), right)  # type: ignore[misc]
+        if lb is None:
+            return lambda n: BinOp(op, left, rb(n))
+        return lambda n: BinOp(op, lb(n), rb(n))
+    if isinstance(e, Call):
+        name = e.name
+        args = [(_builder(a, slot_of), a) for a in e.args]
+        if all(b is None for b, _ in args):
+            return None
+        return lambda n: Call(name, tuple(a if b is None else b(n) for b, a in args))
+    return None
+
+
+class _Statement(NamedTuple):
+    """One cached SELECT and the builders of its expressions that hold bound literals."""
+
+    select: Select
+    fields: list[tuple[_Build | None, Expr, str | None]]
+    condition: _Build | None
+
+
 class _Template(NamedTuple):
-    statements: list[Select]
-    bound: tuple[tuple[int, Expr], ...]  # (slot index, the template's node of that slot)
+    statements: list[_Statement]
+    bound: tuple[tuple[int, Callable[[str], Expr]], ...]  # (slot index, its node's maker)
     fixed: tuple[tuple[int, str], ...]  # (slot index, the text the slot must have)
-    dirty: frozenset[int]  # ids of the bound nodes and of the nodes above them
 
 
-def _walk(e: Expr | None, seen: dict[int, int], parents: dict[int, int]) -> None:
-    """Count each node of the tree in `seen` (by id) and note its parent's id."""
+def _count(e: Expr | None, seen: dict[int, int]) -> None:
+    """Count each node of the tree in `seen` (by id)."""
     if e is None:
         return
     seen[id(e)] = seen.get(id(e), 0) + 1
-    children: tuple[Expr, ...] = ()
     if isinstance(e, BinOp):
-        children = (e.left, e.right)
+        _count(e.left, seen)
+        _count(e.right, seen)
     elif isinstance(e, Call):
-        children = e.args
-    for c in children:
-        parents[id(c)] = id(e)
-        _walk(c, seen, parents)
+        for a in e.args:
+            _count(a, seen)
 
 
-def _rebind(e: Expr, new: dict[int, Expr], dirty: frozenset[int]) -> Expr:
-    """`e` with the nodes keyed in `new` (by id) replaced; `dirty` holds the ids of the bound
-    nodes and of every node above one, so untouched subtrees are returned as they are."""
-    key = id(e)
-    if key not in dirty:
-        return e
-    found = new.get(key)
-    if found is not None:
-        return found
-    if isinstance(e, BinOp):
-        return BinOp(e.op, _rebind(e.left, new, dirty), _rebind(e.right, new, dirty))
-    assert isinstance(e, Call)  # only BinOp and Call have children
-    return Call(e.name, tuple(_rebind(a, new, dirty) for a in e.args))
-
-
-def _copy(t: Select, new: dict[int, Expr], dirty: frozenset[int]) -> Select:
-    condition = t.condition
+def _copy(s: _Statement, nodes: list[Any]) -> Select:
+    t = s.select
     return Select(
-        [(_rebind(e, new, dirty), alias) for e, alias in t.fields],
+        [(e if b is None else b(nodes), alias) for b, e, alias in s.fields],
         list(t.sources),
-        None if condition is None else _rebind(condition, new, dirty),
+        t.condition if s.condition is None else s.condition(nodes),
         t.every,
         t.offset,
         None if t.group_tags is None else list(t.group_tags),
@@ -223,14 +246,13 @@ class ShapeCache:
         for index, text in template.fixed:
             if slots[index].text != text:
                 return None
-        new: dict[int, Expr] = {}
+        nodes: list[Any] = [None] * len(slots)
         try:
-            for index, node in template.bound:
-                slot = slots[index]
-                new[id(node)] = _node(slot.kind, slot.text)
+            for index, make in template.bound:
+                nodes[index] = make(slots[index].text)
         except ValueError:  # the parser refuses this literal: let it say so
             return None
-        return [_copy(t, new, template.dirty) for t in template.statements]
+        return [_copy(s, nodes) for s in template.statements]
 
 
 def _template(
@@ -239,16 +261,16 @@ def _template(
     """The template of a freshly parsed text, or None when its shape cannot be cached."""
     if not all(type(s) is Select for s in statements):
         return None
+    selects: list[Select] = statements  # type: ignore[assignment]
     index_at = {tok.pos: i for i, tok in enumerate(tokens) if tok.kind != "EOF"}
     seen: dict[int, int] = {}
-    parents: dict[int, int] = {}
-    for s in statements:
-        assert isinstance(s, Select)
-        for e, _ in s.fields:
-            _walk(e, seen, parents)
-        _walk(s.condition, seen, parents)
-    bound: list[tuple[int, Expr]] = []
+    for st in selects:
+        for e, _ in st.fields:
+            _count(e, seen)
+        _count(st.condition, seen)
+    bound: list[tuple[int, Callable[[str], Expr]]] = []
     fixed: list[tuple[int, str]] = []
+    slot_of: dict[int, int] = {}
     for k, slot in enumerate(slots):
         i = index_at.get(slot.start)
         if i is None:
@@ -259,13 +281,16 @@ def _template(
             return None  # the mask and the lexer disagree about this literal
         node = made.get(i)
         if node is not None and seen.get(id(node)) == 1:
-            bound.append((k, node))
+            bound.append((k, _NODE[slot.kind]))
+            slot_of[id(node)] = k
         else:
             fixed.append((k, slot.text))
-    dirty: set[int] = set()
-    for _, node in bound:
-        key: int | None = id(node)
-        while key is not None and key not in dirty:
-            dirty.add(key)
-            key = parents.get(key)
-    return _Template(statements, tuple(bound), tuple(fixed), frozenset(dirty))  # type: ignore[arg-type]
+    cached = [
+        _Statement(
+            st,
+            [(_builder(e, slot_of), e, alias) for e, alias in st.fields],
+            None if st.condition is None else _builder(st.condition, slot_of),
+        )
+        for st in selects
+    ]
+    return _Template(cached, tuple(bound), tuple(fixed))
