@@ -41,27 +41,34 @@ class Where:
 
 
 #: The common form of a time literal, `2006-01-02T15:04:05Z` with an optional fraction: its
-#: value is computed here in about a third of parse_rfc3339's time (no datetime objects);
-#: anything else, and any invalid date or time, goes to parse_rfc3339.
-_UTC_TIME = re.compile(
-    r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,9}))?Z"
-)
+#: value is computed here in about half of parse_rfc3339's instructions (no datetime objects,
+#: each date's day number computed once); anything else, and any invalid date or time, goes to
+#: parse_rfc3339.
+_UTC_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?Z")
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+#: Days since the epoch of a `YYYY-MM-DD` (valid dates only); a pure function's memo, bounded
+_DAYS: dict[str, int] = {}
+_MAX_DAYS = 4096
 
 
 def parse_time_string(text: str) -> int:
     """parse_rfc3339(text), faster for its common form."""
-    m = _UTC_TIME.fullmatch(text)
-    if m is not None:
-        year, month, day, hour, minute, second, fraction = m.groups()
-        h, mi, s = int(hour), int(minute), int(second)
-        if h < 24 and mi < 60 and s < 60:  # datetime's own checks
+    if _UTC_TIME.fullmatch(text) is not None:
+        day = text[:10]
+        days = _DAYS.get(day)
+        if days is None:
             try:
-                days = date(int(year), int(month), int(day)).toordinal() - _EPOCH_ORDINAL
+                days = date(int(text[:4]), int(text[5:7]), int(text[8:10])).toordinal()
             except ValueError:
                 return parse_rfc3339(text)  # raises its own error
+            days -= _EPOCH_ORDINAL
+            if len(_DAYS) >= _MAX_DAYS:
+                _DAYS.clear()
+            _DAYS[day] = days
+        h, mi, s = int(text[11:13]), int(text[14:16]), int(text[17:19])
+        if h < 24 and mi < 60 and s < 60:  # datetime's own checks
             ns = (days * 86_400 + h * 3_600 + mi * 60 + s) * 1_000_000_000
-            return ns + int(fraction.ljust(9, "0")) if fraction else ns
+            return ns + int(text[20:-1].ljust(9, "0")) if len(text) > 20 else ns
     return parse_rfc3339(text)
 
 
