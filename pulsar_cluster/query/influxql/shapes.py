@@ -58,19 +58,37 @@ MAX_TEXT = 4096
 #: The literal tokens, exactly as the lexer's pattern spells them, and what bypasses the cache
 #: (`x`). A number, integer or duration must not continue an identifier or a number (`host2`,
 #: `1.5.3`): the lookbehind leaves those digits in the shape. Quoted identifiers are matched so
-#: that quotes and digits inside them stay in the shape too. The leading lookahead lets the scan
-#: skip other characters quickly (it is 3x faster with it).
-_SLOT = re.compile(
-    r"""(?=["'.0-9/\\\x00-])(?:
-    (?P<q>"[^"\\]*")
+#: that quotes and digits inside them stay in the shape too. This is the readable form;
+#: `_SLOT` below matches exactly the same (a test compares them on random texts).
+_SLOT_PLAIN = re.compile(
+    r"""(?P<q>"[^"\\]*")
     |(?P<s>'[^'\\]*')
     |(?P<x>[/\\\x00]|--)
     |(?<![A-Za-z0-9_.])(?:
         (?P<d>(?:[0-9]+(?:ns|us|µ|u|ms|s|m|h|d|w))+(?![A-Za-z0-9_]))
         |(?P<n>[0-9]+\.[0-9]*|\.[0-9]+)
-        |(?P<i>[0-9]+)))""",
+        |(?P<i>[0-9]+))""",
     re.VERBOSE,
 )
+#: `_SLOT_PLAIN` arranged to start with one character class, so that the regex engine skips
+#: the characters no literal starts with in its fast search loop (a third fewer instructions
+#: per text); each alternative then checks which character that was with a lookbehind. Group
+#: names map to kinds through `_KIND_OF`; the match (group 0) is the literal's whole text.
+_UNIT = "(?:ns|us|µ|u|ms|s|m|h|d|w)"
+_SLOT = re.compile(
+    r"""["'.0-9/\\\x00-](?:
+    (?<=")(?P<q>[^"\\]*")
+    |(?<=')(?P<s>[^'\\]*')
+    |(?<=[/\\\x00])(?P<x>)
+    |(?<=-)(?P<x2>-)
+    |(?<![A-Za-z0-9_.].)(?:
+        (?<=[0-9])(?P<d>[0-9]*UNIT(?:[0-9]+UNIT)*(?![A-Za-z0-9_]))
+        |(?<=[0-9])(?P<n>[0-9]*\.[0-9]*)
+        |(?<=\.)(?P<f>[0-9]+)
+        |(?<=[0-9])(?P<i>[0-9]*)))""".replace("UNIT", _UNIT),
+    re.VERBOSE,
+)
+_KIND_OF = {"q": "q", "s": "s", "x": "x", "x2": "x", "d": "d", "n": "n", "f": "n", "i": "i"}
 _MARK = {"s": "\x00s", "d": "\x00d", "n": "\x00n", "i": "\x00i"}
 _TOKEN_KIND = {"s": "STRING", "d": "DURATION", "n": "NUMBER", "i": "INTEGER"}
 _MISSING = object()
@@ -94,7 +112,7 @@ def mask_literals(text: str) -> tuple[str, list[_Slot]] | None:
     append = slots.append
 
     def mark(m: re.Match[str]) -> str:
-        kind = m.lastgroup
+        kind = _KIND_OF[m.lastgroup]  # type: ignore[index]
         if kind == "q":
             return m.group()
         if kind == "x":

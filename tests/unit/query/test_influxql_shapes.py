@@ -225,3 +225,19 @@ def test_generated_statements_with_other_literals_agree(
     other = [data.draw(st.one_of(SAME_KIND[slot.kind], LITERALS)) for slot in slots]
     same_as_fresh(with_literals(text, slots, other))
     same_as_fresh(text)
+
+
+def _matches(pattern, text: str) -> list[tuple[str, int, str]]:  # type: ignore[no-untyped-def]
+    return [(shapes._KIND_OF[m.lastgroup], m.start(), m.group()) for m in pattern.finditer(text)]
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from([*"ab1290.'\"/\\-_ msuhdwµ\x00x", "ms", "ns", "--", "1h", ".5", "'s'"]),
+        max_size=16,
+    )
+)
+def test_fast_mask_pattern_matches_the_plain_one(parts: list[str]) -> None:
+    text = "".join(parts)
+    assert _matches(shapes._SLOT, text) == _matches(shapes._SLOT_PLAIN, text)
