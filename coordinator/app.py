@@ -55,6 +55,12 @@ def create_app(backend: StorageBackend, settings: CoordinatorSettings | None = N
         description="Distributed time-series database: write, query and operate.",
         lifespan=lifespan,
         default_response_class=ORJSONResponse,
+        # FastAPI's own OpenTelemetry instrumentation off: once anything installs a global
+        # tracer provider (`opentelemetry-instrument`, the OTel operator's auto-instrumentation)
+        # it records every request's `url.query`, InfluxDB clients' `u=`/`p=` credentials
+        # included. Our spans never hold query strings (pulsar_cluster/tracing.py, --tracing).
+        # Off, it also skips three provider look-ups per request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.pulsar = state
     # innermost: the hot query endpoints skip the router, inside auth, metrics and logging
@@ -62,7 +68,8 @@ def create_app(backend: StorageBackend, settings: CoordinatorSettings | None = N
     # Read per request: a configuration reload may change the token (coordinator/reloading.py).
     app.add_middleware(AdminAuthMiddleware, token=lambda: state.settings.admin_token)
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
-    app.add_middleware(RequestLogMiddleware)  # outermost: logs every answer, with its request id
+    # outermost: logs every answer (or, access log off, every failure) with its request id
+    app.add_middleware(RequestLogMiddleware, access_log=lambda: state.settings.access_log)
 
     @app.exception_handler(PulsarError)
     async def pulsar_error(_: Request, exc: PulsarError) -> Response:

@@ -1,9 +1,9 @@
 """What a coordinator (or standalone) process can change at runtime on a configuration reload.
 
 The settings of coordinator.state.CoordinatorSettings that every request reads afresh: the
-admin token (coordinator/auth.py reads it per request), the largest write body, the query
-limits and the federation (remote clusters, their timeouts and tokens, this cluster's name,
-the token remote coordinators present). The mechanism is pulsar_cluster/reload.py.
+access log switch, the admin token (coordinator/auth.py reads it per request), the largest write
+body, the query limits and the federation (remote clusters, their timeouts and tokens, this
+cluster's name, the token remote coordinators present). The mechanism is pulsar_cluster/reload.py.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import os
 from typing import Any
 
 from coordinator.federation import Federation
+from coordinator.requestlog import access_log_enabled
 from coordinator.state import AppState
 from pulsar_cluster.federation import parse_remote_clusters
 from pulsar_cluster.querylimits import QUERY_LIMIT_KEYS, query_limits
@@ -78,7 +79,16 @@ def coordinator_live_settings(state: AppState) -> list[LiveSetting]:
 
         return commit
 
+    def access_log(args: argparse.Namespace, _: dict[str, Any]) -> Commit:
+        enabled = access_log_enabled(args.access_log)
+
+        def commit() -> None:
+            settings.access_log = enabled
+
+        return commit
+
     return [
+        LiveSetting(("access_log",), access_log),
         LiveSetting(("admin_token",), admin_token),
         LiveSetting(("max_body_mb",), max_body),
         LiveSetting(tuple(QUERY_LIMIT_KEYS), limits),

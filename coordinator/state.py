@@ -35,6 +35,8 @@ class CoordinatorSettings:
     remote_clusters: list[RemoteCluster] = field(default_factory=list)
     #: Per-query bounds: points read, series, windows, answer rows, time (docs/api.md)
     query_limits: Limits = field(default_factory=Limits)
+    #: One `http_request` log line per request; off: only failures (coordinator/requestlog.py)
+    access_log: bool = True
 
 
 @dataclass(slots=True)

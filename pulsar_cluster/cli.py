@@ -109,6 +109,15 @@ def _add_admin_token_flag(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_access_log_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--access-log",
+        default="on",
+        help="one log line per HTTP request (on, the default); off: only failed requests "
+        "(InfluxDB's [http] log-enabled)",
+    )
+
+
 def _add_federation_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--cluster-name",
@@ -175,6 +184,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         help="processes parsing write bodies (default: one per core; 0: none)",
     )
     _add_admin_token_flag(p)
+    _add_access_log_flag(p)
     _add_federation_flags(p)
     _add_engine_flags(p)
     _role("pulsar_cluster.querylimits").add_query_limit_flags(p)
@@ -254,6 +264,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         help="processes parsing write bodies (default: one per core; 0: none)",
     )
     _add_admin_token_flag(p)
+    _add_access_log_flag(p)
     p.add_argument("--log-level", default="info")
     _role("pulsar_cluster.querylimits").add_query_limit_flags(p)
     _role("pulsar_cluster.tracing").add_tracing_flag(p)
@@ -389,8 +400,13 @@ def _serve_coordinator(
         limits = _role("pulsar_cluster.querylimits").query_limits(args)
     except ValueError as exc:
         raise SystemExit(f"pulsar: {exc}") from None
+    try:
+        access_log = _role("coordinator.requestlog").access_log_enabled(args.access_log)
+    except ValueError as exc:
+        raise SystemExit(f"pulsar: {exc}") from None
     settings = app_mod.CoordinatorSettings(
         max_body_bytes=args.max_body_mb * 1024 * 1024,
+        access_log=access_log,
         parse_workers=parse_workers,
         admin_token=args.admin_token,
         query_limits=limits,

@@ -7,8 +7,11 @@ server CPU than building the answer (py-spy on `pulsar standalone` under single-
 a quarter of the event loop's time was in the two writes).
 
 `CoalescingHttpToolsProtocol` hands uvicorn a transport whose `write` only collects the bytes
-and flushes them with one write at the end of the current event-loop step (`call_soon`): the
-header and body writes of a response sent in one step become one. Order is kept (every write
+and flushes them with one write when the response is complete, or else at the end of the
+current event-loop step (`call_soon`; a streamed body): the header and body writes of a response
+sent in one step become one. Flushing at completion rather than at the end of the step sends the
+answer before the app's code after its last `send` (the middlewares' log line and metrics): the
+client, on another core, reads it meanwhile. Order is kept (every write
 goes through the buffer), `close()` flushes before closing, and the loop's flow control still
 sees the real transport (a large body that fills the socket buffer pauses the app as before).
 """
@@ -79,3 +82,8 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         # after super(): flow control and the address look-ups keep the real transport
         self.transport = CoalescingTransport(transport, self.loop)  # type: ignore[assignment]
+
+    def on_response_complete(self) -> None:
+        # uvicorn calls this after the last body write of a response (module docstring)
+        self.transport.flush()  # type: ignore[attr-defined]
+        super().on_response_complete()

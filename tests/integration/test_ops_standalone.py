@@ -151,13 +151,20 @@ def test_sighup_and_admin_reload_apply_the_file_and_keep_it_on_errors(configured
     assert r.status_code == 422, r.text
 
     # The admin route does the same and says what happened.
-    config.write_text(f'log_level = "info"\nadmin_token = "{TOKEN_2}"\nfsync = "never"\n')
+    config.write_text(
+        f'log_level = "info"\nadmin_token = "{TOKEN_2}"\nfsync = "never"\naccess_log = "off"\n'
+    )
     r = httpx.post(f"{url}/api/v1/admin/reload", headers=_auth(TOKEN_2))
     assert r.status_code == 200, r.text
-    assert sorted(r.json()["applied"]) == ["log_level", "query_max_series"]
+    assert sorted(r.json()["applied"]) == ["access_log", "log_level", "query_max_series"]
     assert r.json()["needs_restart"] == ["fsync"]
-    r = httpx.post(f"{url}/api/v1/query", json={"db": "q", "measurement": "m"})
+    r = httpx.post(
+        f"{url}/api/v1/query",
+        json={"db": "q", "measurement": "m"},
+        headers={"X-Request-ID": "unlogged-query"},
+    )
     assert r.status_code == 200 and len(r.json()["series"]) == 2
+    assert r.headers["x-request-id"] == "unlogged-query"  # ids still assigned and echoed
     # `pulsar admin reload` says the same in words.
     cli = [sys.executable, "-m", "pulsar_cluster.cli", "admin", "reload", "--url", url]
     env = {**os.environ, "PULSAR_ADMIN_TOKEN": TOKEN_2}
@@ -167,6 +174,9 @@ def test_sighup_and_admin_reload_apply_the_file_and_keep_it_on_errors(configured
         "coordinator: applied: nothing changed",
         "  needs a restart (ignored until then): fsync",
     ]
+    # The access log is off: that query left no line (the reload's own request logged before
+    # the switch, the CLI's after it; neither is a query).
+    assert "unlogged-query" not in server.log()
 
     # A broken file changes nothing and says why, over HTTP and in the log (SIGHUP).
     config.write_text('admin_token = "third\nlog_level = 3\n')

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import warnings
 from pathlib import Path
+from typing import Any
 
+import pytest
 import structlog
 from hypothesis import given
 from hypothesis import strategies as st
 
 from coordinator.app import create_app
-from coordinator.requestlog import request_id_from
+from coordinator.requestlog import RequestLogMiddleware, access_log_enabled, request_id_from
 from node.local import LocalNode
 
 with warnings.catch_warnings():
@@ -58,3 +61,64 @@ def test_ids_are_echoed_generated_and_logged(tmp_path: Path) -> None:
     assert probe["log_level"] == "debug", "probe traffic stays out of info logs"
     query = next(e for e in events if e["path"] == "/api/v1/query")
     assert query["status"] == 400 and "secret" not in str(query), "no query strings in logs"
+
+
+async def _answer_by_path(scope: Any, receive: Any, send: Any) -> None:
+    """An ASGI app answering the status its path names (/200, /404, /503); /raise raises."""
+    if scope["path"] == "/raise":
+        raise RuntimeError("boom")
+    await send({"type": "http.response.start", "status": int(scope["path"][1:]), "headers": []})
+    await send({"type": "http.response.body", "body": b"x"})
+
+
+def _call(app: Any, path: str) -> list[dict[str, Any]]:
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "GET", "path": path, "headers": [], "client": None}
+    asyncio.run(app(scope, receive, send))
+    return sent
+
+
+def test_access_log_off_logs_only_failures_and_is_read_per_request() -> None:
+    enabled = [False]
+    app = RequestLogMiddleware(_answer_by_path, access_log=lambda: enabled[0])
+    with structlog.testing.capture_logs() as logs:
+        ok = _call(app, "/200")
+        _call(app, "/404")
+        _call(app, "/503")
+        with pytest.raises(RuntimeError, match="boom"):
+            _call(app, "/raise")
+        enabled[0] = True  # a configuration reload turns it back on
+        _call(app, "/200")
+    # the id is still assigned and echoed with the access log off
+    assert any(name == b"x-request-id" for name, _ in ok[0]["headers"])
+    logged = [
+        (e["path"], e["status"], e["log_level"]) for e in logs if e["event"] == "http_request"
+    ]
+    assert logged == [("/503", 503, "warning"), ("/raise", 500, "error"), ("/200", 200, "info")]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("on", True),
+        ("OFF", False),
+        (" true ", True),
+        ("false", False),
+        (True, True),
+        (False, False),
+    ],
+)
+def test_access_log_values(value: object, expected: bool) -> None:
+    assert access_log_enabled(value) is expected
+
+
+def test_access_log_refuses_other_values() -> None:
+    with pytest.raises(ValueError, match="invalid access_log 'sometimes': use on or off"):
+        access_log_enabled("sometimes")

@@ -19,10 +19,23 @@ from pulsar_cluster.httpwrite import CoalescingHttpToolsProtocol, CoalescingTran
 BIG = bytes(range(256)) * 8192  # 2 MiB: more than the socket buffer
 
 
+#: Set by the client once it has the answer of /busy-after-send.
+CLIENT_HAS_ANSWER = threading.Event()
+
+
 async def app(scope: Any, receive: Any, send: Any) -> None:
     if scope["type"] != "http":
         return
     path = scope["path"]
+    if path == "/busy-after-send":
+        body = b"early"
+        headers = [(b"content-length", b"5")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        # Work after the last send in the same event-loop step (as a middleware's log line):
+        # blocking here, the answer must have left already.
+        CLIENT_HAS_ANSWER.wait(timeout=5)
+        return
     if path == "/stream":
         await send({"type": "http.response.start", "status": 200, "headers": []})
         for i in range(5):
@@ -121,3 +134,13 @@ def test_writes_of_one_step_reach_the_socket_as_one() -> None:
     writes, got = asyncio.run(go())
     assert writes == [b"HTTP/1.1 200 OK\r\n\r\nbody", b"more"]
     assert got == b"HTTP/1.1 200 OK\r\n\r\nbodymore"
+
+
+def test_a_complete_answer_leaves_before_the_app_returns(base_url: str) -> None:
+    CLIENT_HAS_ANSWER.clear()
+    try:
+        with httpx.Client(base_url=base_url, timeout=3) as client:
+            r = client.get("/busy-after-send")  # times out if the answer waits for the app
+            assert r.text == "early"
+    finally:
+        CLIENT_HAS_ANSWER.set()
