@@ -19,8 +19,8 @@ Why a hit gives exactly what a fresh parse gives:
   builds it. Any other literal (LIMIT n, fill(n), GROUP BY time(d), tz('UTC'), an IN list, a
   negated number) is *fixed*: the cached tree is used only when it has the same text there;
   otherwise the statement is parsed afresh.
-- Only successful parses are stored. A text whose literal the parser would refuse (a duration
-  too long to convert) fails to bind and is parsed afresh, which raises the parser's own error.
+- Only successful parses are stored. A text whose literal the parser would refuse (an integer
+  longer than Python converts) fails to bind and is parsed afresh, which fails as it always did.
   Texts with a `/` (a regex or a division, decided by context), a backslash (escapes), a
   comment, or a NUL (the mask's marker) bypass the cache.
 - Statements are mutable dataclasses: every hit returns new statement objects (the expression
