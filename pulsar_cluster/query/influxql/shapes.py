@@ -94,10 +94,9 @@ _TOKEN_KIND = {"s": "STRING", "d": "DURATION", "n": "NUMBER", "i": "INTEGER"}
 _MISSING = object()
 
 
-class _Slot(NamedTuple):
-    kind: str  # s, d, n, i
-    start: int
-    text: str  # the literal as written (with its quotes)
+#: One literal of a text: (kind: s, d, n or i; its offset; its text as written, quotes and
+#: all). A plain tuple: a text has several and a NamedTuple costs more to make.
+_Slot = tuple[str, int, str]
 
 
 class _BypassError(Exception):
@@ -117,7 +116,7 @@ def mask_literals(text: str) -> tuple[str, list[_Slot]] | None:
             return m.group()
         if kind == "x":
             raise _BypassError
-        append(_Slot(kind, m.start(), m.group()))  # type: ignore[arg-type]
+        append((kind, m.start(), m.group()))
         return _MARK[kind]  # type: ignore[index]
 
     try:
@@ -262,12 +261,12 @@ class ShapeCache:
     @staticmethod
     def _bind(template: _Template, slots: list[_Slot]) -> list[Statement] | None:
         for index, text in template.fixed:
-            if slots[index].text != text:
+            if slots[index][2] != text:
                 return None
         nodes: list[Any] = [None] * len(slots)
         try:
             for index, make in template.bound:
-                nodes[index] = make(slots[index].text)
+                nodes[index] = make(slots[index][2])
         except ValueError:  # the parser refuses this literal: let it say so
             return None
         return [_copy(s, nodes) for s in template.statements]
@@ -289,20 +288,20 @@ def _template(
     bound: list[tuple[int, Callable[[str], Expr]]] = []
     fixed: list[tuple[int, str]] = []
     slot_of: dict[int, int] = {}
-    for k, slot in enumerate(slots):
-        i = index_at.get(slot.start)
+    for k, (kind, start, raw) in enumerate(slots):
+        i = index_at.get(start)
         if i is None:
             return None
         tok = tokens[i]
         length = len(tok.value) + 2 if tok.kind == "STRING" else len(tok.value)
-        if tok.kind != _TOKEN_KIND[slot.kind] or length != len(slot.text):
+        if tok.kind != _TOKEN_KIND[kind] or length != len(raw):
             return None  # the mask and the lexer disagree about this literal
         node = made.get(i)
         if node is not None and seen.get(id(node)) == 1:
-            bound.append((k, _NODE[slot.kind]))
+            bound.append((k, _NODE[kind]))
             slot_of[id(node)] = k
         else:
-            fixed.append((k, slot.text))
+            fixed.append((k, raw))
     cached = [
         _Statement(
             st,

@@ -177,9 +177,9 @@ def test_random_token_soups_agree(words: list[str], other: list[str], glue: str)
 def with_literals(text: str, slots: list, other: list[str]) -> str:  # type: ignore[type-arg]
     """`text` with its literals (as mask_literals found them) replaced by `other`."""
     out, last = [], 0
-    for slot, new in zip(slots, other, strict=False):
-        out += [text[last : slot.start], new]
-        last = slot.start + len(slot.text)
+    for (_, start, raw), new in zip(slots, other, strict=False):
+        out += [text[last:start], new]
+        last = start + len(raw)
     return "".join(out) + text[last:]
 
 
@@ -222,7 +222,7 @@ def test_generated_statements_with_other_literals_agree(
         return
     _, slots = masked
     # mostly literals of the same kind (the same shape: a cache hit), sometimes any literal
-    other = [data.draw(st.one_of(SAME_KIND[slot.kind], LITERALS)) for slot in slots]
+    other = [data.draw(st.one_of(SAME_KIND[kind], LITERALS)) for kind, _, _ in slots]
     same_as_fresh(with_literals(text, slots, other))
     same_as_fresh(text)
 
