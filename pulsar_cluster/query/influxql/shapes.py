@@ -4,8 +4,9 @@ Dashboards and benchmarks send the same statement again and again with other lit
 value, a time range). Tokenizing and parsing such a statement costs tens of microseconds; finding
 its shape costs one regular-expression pass. `ShapeCache.parse` masks the literals ('strings',
 integers, numbers, durations) of the text, looks the masked text up, and on a hit re-binds the
-new literals into the cached syntax tree; on a miss it parses the text and keeps the tree as the
-template of its shape.
+new literals into the cached syntax tree; on a miss it parses the text, and keeps the tree as the
+template of its shape when the shape comes a second time (a one-off statement pays only for the
+mask).
 
 Why a hit gives exactly what a fresh parse gives:
 - Texts with the same masked text have the same characters outside the literals, and each
@@ -92,6 +93,7 @@ _KIND_OF = {"q": "q", "s": "s", "x": "x", "x2": "x", "d": "d", "n": "n", "f": "n
 _MARK = {"s": "\x00s", "d": "\x00d", "n": "\x00n", "i": "\x00i"}
 _TOKEN_KIND = {"s": "STRING", "d": "DURATION", "n": "NUMBER", "i": "INTEGER"}
 _MISSING = object()
+_SEEN = object()  # a shape seen once: its template is built when it comes again
 
 
 #: One literal of a text: (kind: s, d, n or i; its offset; its text as written, quotes and
@@ -222,7 +224,8 @@ class ShapeCache:
     def __init__(self, parse: Callable[[str], list[Statement]], recording: RecordingParse) -> None:
         self._parse = parse
         self._recording = recording
-        self._entries: dict[str, _Template | None] = {}  # None: a shape that is never cached
+        #: shape -> its template; None: a shape that is never cached; _SEEN: seen once
+        self._entries: dict[str, _Template | object | None] = {}
         self._lock = threading.Lock()  # parse_query may run in worker threads as well
         self.hits = 0
 
@@ -239,24 +242,32 @@ class ShapeCache:
             return self._parse(text)
         shape, slots = masked
         template = self._entries.get(shape, _MISSING)
-        if template is not _MISSING:
+        if template is _MISSING:
+            # First sight: parse as usual and only note the shape. Building a template costs
+            # half a parse more, worth it for a shape that comes again, not for a one-off.
+            self._store(shape, _SEEN)
+            return self._parse(text)
+        if template is _SEEN:
+            statements, tokens, made = self._recording(text)  # a syntax error: nothing stored
+            template = _template(statements, tokens, made, slots)
+            self._store(shape, template)
             if template is None:
-                return self._parse(text)
-            out = self._bind(template, slots)
-            if out is not None:
-                self.hits += 1
-                return out
-            return self._parse(text)  # a fixed literal differs, or a literal does not convert
-        statements, tokens, made = self._recording(text)  # raises on a syntax error: not stored
-        template = _template(statements, tokens, made, slots)
-        with self._lock:
-            if len(self._entries) >= MAX_SHAPES:
-                self._entries.pop(next(iter(self._entries)), None)
-            self._entries[shape] = template
+                return statements
+            # the template keeps the parsed objects; the caller gets its own copies
+            return self._bind(template, slots) or self._parse(text)
         if template is None:
-            return statements
-        # the template keeps the parsed objects; the caller gets its own copies
-        return self._bind(template, slots) or self._parse(text)
+            return self._parse(text)
+        out = self._bind(template, slots)  # type: ignore[arg-type]
+        if out is not None:
+            self.hits += 1
+            return out
+        return self._parse(text)  # a fixed literal differs, or a literal does not convert
+
+    def _store(self, shape: str, entry: _Template | object | None) -> None:
+        with self._lock:
+            if len(self._entries) >= MAX_SHAPES and shape not in self._entries:
+                self._entries.pop(next(iter(self._entries)), None)
+            self._entries[shape] = entry  # type: ignore[assignment]
 
     @staticmethod
     def _bind(template: _Template, slots: list[_Slot]) -> list[Statement] | None:

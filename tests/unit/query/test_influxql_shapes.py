@@ -31,9 +31,20 @@ def same_as_fresh(text: str) -> None:
     assert outcome(parse_query, text) == outcome(parse_query_fresh, text), text
 
 
+def both_ways(a: str, b: str) -> None:
+    """Parse a, b, a (b's tree is the template: a hit binds a's literals into it), then, on
+    an empty cache, b, a, b (a's tree is the template), each compared with a fresh parse."""
+    for x, y in ((a, b), (b, a)):
+        SHAPES.clear()
+        same_as_fresh(x)  # first sight of the shape
+        same_as_fresh(y)  # the template is built
+        same_as_fresh(x)  # a hit, if the shape has a template and its fixed literals match
+
+
 def test_tsbs_shape_hits_and_rebinds() -> None:
     SHAPES.clear()
-    same_as_fresh(TSBS)
+    same_as_fresh(TSBS)  # first sight: the shape is noted
+    same_as_fresh(TSBS.replace("host_944", "host_1"))  # second: its template is built
     hits = SHAPES.hits
     other = TSBS.replace("host_944", "host_7").replace("17:44", "03:01")
     same_as_fresh(other)
@@ -43,6 +54,7 @@ def test_tsbs_shape_hits_and_rebinds() -> None:
 
 def test_returned_statements_are_the_callers_own() -> None:
     SHAPES.clear()
+    parse_query(TSBS)
     first = parse_query(TSBS)[0]
     first.fields.append(first.fields[0])
     first.limit = 3
@@ -53,6 +65,7 @@ def test_memory_is_bounded() -> None:
     SHAPES.clear()
     for n in range(shapes.MAX_SHAPES + 20):
         parse_query(f"SELECT f{n} FROM m WHERE t = 'x'")
+        parse_query(f"SELECT f{n} FROM m WHERE t = 'y'")
     assert len(SHAPES) <= shapes.MAX_SHAPES
     long = "SELECT a FROM m WHERE " + " AND ".join(f"t = '{i}'" for i in range(700))
     assert len(long) > shapes.MAX_TEXT and shapes.mask_literals(long) is None
@@ -91,10 +104,7 @@ def test_memory_is_bounded() -> None:
     ],
 )
 def test_literal_cases_agree_with_a_fresh_parse(first: str, second: str) -> None:
-    SHAPES.clear()
-    same_as_fresh(first)
-    same_as_fresh(second)
-    same_as_fresh(first)
+    both_ways(first, second)
 
 
 STRINGS = st.text(st.sampled_from("ab'\"\\/-1 .m\n:TZ"), max_size=6)
@@ -136,15 +146,19 @@ SHAPES_WITH_HOLES = [
 @given(
     shape=st.sampled_from(SHAPES_WITH_HOLES),
     first=st.lists(LITERALS, min_size=8, max_size=8),
-    second=st.lists(LITERALS, min_size=8, max_size=8),
+    data=st.data(),
 )
-def test_cached_parse_is_a_fresh_parse(shape: str, first: list[str], second: list[str]) -> None:
-    SHAPES.clear()
-    holes = shape.count("{}")
-    a, b = shape.format(*first[:holes]), shape.format(*second[:holes])
-    same_as_fresh(a)
-    same_as_fresh(b)
-    same_as_fresh(a)
+def test_cached_parse_is_a_fresh_parse(shape: str, first: list[str], data: st.DataObject) -> None:
+    a = shape.format(*first[: shape.count("{}")])
+    masked = shapes.mask_literals(a)
+    if masked is None:
+        SHAPES.clear()
+        same_as_fresh(a)
+        return
+    _, slots = masked
+    # mostly literals of the same kind (the same shape: a cache hit), sometimes any literal
+    other = [data.draw(st.one_of(SAME_KIND[kind], LITERALS)) for kind, _, _ in slots]
+    both_ways(a, with_literals(a, slots, other))
 
 
 TOKENS = st.sampled_from(
@@ -163,15 +177,14 @@ TOKENS = st.sampled_from(
 def test_random_token_soups_agree(words: list[str], other: list[str], glue: str) -> None:
     """Random (mostly invalid) statements, then the same with other literals: errors are the
     same errors, at the same places."""
-    SHAPES.clear()
     text = glue.join(["SELECT", *words])
-    same_as_fresh(text)
     masked = shapes.mask_literals(text)
     if masked is None:
+        SHAPES.clear()
+        same_as_fresh(text)
         return
     _, slots = masked
-    same_as_fresh(with_literals(text, slots, other))
-    same_as_fresh(text)
+    both_ways(text, with_literals(text, slots, other))
 
 
 def with_literals(text: str, slots: list, other: list[str]) -> str:  # type: ignore[type-arg]
@@ -214,17 +227,16 @@ TAILS = st.sampled_from(
 def test_generated_statements_with_other_literals_agree(
     fields: list[str], where: str, tail: str, tail_literals: list[str], data: st.DataObject
 ) -> None:
-    SHAPES.clear()
     text = f"SELECT {', '.join(fields)} FROM m WHERE {where}" + tail.format(*tail_literals)
-    same_as_fresh(text)
     masked = shapes.mask_literals(text)
     if masked is None:
+        SHAPES.clear()
+        same_as_fresh(text)
         return
     _, slots = masked
     # mostly literals of the same kind (the same shape: a cache hit), sometimes any literal
     other = [data.draw(st.one_of(SAME_KIND[kind], LITERALS)) for kind, _, _ in slots]
-    same_as_fresh(with_literals(text, slots, other))
-    same_as_fresh(text)
+    both_ways(text, with_literals(text, slots, other))
 
 
 def _matches(pattern, text: str) -> list[tuple[str, int, str]]:  # type: ignore[no-untyped-def]
@@ -241,3 +253,29 @@ def _matches(pattern, text: str) -> list[tuple[str, int, str]]:  # type: ignore[
 def test_fast_mask_pattern_matches_the_plain_one(parts: list[str]) -> None:
     text = "".join(parts)
     assert _matches(shapes._SLOT, text) == _matches(shapes._SLOT_PLAIN, text)
+
+
+#: Valid statements with typed holes: every pair is one shape, so most pairs hit the cache.
+TYPED_SHAPES = [
+    "SELECT max(usage_user) FROM cpu WHERE (hostname = {s}) AND time >= {s} AND time < {s} "
+    "GROUP BY time({d})",
+    "SELECT mean(v), percentile(v, {i}) FROM m WHERE t = {s} OR t = {s} GROUP BY time({d}), t",
+    "SELECT * FROM cpu WHERE usage_user > {n} AND hostname = {s} AND time >= now() - {d}",
+    'SELECT "v" FROM "m" WHERE ("host" = {s}) AND time >= {i}ms AND time <= {d} LIMIT {i}',
+    "SELECT derivative(mean(v), {d}) FROM m WHERE time > {s} - {d} GROUP BY time({d}) fill({i})",
+    "SELECT v FROM m WHERE v > -{n} AND w != {i} AND u = {s}; SELECT w FROM m WHERE t = {s}",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(shape=st.sampled_from(TYPED_SHAPES), data=st.data())
+def test_typed_shapes_hit_and_agree(shape: str, data: st.DataObject) -> None:
+    def fill() -> str:
+        out, rest = [], shape
+        while "{" in rest:
+            head, _, tail = rest.partition("{")
+            kind, _, rest = tail.partition("}")
+            out += [head, data.draw(SAME_KIND[kind])]
+        return "".join([*out, rest])
+
+    both_ways(fill(), fill())
