@@ -111,6 +111,11 @@ class LocalNode:
             return None
         return execute_partial(plan, source, self.last_cache, series)
 
+    def tag_keys_now(self, database: str, measurement: str) -> list[str]:
+        """The measurement's tag keys, read from the index now (pulsar_cluster.query.run's
+        Catalog asks this on every select, instead of a meta plan): never stale."""
+        return self.engine.tag_keys(database, measurement)
+
     def _small_select(self, plan: Plan, source: EngineSource) -> list[bytes] | None:
         """The series `plan` reads, when it reads at most INLINE_SERIES_FIELD_HOURS series x
         fields x hours: a time-bounded select whose tag predicate uses only equalities

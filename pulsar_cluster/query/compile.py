@@ -13,7 +13,7 @@ from typing import Any
 
 from pulsar_cluster.errors import LimitExceededError, QueryError
 from pulsar_cluster.query.finish import MULTI_ROW, Finish, OutColumn
-from pulsar_cluster.query.plan import MAX_TIME, MIN_TIME, ColumnSpec, Limits, Plan, window_origin
+from pulsar_cluster.query.plan import MAX_TIME, MIN_TIME, ColumnSpec, Limits, Plan, window_start
 from pulsar_cluster.query.states import KINDS
 from pulsar_cluster.query.transforms import TRANSFORMS
 from pulsar_cluster.query.where import Where
@@ -86,8 +86,17 @@ def compile_select(spec: SelectSpec, now: int, limits: Limits | None = None) -> 
     where.start = min(max(where.start, MIN_TIME), MAX_TIME)
     where.end = min(max(where.end, MIN_TIME), MAX_TIME)
     items = spec.items
-    aggregated = items is not None and any(i.fn is not None for i in items)
-    raw_items = items is not None and any(i.fn is None and i.transform is None for i in items)
+    # what the items are, in one pass (a small query has one or two)
+    aggregated = raw_items = transformed = tags = False
+    for i in items or ():
+        if i.fn is not None:
+            aggregated = True
+        elif i.transform is None:
+            raw_items = True
+        if i.transform:
+            transformed = True
+        if i.is_tag:
+            tags = True
     if aggregated and raw_items:
         raise QueryError("mixing aggregate and non-aggregate queries is not supported")
     finish = Finish(
@@ -115,7 +124,6 @@ def compile_select(spec: SelectSpec, now: int, limits: Limits | None = None) -> 
         "descending": spec.descending,
         "limits": limits,
     }
-    transformed = items is not None and any(i.transform for i in items)
     if not aggregated and not transformed:
         if spec.every:
             raise QueryError("GROUP BY requires at least one aggregate function")
@@ -131,7 +139,7 @@ def compile_select(spec: SelectSpec, now: int, limits: Limits | None = None) -> 
         return Plan(**base, raw_fields=fields, raw_limit=pushdown), finish
 
     assert items is not None
-    if any(i.is_tag for i in items):
+    if tags:
         raise QueryError("a tag key cannot be selected together with aggregates")
     every = spec.every
     for i in items:
@@ -143,7 +151,7 @@ def compile_select(spec: SelectSpec, now: int, limits: Limits | None = None) -> 
             raise QueryError(f"{i.transform}() of an aggregate requires a GROUP BY time() interval")
         if i.transform is not None and i.fn is None and every:
             raise QueryError(f"aggregate function required inside the call to {i.transform}()")
-    if any((i.fn or "") in MULTI_ROW for i in items) and len(items) > 1:
+    if len(items) > 1 and any((i.fn or "") in MULTI_ROW for i in items):
         multi = next(i.fn for i in items if (i.fn or "") in MULTI_ROW)
         raise QueryError(f"selector function {multi}() cannot be combined with other functions")
     if every:
@@ -154,10 +162,10 @@ def compile_select(spec: SelectSpec, now: int, limits: Limits | None = None) -> 
             )
         end = where.end if where.has_upper else now + 1
         base.update(kind="select", end=end, every=every, offset=spec.offset)
-        plan = Plan(**base)
-        if window_origin(plan) < MIN_TIME - 1:
+        origin = window_start(where.start, every, spec.offset)  # window_origin of the plan
+        if origin < MIN_TIME - 1:
             raise QueryError("GROUP BY time() windows start before the earliest time: narrow it")
-        windows = (plan.end - 1 - window_origin(plan)) // every + 1
+        windows = (end - 1 - origin) // every + 1
         if windows > limits.max_windows:
             raise LimitExceededError(
                 f"GROUP BY time() gives {windows} windows, more than the limit of "

@@ -26,6 +26,7 @@ __all__ = [
     "MAX_TIME",
     "META_KINDS",
     "window_origin",
+    "window_start",
     "plan_to_dict",
     "plan_from_dict",
 ]
@@ -97,9 +98,16 @@ class Plan:
 
 def window_origin(plan: Plan) -> int:
     """Start of the window holding plan.start (windows are aligned to the epoch + offset)."""
-    if plan.every <= 0:
+    if plan.every <= 0:  # window_start's body, not a call to it: the node calls this per plan
         return plan.start if plan.start != MIN_TIME else 0
     return (plan.start - plan.offset) // plan.every * plan.every + plan.offset
+
+
+def window_start(start: int, every: int, offset: int) -> int:
+    """window_origin of a plan with these fields (for callers that have no Plan yet)."""
+    if every <= 0:
+        return start if start != MIN_TIME else 0
+    return (start - offset) // every * every + offset
 
 
 def plan_to_dict(plan: Plan) -> dict[str, Any]:

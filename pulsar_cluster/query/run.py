@@ -131,6 +131,11 @@ class Catalog:
         return sorted(r[0] for r in rows.get("", ()))
 
     async def tag_keys(self, database: str, measurement: str) -> set[str]:
+        # A backend that reads its index in process (LocalNode.tag_keys_now) answers without a
+        # meta plan: every select asks this, and the plan costs more than the look-up.
+        tag_keys_now = getattr(self._backend, "tag_keys_now", None)
+        if tag_keys_now is not None:
+            return set(tag_keys_now(database, measurement))
         rows = await self._meta(database, "tag_keys", measurement)
         return {r[0] for r in rows.get(measurement, ())}
 

@@ -28,9 +28,10 @@ from pulsar_cluster.query.influxql.ast import (
     Wildcard,
 )
 from pulsar_cluster.query.influxql.lexer import Token, parse_error, tokenize
+from pulsar_cluster.query.influxql.shapes import ShapeCache
 from pulsar_cluster.timeutil import parse_duration
 
-__all__ = ["parse_query", "parse_expression"]
+__all__ = ["parse_query", "parse_query_fresh", "parse_expression", "SHAPES"]
 
 _COMPARISONS = ("=", "!=", "<>", "<", "<=", ">", ">=", "=~", "!~")
 #: Keywords that cannot be bare identifiers (quote them: "from").
@@ -571,10 +572,48 @@ class _Parser:
         raise self.error("identifier, string, number, bool")
 
 
+class _RecordingParser(_Parser):
+    """The parser, noting which node it made of each literal token (for ShapeCache)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.made: dict[int, Expr] = {}
+
+    def primary(self) -> Expr:
+        i = self.i
+        node = super().primary()
+        if self.i == i + 1 and self.tokens[i].kind in _LITERAL_TOKENS:
+            self.made[i] = node
+        return node
+
+
+_LITERAL_TOKENS = frozenset(("STRING", "INTEGER", "NUMBER", "DURATION"))
+
+
+def _parse_fresh(text: str) -> list[Statement]:
+    return _Parser(text).statements()
+
+
+def _parse_recording(text: str) -> tuple[list[Statement], list[Token], dict[int, Expr]]:
+    p = _RecordingParser(text)
+    return p.statements(), p.tokens, p.made
+
+
+#: Parsed SELECTs by shape (the text with its literals masked): see shapes.py.
+SHAPES = ShapeCache(_parse_fresh, _parse_recording)
+
+
 def parse_query(text: str) -> list[Statement]:
     if not text.strip():
         raise QueryError('missing required parameter "q"')
-    return _Parser(text).statements()
+    return SHAPES.parse(text)
+
+
+def parse_query_fresh(text: str) -> list[Statement]:
+    """parse_query without the shape cache (what the cache must agree with)."""
+    if not text.strip():
+        raise QueryError('missing required parameter "q"')
+    return _parse_fresh(text)
 
 
 def parse_expression(text: str) -> Expr:

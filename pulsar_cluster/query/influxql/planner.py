@@ -180,7 +180,7 @@ def _items(stmt: Select, tag_keys: set[str]) -> list[Item] | None:
             continue
         if isinstance(expr, Call):
             item = _agg_item(expr)
-            out.append(Item(item.field, item.fn, item.args, alias=alias))
+            out.append(item if alias is None else Item(item.field, item.fn, item.args, alias=alias))
             continue
         raise QueryError("arithmetic and literals in SELECT are not supported yet")
     return out

@@ -45,3 +45,32 @@ def test_catalog_answers_now_like_through_the_query_call(tmp_path: Path) -> None
         await node.close()
 
     asyncio.run(go())
+
+
+def test_tag_keys_read_from_the_index_are_never_stale(tmp_path: Path) -> None:
+    """Catalog.tag_keys over a LocalNode reads the index on every call (tag_keys_now): a tag
+    key written a moment ago is a tag in the next query, and it agrees with the meta plan."""
+    from pulsar_cluster.query.influxql.parser import parse_query
+    from pulsar_cluster.query.influxql.planner import execute_statement
+
+    node = LocalNode(str(tmp_path), EngineOptions(fsync="never"))
+
+    async def go() -> None:
+        await node.write(parse_line_protocol(b"cpu,host=a v=1 1", "db"))
+        select = parse_query("SELECT v FROM cpu WHERE rack = 'r1'")[0]
+        assert await execute_statement(select, "db", node, 10) == {}
+        for lines, expected in (
+            (b"cpu,host=a,rack=r1 v=2 2", {"host", "rack"}),
+            (b"cpu,host=b,zone=z v=3 3\ndisk,d=1 v=1 1", {"host", "rack", "zone"}),
+        ):
+            await node.write(parse_line_protocol(lines, "db"))
+            assert await Catalog(node).tag_keys("db", "cpu") == expected
+            assert await Catalog(QueryOnly(node)).tag_keys("db", "cpu") == expected
+        # rack is a tag now: the comparison selects the series, not a field value
+        answer = await execute_statement(select, "db", node, 10)
+        assert answer["series"][0]["values"] == [[2, 2.0]]
+        assert await Catalog(node).tag_keys("db", "nope") == set()
+        assert await Catalog(node).tag_keys("nodb", "cpu") == set()
+        await node.close()
+
+    asyncio.run(go())
