@@ -4,8 +4,10 @@ Conjuncts (terms joined by AND) are classified one by one: a comparison of `time
 range; a comparison of a tag key goes to the tag predicate (resolved through the index); one of a
 field goes to the field predicate (evaluated on points). An identifier is a tag when written
 `name::tag`, when it is a known tag key of the measurement, or - with no schema at hand - when it
-is compared with a string or a regex; otherwise it is a field. OR may join terms of one class
-only; anything else is refused with a QueryError naming the problem.
+is compared with a string or a regex; otherwise it is a field. OR may join tag conditions with
+tag conditions and field conditions with field conditions; an OR of time conditions, or of
+anything mixed, is refused with a QueryError naming the problem (rather than answered as an
+AND; InfluxDB 1.x does that with time conditions under OR).
 """
 
 from __future__ import annotations
@@ -104,19 +106,27 @@ def _classify(e: Expr, is_tag: Callable[[str], bool] | None, kinds: dict[int, st
     if type(e) is BinOp and e.op in ("AND", "OR"):
         left = _classify(e.left, is_tag, kinds)
         right = _classify(e.right, is_tag, kinds)
-        if left == right:
-            kind = left  # (an OR of two "mixed" sides is "mixed" too, as it always was)
-        elif e.op == "OR":
-            if "time" in (left, right):
+        if e.op == "OR" and (left != right or left in ("time", "mixed")):
+            # A time range is one interval, and a tag predicate selects series before any
+            # point is read: an OR of time conditions, or of sides whose conditions are of
+            # different classes (`(host = 'a' AND usage > 1) OR (host = 'b' AND usage > 2)`),
+            # has no such split. Refused rather than answered as an AND.
+            if "time" in _leaf_classes(e, kinds):
                 raise QueryError("time conditions cannot be combined with OR")
             raise QueryError("OR between tag and field conditions is not supported")
-        else:
-            kind = "mixed"
+        kind = left if left == right else "mixed"
         kinds[id(e)] = kind
         return kind
     kind = _classify_comparison(e, is_tag)
     kinds[id(e)] = kind
     return kind
+
+
+def _leaf_classes(e: Expr, kinds: dict[int, str]) -> set[str]:
+    """The classes of the comparisons under `e` (all classified in `kinds` already)."""
+    if type(e) is BinOp and e.op in ("AND", "OR"):
+        return _leaf_classes(e.left, kinds) | _leaf_classes(e.right, kinds)
+    return {kinds[id(e)]}
 
 
 def _classify_comparison(e: Expr, is_tag: Callable[[str], bool] | None) -> str:

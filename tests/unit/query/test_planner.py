@@ -145,6 +145,15 @@ def test_planning_errors_are_clear() -> None:
         "SELECT derivative(usage) FROM cpu WHERE time > 0 GROUP BY time(1s)":
             "aggregate function required",
         "SELECT usage FROM cpu WHERE host = 'a' OR usage > 1": "OR between tag and field",
+        # OR of mixed sides or of time conditions: refused, not answered as an AND (these
+        # answered nothing, or the intersection of the ranges)
+        "SELECT usage FROM cpu WHERE (host = 'a' AND usage > 1) OR (host = 'b' AND usage > 2)":
+            "OR between tag and field",
+        "SELECT usage FROM cpu WHERE (host = 'a' AND time > 1) OR (host = 'b' AND time > 2)":
+            "time conditions cannot be combined with OR",
+        "SELECT usage FROM cpu WHERE time < 10 OR time > 20": "time conditions cannot be",
+        "SELECT usage FROM cpu WHERE (host = 'a' AND time > 1) OR host = 'b'":
+            "time conditions cannot be combined with OR",
         "SELECT usage FROM cpu WHERE host > 'a'": "can only be compared with",
         "SELECT usage FROM cpu WHERE host =~ /(/": "invalid regular expression",
         "CREATE DATABASE x": "statement not supported here: CREATE DATABASE",

@@ -60,15 +60,21 @@ def reference_split_where(
     if expr is None:
         return out
 
+    def leaves(e: Expr) -> set[str]:
+        if isinstance(e, BinOp) and e.op in ("AND", "OR"):
+            return leaves(e.left) | leaves(e.right)
+        return {classify(e)}
+
     def classify(e: Expr) -> str:
         if isinstance(e, BinOp) and e.op in ("AND", "OR"):
             kinds = {classify(e.left), classify(e.right)}
-            if len(kinds) == 1:
-                return kinds.pop()
-            if e.op == "OR":
-                if "time" in kinds:
+            if e.op == "OR" and (len(kinds) > 1 or kinds & {"time", "mixed"}):
+                # (changed since: an OR of time conditions or of mixed sides is refused)
+                if "time" in leaves(e):
                     raise QueryError("time conditions cannot be combined with OR")
                 raise QueryError("OR between tag and field conditions is not supported")
+            if len(kinds) == 1:
+                return kinds.pop()
             return "mixed"
         if not isinstance(e, BinOp):
             raise QueryError("invalid condition: expected a comparison")
