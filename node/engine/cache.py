@@ -139,15 +139,11 @@ class BlockCache:
     ) -> tuple[np.ndarray, np.ndarray] | None:
         """The points with start <= t < end of a cached block, or None on a miss: `get` and
         columns.time_slice in one, rebuilding only the points in range (`time_range`)."""
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is None:
-                self.misses += 1
-                return None
-            self._entries.move_to_end(key)
-            self.hits += 1
-        lo, hi, ts = time_range(entry[0], start, end)
-        values = entry[1]
+        found = self.get_compact(key)
+        if found is None:
+            return None
+        lo, hi, ts = time_range(found[0], start, end)
+        values = found[1]
         if isinstance(values, tuple):
             return ts, values[0][lo:hi].astype(values[1])
         return ts, values[lo:hi]
