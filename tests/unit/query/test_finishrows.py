@@ -20,6 +20,21 @@ FNS = sorted(ROW_WISE)
 POINTS = st.lists(st.tuples(st.integers(0, 99), st.integers(-50, 50)), max_size=4)
 
 
+def _draw_finish(draw: Any, fill_values: tuple[float, ...], limit: int, offset: int) -> Finish:
+    """A one-column Finish with any fill mode, order, LIMIT/OFFSET and SLIMIT/SOFFSET."""
+    return Finish(
+        columns=[OutColumn("c", 0)],
+        fill=draw(st.sampled_from(["null", "none", "previous", "linear", "value"])),
+        fill_value=draw(st.sampled_from(fill_values)),
+        descending=draw(st.booleans()),
+        limit=draw(st.integers(0, limit)),
+        offset=draw(st.integers(0, offset)),
+        slimit=draw(st.integers(0, 3)),
+        soffset=draw(st.integers(0, 1)),
+        always_tags=draw(st.booleans()),
+    )
+
+
 @st.composite
 def cases(draw: Any) -> tuple[Plan, Finish, Partial]:
     ncols = draw(st.integers(1, 3))
@@ -143,17 +158,7 @@ def window_cases(draw: Any) -> tuple[Plan, Finish, Partial]:
         columns=(ColumnSpec("f", fn),),
         group_by=("host",),
     )
-    finish = Finish(
-        columns=[OutColumn("c", 0)],
-        fill=draw(st.sampled_from(["null", "none", "previous", "linear", "value"])),
-        fill_value=draw(st.sampled_from([0, -1.5])),
-        descending=draw(st.booleans()),
-        limit=draw(st.integers(0, 2)),
-        offset=draw(st.integers(0, 1)),
-        slimit=draw(st.integers(0, 3)),
-        soffset=draw(st.integers(0, 1)),
-        always_tags=draw(st.booleans()),
-    )
+    finish = _draw_finish(draw, (0, -1.5), 2, 1)
     mixed = draw(st.booleans())
     partial = Partial()
     for g in range(draw(st.integers(0, 5))):
@@ -229,17 +234,7 @@ def gappy_window_cases(draw: Any) -> tuple[Plan, Finish, Partial]:
         columns=(ColumnSpec("f", fn),),
         group_by=("host",),
     )
-    finish = Finish(
-        columns=[OutColumn("c", 0)],
-        fill=draw(st.sampled_from(["null", "none", "previous", "linear", "value"])),
-        fill_value=draw(st.sampled_from([0, -1.5, 7])),
-        descending=draw(st.booleans()),
-        limit=draw(st.integers(0, 3)),
-        offset=draw(st.integers(0, 2)),
-        slimit=draw(st.integers(0, 3)),
-        soffset=draw(st.integers(0, 1)),
-        always_tags=draw(st.booleans()),
-    )
+    finish = _draw_finish(draw, (0, -1.5, 7), 3, 2)
     floats = draw(st.booleans())
     mixed = draw(st.booleans())
     partial = Partial()

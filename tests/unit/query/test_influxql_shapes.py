@@ -142,6 +142,20 @@ SHAPES_WITH_HOLES = [
 ]
 
 
+def check_with_other_literals(text: str, data: st.DataObject) -> None:
+    """`text`, and the text with other literals in its literals' places, parse both ways round
+    as they parse fresh (a text that bypasses the cache: fresh only)."""
+    masked = shapes.mask_literals(text)
+    if masked is None:
+        SHAPES.clear()
+        same_as_fresh(text)
+        return
+    _, slots = masked
+    # mostly literals of the same kind (the same shape: a cache hit), sometimes any literal
+    other = [data.draw(st.one_of(SAME_KIND[kind], LITERALS)) for kind, _, _ in slots]
+    both_ways(text, with_literals(text, slots, other))
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     shape=st.sampled_from(SHAPES_WITH_HOLES),
@@ -149,16 +163,7 @@ SHAPES_WITH_HOLES = [
     data=st.data(),
 )
 def test_cached_parse_is_a_fresh_parse(shape: str, first: list[str], data: st.DataObject) -> None:
-    a = shape.format(*first[: shape.count("{}")])
-    masked = shapes.mask_literals(a)
-    if masked is None:
-        SHAPES.clear()
-        same_as_fresh(a)
-        return
-    _, slots = masked
-    # mostly literals of the same kind (the same shape: a cache hit), sometimes any literal
-    other = [data.draw(st.one_of(SAME_KIND[kind], LITERALS)) for kind, _, _ in slots]
-    both_ways(a, with_literals(a, slots, other))
+    check_with_other_literals(shape.format(*first[: shape.count("{}")]), data)
 
 
 TOKENS = st.sampled_from(
@@ -228,15 +233,7 @@ def test_generated_statements_with_other_literals_agree(
     fields: list[str], where: str, tail: str, tail_literals: list[str], data: st.DataObject
 ) -> None:
     text = f"SELECT {', '.join(fields)} FROM m WHERE {where}" + tail.format(*tail_literals)
-    masked = shapes.mask_literals(text)
-    if masked is None:
-        SHAPES.clear()
-        same_as_fresh(text)
-        return
-    _, slots = masked
-    # mostly literals of the same kind (the same shape: a cache hit), sometimes any literal
-    other = [data.draw(st.one_of(SAME_KIND[kind], LITERALS)) for kind, _, _ in slots]
-    both_ways(text, with_literals(text, slots, other))
+    check_with_other_literals(text, data)
 
 
 def _matches(pattern, text: str) -> list[tuple[str, int, str]]:  # type: ignore[no-untyped-def]
