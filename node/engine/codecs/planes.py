@@ -64,9 +64,16 @@ def _unpack(packed: bytes | memoryview, bits: int, m: int) -> np.ndarray:
         return raw
     if bits == 1:
         return np.unpackbits(raw, count=m, bitorder="little")
-    shifts = np.arange(0, 8, bits, dtype=np.uint8)
-    values = (raw[:, None] >> shifts[None, :]) & np.uint8((1 << bits) - 1)
-    return values.reshape(-1)[:m]
+    # Value j of every byte into column j: one shift and one mask over all bytes per column.
+    # (Broadcasting raw[:, None] >> shifts[None, :] does the same with an inner loop as short
+    # as the 2 or 4 values of a byte, 3-4x slower: a quarter of a cold block read.)
+    per = 8 // bits
+    mask = np.uint8((1 << bits) - 1)
+    out = np.empty((len(raw), per), dtype=np.uint8)
+    np.bitwise_and(raw, mask, out=out[:, 0])
+    for j in range(1, per):
+        np.bitwise_and(np.right_shift(raw, np.uint8(j * bits)), mask, out=out[:, j])
+    return out.reshape(-1)[:m]
 
 
 # Order-0 entropy (bits per byte) above which a full-byte plane is stored raw without trying

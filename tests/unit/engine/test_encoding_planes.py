@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from node.engine.codecs.base import BlockFormatError, Reader
 from node.engine.codecs.integers import unzigzag, zigzag
-from node.engine.codecs.planes import decode_planes, encode_planes
+from node.engine.codecs.planes import _unpack, decode_planes, encode_planes
 
 U64_MAX = 2**64 - 1
 I64_MIN, I64_MAX = -(2**63), 2**63 - 1
@@ -78,3 +78,14 @@ def test_zigzag_matches_reference(values: list[int]) -> None:
     # Reference: 0, -1, 1, -2, 2 ... -> 0, 1, 2, 3, 4 ...
     assert z.tolist() == [2 * v if v >= 0 else -2 * v - 1 for v in values]
     assert unzigzag(z).tolist() == values
+
+
+@given(st.integers(0, 1200), st.sampled_from([1, 2, 4, 8]), st.data())
+def test_unpack_reads_value_k_from_bits_k_times_width(
+    m: int, bits: int, data: st.DataObject
+) -> None:
+    size = (m * bits + 7) // 8  # a packed plane of m values, as the decoder hands it over
+    packed = data.draw(st.binary(min_size=size, max_size=size))
+    mask = (1 << bits) - 1
+    expected = [(packed[k * bits // 8] >> (k * bits % 8)) & mask for k in range(m)]
+    assert _unpack(packed, bits, m).tolist() == expected
