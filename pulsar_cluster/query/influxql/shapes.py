@@ -102,7 +102,7 @@ _Slot = tuple[str, int, str]
 
 
 class _BypassError(Exception):
-    pass
+    """Stops the mask pass at a regex, escape, comment or NUL: the text bypasses the cache."""
 
 
 def mask_literals(text: str) -> tuple[str, list[_Slot]] | None:
