@@ -537,6 +537,16 @@ class SSTable:
         """Every (series key, field) of the table, sorted."""
         return sorted((s, n) for s, fields in self.entries.items() for n in fields)
 
+    def _overlapping(
+        self, skey: bytes, name: str, start: int, end: int
+    ) -> tuple[FieldType, list[BlockRef]] | None:
+        """The field's type and its blocks that overlap [start, end); None if it is absent."""
+        fields = self.entries.get(skey)
+        if fields is None or name not in fields:
+            return None
+        field_type, refs = fields[name]
+        return field_type, [r for r in refs if r.max_time >= start and r.min_time < end]
+
     def read(
         self,
         skey: bytes,
@@ -550,14 +560,12 @@ class SSTable:
         `on_block(points)` runs before each block is read (from its index entry): it may raise
         to stop the read before the block is decoded (query limits).
         """
-        fields = self.entries.get(skey)
-        if fields is None or name not in fields:
+        found = self._overlapping(skey, name, start, end)
+        if found is None:
             return None
-        field_type, refs = fields[name]
+        field_type, refs = found
         parts = []
         for ref in refs:
-            if ref.max_time < start or ref.min_time >= end:
-                continue
             if on_block is not None:
                 on_block(ref.points)
             parts.append(self._read_block(ref, field_type))
@@ -573,15 +581,13 @@ class SSTable:
     ) -> tuple[FieldType, list[tuple[np.ndarray, np.ndarray]]] | None:
         """`read`, each block cut to its points with start <= t < end (the query read path).
         A cached block is cut before its arrays are rebuilt (BlockCache.get_range)."""
-        fields = self.entries.get(skey)
-        if fields is None or name not in fields:
+        found = self._overlapping(skey, name, start, end)
+        if found is None:
             return None
-        field_type, refs = fields[name]
+        field_type, refs = found
         cache = self._cache
         parts = []
         for ref in refs:
-            if ref.max_time < start or ref.min_time >= end:
-                continue
             if on_block is not None:
                 on_block(ref.points)
             hit = None if cache is None else cache.get_range((self.uid, ref.offset), start, end)

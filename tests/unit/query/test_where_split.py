@@ -1,7 +1,8 @@
 """split_where (pulsar_cluster/query/where.py) against the reference it replaced (copied below
 as it was): it now classifies each node once instead of once per level, and reads time strings
 with parse_time_string, a fast path of parse_rfc3339. Random WHERE expressions give the same
-Where, or the same error, as the reference."""
+Where, or the same error, as the reference. One change since, made to both: an OR of time
+conditions or of mixed sides is refused instead of answered as an AND."""
 
 from __future__ import annotations
 
