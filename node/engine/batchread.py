@@ -278,7 +278,7 @@ def _fetch(wanted: list[tuple[Any, Any]], plans: list[Any]) -> list[Any]:
     for j, hit in enumerate(found):
         if hit is None:
             table, ref = wanted[j]
-            found[j] = table.load_block(ref, types[j])
+            found[j] = table.load_compact(ref, types[j])
     return found
 
 

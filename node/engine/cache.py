@@ -21,7 +21,9 @@ from collections import OrderedDict
 
 import numpy as np
 
-__all__ = ["BlockCache", "Compact", "regular_times", "time_range"]
+from node.engine.codecs.integers import MAX_REGULAR_STEP, regular_sequence
+
+__all__ = ["BlockCache", "Compact", "compact", "cut", "expand", "regular_times", "time_range"]
 
 #: Per-entry overhead estimate (tuple, two array headers, dict slot) added to the array bytes.
 _ENTRY_OVERHEAD = 256
@@ -39,13 +41,17 @@ _Times = np.ndarray | tuple[int, int, int]
 _Values = np.ndarray | tuple[np.ndarray, np.dtype]
 
 
-def _compact_times(ts: np.ndarray) -> _Times:
+def _compact_times(ts: _Times) -> _Times:
+    if isinstance(ts, tuple):  # decoded as regular (encoding.decode_block_compact)
+        return ts
     n = len(ts)
     if n < 3 or ts.dtype != np.int64:
         return ts
     step = int(ts[1]) - int(ts[0])
     # Differences taken with wrapping int64 arithmetic, like the rebuild: exact either way.
-    if -(2**62) < step < 2**62 and bool(np.all(ts[1:] - ts[:-1] == np.int64(step))):
+    if -MAX_REGULAR_STEP < step < MAX_REGULAR_STEP and bool(
+        np.all(ts[1:] - ts[:-1] == np.int64(step))
+    ):
         return (int(ts[0]), step, n)
     return ts
 
@@ -66,6 +72,33 @@ def _compact_values(values: np.ndarray) -> _Values:
 Compact = tuple[_Times, _Values]
 
 
+def compact(times: _Times, values: np.ndarray) -> Compact:
+    """A decoded block (timestamps as an array or already as (first, step, count)) in the form
+    the cache keeps. Arrays kept as they are go to every reader: they are made read-only."""
+    stored_times = _compact_times(times)
+    stored_values = _compact_values(values)
+    if not isinstance(stored_times, tuple):
+        stored_times.flags.writeable = False
+    if not isinstance(stored_values, tuple) and stored_values.dtype != object:
+        stored_values.flags.writeable = False
+    return stored_times, stored_values
+
+
+def expand(stored: Compact) -> tuple[np.ndarray, np.ndarray]:
+    """The (timestamps, values) arrays of a compact block."""
+    return _times(stored[0]), _values(stored[1])
+
+
+def cut(stored: Compact, start: int, end: int) -> tuple[np.ndarray, np.ndarray]:
+    """The points with start <= t < end of a compact block, building only those (`time_range`):
+    `expand` and columns.time_slice in one."""
+    lo, hi, ts = time_range(stored[0], start, end)
+    values = stored[1]
+    if isinstance(values, tuple):
+        return ts, values[0][lo:hi].astype(values[1])
+    return ts, values[lo:hi]
+
+
 def regular_times(ts: np.ndarray) -> tuple[int, int, int] | None:
     """(first, step, count) of timestamps at a regular, increasing interval, else None."""
     stored = _compact_times(ts)
@@ -76,11 +109,7 @@ def regular_times(ts: np.ndarray) -> tuple[int, int, int] | None:
 
 def _times(stored: _Times) -> np.ndarray:
     if isinstance(stored, tuple):
-        first, step, n = stored
-        out = np.arange(n, dtype=np.int64)
-        out *= np.int64(step)
-        out += np.int64(first)
-        return out
+        return regular_sequence(*stored)
     return stored
 
 
@@ -130,23 +159,15 @@ class BlockCache:
 
     def get(self, key: tuple[int, int]) -> tuple[np.ndarray, np.ndarray] | None:
         found = self.get_compact(key)
-        if found is None:
-            return None
-        return _times(found[0]), _values(found[1])
+        return None if found is None else expand(found)
 
     def get_range(
         self, key: tuple[int, int], start: int, end: int
     ) -> tuple[np.ndarray, np.ndarray] | None:
         """The points with start <= t < end of a cached block, or None on a miss: `get` and
-        columns.time_slice in one, rebuilding only the points in range (`time_range`)."""
+        columns.time_slice in one, rebuilding only the points in range (`cut`)."""
         found = self.get_compact(key)
-        if found is None:
-            return None
-        lo, hi, ts = time_range(found[0], start, end)
-        values = found[1]
-        if isinstance(values, tuple):
-            return ts, values[0][lo:hi].astype(values[1])
-        return ts, values[lo:hi]
+        return None if found is None else cut(found, start, end)
 
     def get_compact(self, key: tuple[int, int]) -> Compact | None:
         """The block as stored, without rebuilding its arrays (node/engine/batchread.py reads
@@ -177,28 +198,26 @@ class BlockCache:
             self.misses += len(keys) - hits
         return out
 
-    def put(self, key: tuple[int, int], ts: np.ndarray, values: np.ndarray) -> None:
+    def put(self, key: tuple[int, int], times: _Times, values: np.ndarray) -> Compact:
+        """Keep a decoded block (timestamps as an array or as (first, step, count)); returns
+        it as kept (`compact`), also when it is not kept because it is larger than the whole
+        cache; as given when the cache is off (capacity 0)."""
         if self.capacity_bytes <= 0:
-            return
-        times = _compact_times(ts)
-        vals = _compact_values(values)
-        size = _nbytes(times) + _nbytes(vals) + _ENTRY_OVERHEAD
+            return times, values  # a reader's own copy: nothing to narrow or protect
+        stored = compact(times, values)
+        size = _nbytes(stored[0]) + _nbytes(stored[1]) + _ENTRY_OVERHEAD
         if size > self.capacity_bytes:
-            return
-        # Arrays kept as they are go to every reader: read-only, so no reader can change them.
-        if not isinstance(times, tuple):
-            times.flags.writeable = False
-        if not isinstance(vals, tuple) and vals.dtype != object:
-            vals.flags.writeable = False
+            return stored
         with self._lock:
             old = self._entries.pop(key, None)
             if old is not None:
                 self.bytes -= old[2]
-            self._entries[key] = (times, vals, size)
+            self._entries[key] = (stored[0], stored[1], size)
             self.bytes += size
             while self.bytes > self.capacity_bytes:
                 _, evicted = self._entries.popitem(last=False)
                 self.bytes -= evicted[2]
+        return stored
 
     def clear(self) -> None:
         with self._lock:

@@ -29,7 +29,12 @@ import numpy as np
 from node.engine.codecs.base import U32, BlockFormatError, Reader
 from node.engine.codecs.booleans import decode_bool_column, encode_bool_column
 from node.engine.codecs.floats import decode_float_column, encode_float_column
-from node.engine.codecs.integers import decode_int_column, encode_int_column
+from node.engine.codecs.integers import (
+    decode_int_column,
+    decode_int_column_compact,
+    encode_int_column,
+    regular_sequence,
+)
 from node.engine.codecs.legacy import CODEC_DELTA_ZSTD, decode_codec1
 from node.engine.codecs.smallbatch import MAX_POINTS, encode_int_columns_any
 from node.engine.codecs.strings import decode_string_column, encode_string_column
@@ -40,6 +45,7 @@ __all__ = [
     "encode_blocks",
     "SMALL_BLOCK_POINTS",
     "decode_block",
+    "decode_block_compact",
     "BlockFormatError",
     "DEFAULT_ZSTD_LEVEL",
     "CODEC_DELTA_ZSTD",
@@ -115,6 +121,18 @@ def encode_block(
 
 def decode_block(data: bytes | bytearray | memoryview) -> tuple[FieldType, np.ndarray, np.ndarray]:
     """Inverse of encode_block: (type, timestamps int64, values of numpy_dtype(type))."""
+    field_type, times, values = decode_block_compact(data)
+    if isinstance(times, tuple):
+        times = regular_sequence(*times)
+    return field_type, times, values
+
+
+def decode_block_compact(
+    data: bytes | bytearray | memoryview,
+) -> tuple[FieldType, np.ndarray | tuple[int, int, int], np.ndarray]:
+    """decode_block, with regular timestamps as (first, step, count) when the block stores them
+    as such (codecs.integers.decode_int_column_compact): the form the block cache keeps, so a
+    read that misses it never builds the 4096 timestamps of a block to keep 360 of them."""
     view = memoryview(data).cast("B")
     if len(view) < _HEAD.size:
         raise BlockFormatError("block shorter than its header")
@@ -135,11 +153,11 @@ def decode_block(data: bytes | bytearray | memoryview) -> tuple[FieldType, np.nd
     except ValueError:
         raise BlockFormatError(f"unknown field type {type_code}") from None
     reader = Reader(view, _HEAD.size, end)
-    ts = decode_int_column(reader, n)
+    times = decode_int_column_compact(reader, n)
     values = _DECODERS[field_type](reader, n)
     if reader.pos != end:
         raise BlockFormatError(f"{end - reader.pos} unread bytes before the block checksum")
-    return field_type, ts, values
+    return field_type, times, values
 
 
 def encode_blocks(

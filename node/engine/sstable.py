@@ -32,11 +32,10 @@ import numpy as np
 import xxhash
 import zstandard
 
-from node.engine.cache import BlockCache
-from node.engine.columns import time_slice
+from node.engine.cache import BlockCache, Compact, compact, cut, expand
 from node.engine.encoding import (
     BlockFormatError,
-    decode_block,
+    decode_block_compact,
     encode_block,
     encode_blocks,
 )
@@ -556,6 +555,9 @@ class SSTable:
         on_block: Callable[[int], None] | None = None,
     ) -> tuple[FieldType, list[tuple[np.ndarray, np.ndarray]]] | None:
         """Blocks of one field that overlap [start, end), decoded; None if the field is absent.
+        Cached blocks are used, but blocks read from the file are not cached: this is the
+        read of compaction, whose pass over every block of tables about to be replaced would
+        otherwise evict the blocks queries use for ones nobody will read again.
 
         `on_block(points)` runs before each block is read (from its index entry): it may raise
         to stop the read before the block is decoded (query limits).
@@ -564,11 +566,13 @@ class SSTable:
         if found is None:
             return None
         field_type, refs = found
+        cache = self._cache
         parts = []
         for ref in refs:
             if on_block is not None:
                 on_block(ref.points)
-            parts.append(self._read_block(ref, field_type))
+            hit = None if cache is None else cache.get((self.uid, ref.offset))
+            parts.append(expand(self._decode(ref, field_type)) if hit is None else hit)
         return field_type, parts
 
     def read_range(
@@ -579,8 +583,9 @@ class SSTable:
         end: int,
         on_block: Callable[[int], None] | None = None,
     ) -> tuple[FieldType, list[tuple[np.ndarray, np.ndarray]]] | None:
-        """`read`, each block cut to its points with start <= t < end (the query read path).
-        A cached block is cut before its arrays are rebuilt (BlockCache.get_range)."""
+        """`read`, each block cut to its points with start <= t < end (the query read path),
+        and blocks read from the file are cached. Only the points in range are built, from
+        the block as the cache keeps it (cache.cut)."""
         found = self._overlapping(skey, name, start, end)
         if found is None:
             return None
@@ -592,7 +597,7 @@ class SSTable:
                 on_block(ref.points)
             hit = None if cache is None else cache.get_range((self.uid, ref.offset), start, end)
             if hit is None:
-                hit = time_slice(*self.load_block(ref, field_type), start, end)
+                hit = cut(self.load_compact(ref, field_type), start, end)
             parts.append(hit)
         return field_type, parts
 
@@ -601,33 +606,30 @@ class SSTable:
         """The engine's shared block cache (None: reads are not cached)."""
         return self._cache
 
-    def _read_block(self, ref: BlockRef, field_type: FieldType) -> tuple[np.ndarray, np.ndarray]:
-        cache = self._cache
-        key = (self.uid, ref.offset)
-        if cache is not None:
-            hit = cache.get(key)
-            if hit is not None:
-                return hit
-        return self.load_block(ref, field_type)
+    def load_compact(self, ref: BlockRef, field_type: FieldType) -> Compact:
+        """Read, check and decode one block from the file, and cache it; returned as the
+        cache keeps it (cache.compact: regular timestamps unbuilt, integers narrowed)."""
+        times, values = self._decode(ref, field_type)
+        if self._cache is None:
+            return compact(times, values)
+        return self._cache.put((self.uid, ref.offset), times, values)
 
-    def load_block(self, ref: BlockRef, field_type: FieldType) -> tuple[np.ndarray, np.ndarray]:
-        """Read, check and decode one block from the file, and cache it."""
-        cache = self._cache
-        key = (self.uid, ref.offset)
+    def _decode(
+        self, ref: BlockRef, field_type: FieldType
+    ) -> tuple[np.ndarray | tuple[int, int, int], np.ndarray]:
+        """One block read and checked: (timestamps, or (first, step, count), values)."""
         data = os.pread(self._fd, ref.length, ref.offset)
         if len(data) != ref.length:
             raise self._corrupt(ref.offset, "block truncated")
         if zlib.crc32(data) != ref.crc:
             raise self._corrupt(ref.offset, "block checksum mismatch")
         try:
-            stored_type, ts, values = decode_block(data)
+            stored_type, times, values = decode_block_compact(data)
         except (BlockFormatError, ValueError) as exc:
             raise self._corrupt(ref.offset, str(exc)) from exc
-        if stored_type is not field_type or len(ts) != ref.points:
+        if stored_type is not field_type or len(values) != ref.points:
             raise self._corrupt(ref.offset, "block does not match its index entry")
-        if cache is not None:
-            cache.put(key, ts, values)
-        return ts, values
+        return times, values
 
     def verify(self) -> None:
         """Read and check every block, bypassing the cache (raises CorruptionError)."""

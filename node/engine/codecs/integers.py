@@ -20,12 +20,23 @@ Byte layout: docs/format/encoding.md, sections "Integer column".
 
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 
 from node.engine.codecs.base import I64, U64, BlockFormatError, ColumnEncoding, Reader
 from node.engine.codecs.planes import decode_planes_narrow, encode_planes
 
-__all__ = ["zigzag", "unzigzag", "common_divisor", "encode_int_column", "decode_int_column"]
+__all__ = [
+    "zigzag",
+    "unzigzag",
+    "common_divisor",
+    "encode_int_column",
+    "decode_int_column",
+    "decode_int_column_compact",
+    "regular_sequence",
+    "MAX_REGULAR_STEP",
+]
 
 _ONE = np.uint64(1)
 _SIGN_SHIFT = np.int64(63)
@@ -34,6 +45,10 @@ _MAX_DIVISOR = 2**62
 _GCD_SAMPLE = 64
 # Below this many values the 8 bytes that store g can outweigh what dividing saves: try both.
 _SHORT_STREAM = 256
+#: Arithmetic sequences are handed out as (first, step, count) only for |step| below this:
+#: every difference of such a sequence's values, taken in int64, is then exact.
+MAX_REGULAR_STEP = 2**62
+_REGULAR_HEAD = struct.Struct("<qqB")  # first value, first delta, plane mask of the dods
 
 
 def zigzag(d: np.ndarray) -> np.ndarray:
@@ -145,9 +160,7 @@ def decode_int_column(reader: Reader, n: int) -> np.ndarray:
         if g is None and reader.pos < reader.end and reader.data[reader.pos] == 0:
             # All deltas equal (regular timestamps): an arithmetic sequence, no cumsum needed.
             reader.pos += 1
-            np.multiply(np.arange(n, dtype=np.int64), np.int64(delta), out=out)
-            out += np.int64(first)
-            return out
+            return regular_sequence(first, delta, n)
         out[0] = first
         deltas = out[1:]
         deltas[0] = delta
@@ -156,3 +169,27 @@ def decode_int_column(reader: Reader, n: int) -> np.ndarray:
     else:
         raise BlockFormatError(f"unknown integer column encoding {encoding}")
     return np.cumsum(out, out=out)
+
+
+def regular_sequence(first: int, step: int, n: int) -> np.ndarray:
+    """first + i * step for i < n, in int64 arithmetic (wrapping, as every column decodes)."""
+    out = np.arange(n, dtype=np.int64)
+    out *= np.int64(step)
+    out += np.int64(first)
+    return out
+
+
+def decode_int_column_compact(reader: Reader, n: int) -> np.ndarray | tuple[int, int, int]:
+    """decode_int_column, except that an arithmetic sequence of 3 or more values with
+    |step| < MAX_REGULAR_STEP, stored as the encoder stores one (delta-of-delta, no plane),
+    comes back as (first, step, n), unbuilt: regular timestamps, which the block cache keeps
+    in that form and a read cuts by arithmetic (node/engine/cache.py)."""
+    pos = reader.pos
+    if n >= 3 and pos + 1 + _REGULAR_HEAD.size <= reader.end:
+        data = reader.data
+        if data[pos] == ColumnEncoding.INT_DOD:
+            first, step, mask = _REGULAR_HEAD.unpack_from(data, pos + 1)
+            if mask == 0 and -MAX_REGULAR_STEP < step < MAX_REGULAR_STEP:
+                reader.pos = pos + 1 + _REGULAR_HEAD.size
+                return first, step, n
+    return decode_int_column(reader, n)

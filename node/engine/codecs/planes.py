@@ -58,22 +58,30 @@ def _pack(plane: np.ndarray, bits: int) -> bytes:
     return out.tobytes()
 
 
+def _unpack_table(bits: int) -> np.ndarray:
+    """byte -> its 8 // bits values, one per byte, as one 2- or 4-byte element per byte."""
+    per = 8 // bits
+    byte = np.arange(256, dtype=np.uint8)
+    table = np.empty((256, per), dtype=np.uint8)
+    for j in range(per):
+        table[:, j] = (byte >> np.uint8(j * bits)) & np.uint8((1 << bits) - 1)
+    return table.view(np.uint32 if per == 4 else np.uint16).reshape(256)
+
+
+# One gather per plane instead of a shift and a mask per value of a byte: each byte's values
+# are looked up at once (a 256-entry table of 2 or 4 bytes each) and the gathered elements,
+# viewed as bytes, are the values in order (a gather copies elements bit for bit, so this
+# does not depend on the machine's byte order). A 2-bit plane of 4096 values: 9 -> 2 us.
+_UNPACK_TABLES = {2: _unpack_table(2), 4: _unpack_table(4)}
+
+
 def _unpack(packed: bytes | memoryview, bits: int, m: int) -> np.ndarray:
     raw = np.frombuffer(packed, dtype=np.uint8)
     if bits == 8:
         return raw
     if bits == 1:
         return np.unpackbits(raw, count=m, bitorder="little")
-    # Value j of every byte into column j: one shift and one mask over all bytes per column.
-    # (Broadcasting raw[:, None] >> shifts[None, :] does the same with an inner loop as short
-    # as the 2 or 4 values of a byte, 3-4x slower: a quarter of a cold block read.)
-    per = 8 // bits
-    mask = np.uint8((1 << bits) - 1)
-    out = np.empty((len(raw), per), dtype=np.uint8)
-    np.bitwise_and(raw, mask, out=out[:, 0])
-    for j in range(1, per):
-        np.bitwise_and(np.right_shift(raw, np.uint8(j * bits)), mask, out=out[:, j])
-    return out.reshape(-1)[:m]
+    return _UNPACK_TABLES[bits].take(raw).view(np.uint8)[:m]
 
 
 # Order-0 entropy (bits per byte) above which a full-byte plane is stored raw without trying
