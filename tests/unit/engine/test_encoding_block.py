@@ -9,7 +9,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from node.engine.codecs.legacy import encode_codec1
-from node.engine.encoding import CODEC_COLUMNAR, BlockFormatError, decode_block, encode_block
+from node.engine.cache import BlockCache, compact
+from node.engine.encoding import (
+    CODEC_COLUMNAR,
+    BlockFormatError,
+    decode_block,
+    decode_block_compact,
+    encode_block,
+)
 from node.engine.fs import OsFileSystem
 from node.engine.sstable import SSTable, SSTableWriter, TableMeta
 from pulsar_cluster.batch import FieldType, numpy_dtype
@@ -79,6 +86,34 @@ def test_block_roundtrip(block: tuple[FieldType, np.ndarray, np.ndarray], level:
     assert got_ts.dtype == np.int64 and got_ts.tolist() == ts.tolist()
     assert got_values.dtype == numpy_dtype(field_type)
     assert _same(field_type, got_values, values)
+
+
+@settings(max_examples=300, deadline=None)
+@given(blocks())
+def test_compact_decode_is_the_block_as_the_cache_keeps_it(
+    block: tuple[FieldType, np.ndarray, np.ndarray],
+) -> None:
+    """decode_block_compact hands out regular timestamps unbuilt exactly when the block
+    cache would keep them so (cache.compact on the built array), and the same values."""
+    field_type, ts, values = block
+    data = encode_block(field_type, ts, values, 3)
+    got_type, got_times, got_values = decode_block_compact(data)
+    assert got_type is field_type
+    kept = compact(ts.copy(), np.zeros(len(ts)))[0]
+    if isinstance(kept, tuple):
+        assert got_times == kept
+    else:
+        assert isinstance(got_times, np.ndarray) and got_times.tolist() == ts.tolist()
+    assert _same(field_type, got_values, values)
+
+
+def test_compact_decode_of_regular_timestamps_builds_none() -> None:
+    ts = 10**10 + 10**9 * np.arange(4096, dtype=np.int64)
+    data = encode_block(FieldType.INTEGER, ts, np.arange(4096) % 7)
+    assert decode_block_compact(data)[1] == (10**10, 10**9, 4096)
+    # A step of 2**62 or more is handed out built, as the cache would keep it.
+    data = encode_block(FieldType.INTEGER, np.array([-(2**62), 0, 2**62]), np.zeros(3))
+    assert isinstance(decode_block_compact(data)[1], np.ndarray)
 
 
 @settings(max_examples=100)
@@ -226,6 +261,34 @@ def test_sstable_roundtrip_through_codec(tmp_path) -> None:
             assert len(parts) == 3
             assert np.array_equal(np.concatenate([p[0] for p in parts]), ts)
             assert np.array_equal(np.concatenate([p[1] for p in parts]), expected)
+    finally:
+        table.close()
+
+
+def test_only_the_query_read_fills_the_block_cache(tmp_path) -> None:
+    """Compaction reads with SSTable.read: its pass over tables about to be replaced must not
+    evict the blocks queries use. Queries read with read_range, which caches what it loads;
+    both see the same points, from the file or from the cache."""
+    ts = 10**10 * np.arange(10_000, dtype=np.int64)
+    ints = np.cumsum(np.random.default_rng(7).integers(-2, 3, 10_000))
+    meta = TableMeta(database="db", partition_start=0, partition_end=2**62, seq=1)
+    writer = SSTableWriter(OsFileSystem(), str(tmp_path), meta, block_points=4096)
+    writer.add(b"cpu,host=a", "i", FieldType.INTEGER, ts, ints)
+    cache = BlockCache(1 << 20)
+    table = SSTable(writer.finish(), cache)
+    start, end = int(ts[100]), int(ts[9000]) + 1
+    inside = (ts >= start) & (ts < end)
+    try:
+        for _ in range(2):  # from the file, then (read_range) from the cache
+            found = table.read(b"cpu,host=a", "i", 0, 2**62)
+            assert found is not None and len(found[1]) == 3
+            assert np.array_equal(np.concatenate([p[1] for p in found[1]]), ints)
+            assert len(cache) == 0 or len(cache) == 3
+            ranged = table.read_range(b"cpu,host=a", "i", start, end)
+            assert ranged is not None and len(cache) == 3
+            assert np.array_equal(np.concatenate([p[0] for p in ranged[1]]), ts[inside])
+            assert np.array_equal(np.concatenate([p[1] for p in ranged[1]]), ints[inside])
+        assert cache.stats()["misses"] == 6 and cache.stats()["hits"] == 6
     finally:
         table.close()
 
