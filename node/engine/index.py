@@ -34,11 +34,14 @@ def storage_key_database(skey: bytes) -> str:
 
 
 class _Measurement:
-    __slots__ = ("series", "tags")
+    __slots__ = ("series", "sorted_keys", "tags")
 
     def __init__(self) -> None:
         self.series: set[bytes] = set()
         self.tags: dict[bytes, dict[bytes, set[bytes]]] = {}
+        #: `tags`' keys decoded and sorted, kept until a key comes or goes: every select asks
+        #: for them (to tell tags from fields) and new tag keys are rare.
+        self.sorted_keys: list[str] | None = None
 
 
 class SeriesIndex:
@@ -72,7 +75,11 @@ class SeriesIndex:
             m = ms[measurement] = _Measurement()
         m.series.add(skey)
         for i in range(2, len(parts) - 1, 2):
-            m.tags.setdefault(parts[i], {}).setdefault(parts[i + 1], set()).add(skey)
+            values = m.tags.get(parts[i])
+            if values is None:
+                values = m.tags[parts[i]] = {}
+                m.sorted_keys = None
+            values.setdefault(parts[i + 1], set()).add(skey)
         self._series_count[db] = self._series_count.get(db, 0) + 1
         return types
 
@@ -93,6 +100,7 @@ class SeriesIndex:
                     del values[parts[i + 1]]
                 if not values:
                     del m.tags[parts[i]]
+                    m.sorted_keys = None
             if not m.series:
                 del self._dbs[db][measurement]
             if not self._dbs[db]:
@@ -150,8 +158,13 @@ class SeriesIndex:
         return sorted(v.decode() for v in m.tags.get(key.encode(), {}))
 
     def tag_keys(self, database: str, measurement: str) -> list[str]:
+        """The measurement's tag keys, sorted (a copy)."""
         m = self._measurement(database, measurement)
-        return [] if m is None else sorted(k.decode() for k in m.tags)
+        if m is None:
+            return []
+        if m.sorted_keys is None:
+            m.sorted_keys = sorted(k.decode() for k in m.tags)
+        return list(m.sorted_keys)
 
     def databases(self) -> list[str]:
         return sorted(self._dbs)

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node.engine.codecs.legacy import encode_codec1
 from node.engine.cache import BlockCache, compact
+from node.engine.codecs.legacy import encode_codec1
 from node.engine.encoding import (
     CODEC_COLUMNAR,
     BlockFormatError,
