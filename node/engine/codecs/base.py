@@ -74,7 +74,11 @@ class Reader:
         return int(fmt.unpack_from(self.data, start)[0])
 
     def u8(self) -> int:
-        return self.unpack(U8)
+        pos = self.pos
+        if pos >= self.end:
+            raise BlockFormatError(f"block truncated: need 1 bytes at offset {pos}")
+        self.pos = pos + 1
+        return int(self.data[pos])  # one index, not a struct unpack: read several times a block
 
 
 # zstd contexts are not safe to share between threads (flush and compaction may run at once),
