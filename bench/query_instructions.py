@@ -5,8 +5,8 @@
         --queries 900 --code base=/tmp/pulsar-base --code new=.
 
 Timing a half-millisecond query on a shared 2-core machine gives numbers that move by 20 %
-between runs; counting the CPU instructions it executes does not (repeat runs agree to about
-1 %). For each `--code LABEL=DIR` (PYTHONPATH=DIR) the script runs itself twice under
+between runs; counting the CPU instructions it executes does not (repeat runs give the same
+count to a few hundred instructions per query). For each `--code LABEL=DIR` (PYTHONPATH=DIR) the script runs itself twice under
 `valgrind --tool=cachegrind --cache-sim=no` (Debian package `valgrind`): once answering
 `--warmup` queries only, once answering `--queries` more (both build the same query list), and
 prints the difference divided by `--queries`.
@@ -39,7 +39,10 @@ __all__ = ["main"]
 
 def _count(label_dir: str, args: argparse.Namespace, queries: int) -> int:
     """Instructions of one valgrind run of this script answering warm-up + `queries`."""
-    env = dict(os.environ, PYTHONHASHSEED="0")
+    # One OpenBLAS thread: numpy's BLAS pool spins for a while after start-up, and under
+    # valgrind (threads run one at a time) how long it spins moved counts by tens of millions
+    # between identical runs; PulsarDB makes no BLAS call.
+    env = dict(os.environ, PYTHONHASHSEED="0", OPENBLAS_NUM_THREADS="1")
     here = str(Path(__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(Path(label_dir).resolve()), here) if p)
     cmd = [
