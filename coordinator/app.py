@@ -16,6 +16,7 @@ from coordinator.api import admin, backup, influxql, internal, ops, prometheus, 
 from coordinator.auth import AdminAuthMiddleware
 from coordinator.directroutes import DirectRoutes
 from coordinator.federation import Federation
+from coordinator.leanapp import LeanFastAPI
 from coordinator.metrics import CoordinatorMetrics, MetricsMiddleware
 from coordinator.parsepool import ParsePool
 from coordinator.requestlog import RequestLogMiddleware
@@ -49,7 +50,8 @@ def create_app(backend: StorageBackend, settings: CoordinatorSettings | None = N
         await backend.close()
         log.info("storage_closed")
 
-    app = FastAPI(
+    # LeanFastAPI: FastAPI minus the layers that do nothing here (coordinator/leanapp.py)
+    app = LeanFastAPI(
         title="PulsarDB",
         version=__version__,
         description="Distributed time-series database: write, query and operate.",
