@@ -18,8 +18,9 @@ from fastapi import APIRouter, Request, Response
 from coordinator.api.ops import VERSION_HEADERS
 from coordinator.body import read_body
 from coordinator.consistency import check_consistency, with_consistency
+from coordinator.jsonresponse import PrebuiltJSONResponse, raw_headers
 from coordinator.querystring import parse_query_string
-from coordinator.state import ORJSONResponse, app_state
+from coordinator.state import app_state
 from pulsar_cluster.errors import BadRequestError, LimitExceededError, PulsarError, QueryError
 from pulsar_cluster.query.influxql.parser import parse_query
 from pulsar_cluster.query.influxql.planner import execute_statement
@@ -30,6 +31,9 @@ __all__ = ["router", "format_times", "EPOCH_UNITS"]
 router = APIRouter(tags=["query"])
 
 EPOCH_UNITS = TIME_UNITS
+
+#: InfluxDB's version headers on every answer, encoded once (coordinator/jsonresponse.py)
+_HEADERS = raw_headers(VERSION_HEADERS)
 
 
 def format_times(series: list[dict[str, Any]], epoch: str | None) -> None:
@@ -94,17 +98,14 @@ async def query_influxql(request: Request) -> Response:
     text = params.get("q")
     database = params.get("db") or None
     epoch = params.get("epoch") or None
-    headers = dict(VERSION_HEADERS)
     if epoch is not None and epoch not in EPOCH_UNITS:
         raise BadRequestError(f"invalid epoch '{epoch}': use ns, u, ms, s, m or h")
     if not text or not text.strip():
-        return ORJSONResponse(
-            {"error": 'missing required parameter "q"'}, status_code=400, headers=headers
-        )
+        return PrebuiltJSONResponse({"error": 'missing required parameter "q"'}, 400, _HEADERS)
     try:
         statements = parse_query(text)
     except QueryError as exc:
-        return ORJSONResponse({"error": exc.message}, status_code=400, headers=headers)
+        return PrebuiltJSONResponse({"error": exc.message}, 400, _HEADERS)
     now = time.time_ns()
     requested = [c.strip() for c in params.get("clusters", "").split(",") if c.strip()]
     try:
@@ -113,7 +114,7 @@ async def query_influxql(request: Request) -> Response:
             local, requested or None, params.get("federation") or None
         )
     except BadRequestError as exc:
-        return ORJSONResponse({"error": exc.message}, status_code=400, headers=headers)
+        return PrebuiltJSONResponse({"error": exc.message}, 400, _HEADERS)
     results: list[dict[str, Any]] = []
     status = 200
     for i, stmt in enumerate(statements):
@@ -134,4 +135,4 @@ async def query_influxql(request: Request) -> Response:
             elif not isinstance(exc, BadRequestError):
                 raise
             results.append({"statement_id": i, "error": exc.message})
-    return ORJSONResponse({"results": results}, status_code=status, headers=headers)
+    return PrebuiltJSONResponse({"results": results}, status, _HEADERS)

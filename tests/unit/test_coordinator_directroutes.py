@@ -69,9 +69,15 @@ def test_unexpected_errors_are_500s_from_the_server_error_middleware(tmp_path: P
         while direct is not None and not isinstance(direct, DirectRoutes):
             direct = getattr(direct, "app", None)
         assert direct is not None
-        for route in direct._table.values():
-            route.endpoint = broken
-        r = c.get("/query", params={"q": "SHOW DATABASES"})
+        # The routes are the module's, shared by every app of the process: put them back.
+        saved = [(route, route.endpoint) for route in direct._table.values()]
+        try:
+            for route, _ in saved:
+                route.endpoint = broken
+            r = c.get("/query", params={"q": "SHOW DATABASES"})
+        finally:
+            for route, endpoint in saved:
+                route.endpoint = endpoint
         assert r.status_code == 500 and r.text == "Internal Server Error"
 
 
