@@ -16,7 +16,8 @@ from coordinator.api import admin, backup, influxql, internal, ops, prometheus, 
 from coordinator.auth import AdminAuthMiddleware
 from coordinator.directroutes import DirectRoutes
 from coordinator.federation import Federation
-from coordinator.metrics import CoordinatorMetrics, MetricsMiddleware
+from coordinator.leanapp import LeanFastAPI
+from coordinator.metrics import CoordinatorMetrics, RequestMetrics
 from coordinator.parsepool import ParsePool
 from coordinator.requestlog import RequestLogMiddleware
 from coordinator.state import AppState, CoordinatorSettings, ORJSONResponse
@@ -49,7 +50,8 @@ def create_app(backend: StorageBackend, settings: CoordinatorSettings | None = N
         await backend.close()
         log.info("storage_closed")
 
-    app = FastAPI(
+    # LeanFastAPI: FastAPI minus the layers that do nothing here (coordinator/leanapp.py)
+    app = LeanFastAPI(
         title="PulsarDB",
         version=__version__,
         description="Distributed time-series database: write, query and operate.",
@@ -67,9 +69,13 @@ def create_app(backend: StorageBackend, settings: CoordinatorSettings | None = N
     app.add_middleware(DirectRoutes, app_ref=app, routes=list(influxql.router.routes))
     # Read per request: a configuration reload may change the token (coordinator/reloading.py).
     app.add_middleware(AdminAuthMiddleware, token=lambda: state.settings.admin_token)
-    app.add_middleware(MetricsMiddleware, metrics=state.metrics)
-    # outermost: logs every answer (or, access log off, every failure) with its request id
-    app.add_middleware(RequestLogMiddleware, access_log=lambda: state.settings.access_log)
+    # outermost: logs every answer (or, access log off, every failure) with its request id,
+    # and records the request metrics (coordinator/metrics.py) from the same status and time
+    app.add_middleware(
+        RequestLogMiddleware,
+        access_log=lambda: state.settings.access_log,
+        metrics=RequestMetrics(state.metrics),
+    )
 
     @app.exception_handler(PulsarError)
     async def pulsar_error(_: Request, exc: PulsarError) -> Response:

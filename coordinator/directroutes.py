@@ -29,6 +29,9 @@ from starlette.routing import Match
 
 __all__ = ["DirectRoutes"]
 
+#: The scope key under which FastAPI's routers keep their routing context (fastapi/routing.py)
+_FASTAPI_SCOPE_KEY = "fastapi"
+
 
 class DirectRoutes:
     """Serves requests whose (method, path) is one of `routes`' directly.
@@ -59,11 +62,19 @@ class DirectRoutes:
         if route is None:
             await self.app(scope, receive, send)
             return
-        match, child_scope = route.matches(scope)
-        if match is not Match.FULL:  # pragma: no cover - the table holds exact paths only
-            await self.app(scope, receive, send)
-            return
-        scope.update(child_scope)
+        if _FASTAPI_SCOPE_KEY in scope or "path_params" in scope:
+            # routed here by a parent application: let the route apply its context
+            match, child_scope = route.matches(scope)
+            if match is not Match.FULL:  # pragma: no cover - the table holds exact paths only
+                await self.app(scope, receive, send)
+                return
+            scope.update(child_scope)
+        else:
+            # What route.matches() answers for an exact, parameterless path and a scope no
+            # router has seen, without its regex match and route-context look-ups.
+            scope["endpoint"] = route.endpoint
+            scope["path_params"] = {}
+            scope["route"] = route
         request = Request(scope, receive)
         try:
             response = await route.endpoint(request)

@@ -10,7 +10,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-__all__ = ["CoordinatorMetrics", "MetricsMiddleware"]
+__all__ = ["CoordinatorMetrics", "MetricsMiddleware", "RequestMetrics"]
 
 
 class CoordinatorMetrics:
@@ -33,6 +33,10 @@ class CoordinatorMetrics:
         self.in_flight = Gauge(
             "pulsar_http_requests_in_flight", "Requests being served", registry=r
         )
+        #: Requests in flight, counted by MetricsMiddleware in the event loop's thread; the
+        #: gauge reads it when scraped, rather than two locked updates per request.
+        self.in_flight_count = 0
+        self.in_flight.set_function(lambda: self.in_flight_count)
         self.points_written = Counter(
             "pulsar_points_written", "Points acknowledged", ["protocol"], registry=r
         )
@@ -53,15 +57,44 @@ class CoordinatorMetrics:
         )
 
 
+class RequestMetrics:
+    """The per-request HTTP metrics of a CoordinatorMetrics: requests in flight, and each
+    answered request counted and timed by its route template, method and status.
+
+    Used by MetricsMiddleware, or by the request log middleware, which tracks the status and
+    time of each request anyway (coordinator/app.py: one layer and send wrapper fewer)."""
+
+    def __init__(self, metrics: CoordinatorMetrics) -> None:
+        self.metrics = metrics
+        # (route, method, status) -> (latency child, count child): `labels()` takes a lock and
+        # builds the label tuple on every call; routes x methods x statuses are few.
+        self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+
+    def started(self) -> None:
+        self.metrics.in_flight_count += 1
+
+    def finished(self, scope: Any, status: int, elapsed_s: float) -> None:
+        """After `started()`: the request of `scope` (its route set by the router or
+        DirectRoutes) answered `status` after `elapsed_s` (500: it raised before answering)."""
+        metrics = self.metrics
+        metrics.in_flight_count -= 1
+        name = getattr(scope.get("route"), "path", "unmatched")
+        key = (name, scope["method"], str(status))
+        children = self._children.get(key)
+        if children is None:
+            children = (metrics.latency.labels(name), metrics.requests.labels(*key))
+            self._children[key] = children
+        children[0].observe(elapsed_s)
+        children[1].inc()
+
+
 class MetricsMiddleware:
     """Pure ASGI middleware: counts and times every HTTP request by its route template."""
 
     def __init__(self, app: Any, metrics: CoordinatorMetrics) -> None:
         self.app = app
         self.metrics = metrics
-        # (route, method, status) -> (latency child, count child): `labels()` takes a lock and
-        # builds the label tuple on every call; routes x methods x statuses are few.
-        self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+        self._record = RequestMetrics(metrics)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -75,17 +108,8 @@ class MetricsMiddleware:
             await send(message)
 
         started = time.perf_counter()
-        self.metrics.in_flight.inc()
+        self._record.started()
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            self.metrics.in_flight.dec()
-            route = scope.get("route")
-            name = getattr(route, "path", "unmatched")
-            key = (name, scope["method"], str(status["code"]))
-            children = self._children.get(key)
-            if children is None:
-                children = (self.metrics.latency.labels(name), self.metrics.requests.labels(*key))
-                self._children[key] = children
-            children[0].observe(time.perf_counter() - started)
-            children[1].inc()
+            self._record.finished(scope, status["code"], time.perf_counter() - started)

@@ -27,6 +27,7 @@ from typing import Any
 
 import structlog
 
+from coordinator.metrics import RequestMetrics
 from pulsar_cluster.logs import get_logger
 
 __all__ = [
@@ -42,6 +43,17 @@ _SAFE_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 _QUIET_PATHS = frozenset({"/health", "/ready", "/metrics", "/ping"})
 
 log = get_logger("pulsar.http")
+
+
+def _request_id_var() -> Any:
+    """structlog's context variable behind `bind_contextvars(request_id=...)`.
+
+    Setting and resetting it directly is what bind_contextvars/reset_contextvars do, without
+    their keyword dicts and name formatting on every request."""
+    token = structlog.contextvars.bind_contextvars(request_id=None)["request_id"]
+    token.var.reset(token)
+    return token.var
+
 
 #: Values of `--access-log` (the TOML file may also say true/false).
 ACCESS_LOG_CHOICES = ("on", "off")
@@ -75,11 +87,22 @@ def request_id_from(header: bytes | None) -> str:
 
 class RequestLogMiddleware:
     """`access_log()` is read per request (a configuration reload may change it); when it is
-    False, requests that succeed (status below 500) are not logged."""
+    False, requests that succeed (status below 500) are not logged.
 
-    def __init__(self, app: Any, access_log: Callable[[], bool] = lambda: True) -> None:
+    With `metrics` it also records each request's metrics (coordinator/metrics.py), from the
+    status and time it tracks for the log line anyway: what MetricsMiddleware would record one
+    layer further in, without that layer's frame, send wrapper and clock reads."""
+
+    def __init__(
+        self,
+        app: Any,
+        access_log: Callable[[], bool] = lambda: True,
+        metrics: RequestMetrics | None = None,
+    ) -> None:
         self.app = app
         self._access_log = access_log
+        self._metrics = metrics
+        self._id_var = _request_id_var()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -103,19 +126,25 @@ class RequestLogMiddleware:
                 outcome["bytes_out"] += len(message.get("body", b""))
             await send(message)
 
+        metrics = self._metrics
         started = time.perf_counter()
+        if metrics is not None:
+            metrics.started()
         error: str | None = None
         # bind + reset by token: bound_contextvars() copies the whole context on every request
-        tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
+        token = self._id_var.set(request_id)
         try:
             await self.app(scope, receive, send_with_id)
         except BaseException as exc:
             error = repr(exc)
             raise
         finally:
+            elapsed_s = time.perf_counter() - started
+            if metrics is not None:
+                metrics.finished(scope, outcome["status"], elapsed_s)
             if error is not None or outcome["status"] >= 500 or self._access_log():
-                self._log(scope, request_id, outcome, time.perf_counter() - started, error)
-            structlog.contextvars.reset_contextvars(**tokens)
+                self._log(scope, request_id, outcome, elapsed_s, error)
+            self._id_var.reset(token)
 
     @staticmethod
     def _log(

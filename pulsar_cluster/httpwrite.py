@@ -67,6 +67,10 @@ class CoalescingTransport:
         self._pending.clear()
         self._transport.abort()
 
+    def is_closing(self) -> bool:
+        # asked once per response by uvicorn: spelled out, not a failed look-up + __getattr__
+        return self._transport.is_closing()
+
     def get_write_buffer_size(self) -> int:
         return self._transport.get_write_buffer_size() + sum(len(p) for p in self._pending)
 

@@ -69,9 +69,15 @@ def test_unexpected_errors_are_500s_from_the_server_error_middleware(tmp_path: P
         while direct is not None and not isinstance(direct, DirectRoutes):
             direct = getattr(direct, "app", None)
         assert direct is not None
-        for route in direct._table.values():
-            route.endpoint = broken
-        r = c.get("/query", params={"q": "SHOW DATABASES"})
+        # The routes are the module's, shared by every app of the process: put them back.
+        saved = [(route, route.endpoint) for route in direct._table.values()]
+        try:
+            for route, _ in saved:
+                route.endpoint = broken
+            r = c.get("/query", params={"q": "SHOW DATABASES"})
+        finally:
+            for route, endpoint in saved:
+                route.endpoint = endpoint
         assert r.status_code == 500 and r.text == "Internal Server Error"
 
 
@@ -87,3 +93,32 @@ def test_routes_with_parameters_are_refused() -> None:
     with pytest.raises(ValueError, match="declares parameters"):
         DirectRoutes(None, None, list(router.routes))
     assert BadRequestError("x").status_code == 400
+
+
+def test_direct_call_sets_the_scope_keys_route_matches_sets(tmp_path: Path) -> None:
+    from coordinator.api import influxql
+
+    seen: list[dict[str, object]] = []
+
+    async def record(request: object) -> None:
+        seen.append(dict(request.scope))  # type: ignore[attr-defined]
+        raise BadRequestError("recorded")
+
+    app = create_app(LocalNode(str(tmp_path), EngineOptions(fsync="never")))
+    saved = [(route, route.endpoint) for route in influxql.router.routes]
+    try:
+        for route, _ in saved:
+            route.endpoint = record
+        with TestClient(app) as c:
+            assert c.get("/query", params={"q": "x"}).status_code == 400
+    finally:
+        for route, endpoint in saved:
+            route.endpoint = endpoint
+    scope = seen[0]
+    route = scope["route"]
+    fresh = {k: v for k, v in scope.items() if k not in ("endpoint", "path_params", "route")}
+    match, child = route.matches(fresh)  # type: ignore[attr-defined]
+    assert match.name == "FULL"
+    child["endpoint"] = record  # the router reads the endpoint the route has at that time
+    assert [(k, scope[k]) for k in child] == list(child.items())
+    assert list(scope)[-3:] == list(child)  # added in the same order

@@ -122,3 +122,24 @@ def test_access_log_values(value: object, expected: bool) -> None:
 def test_access_log_refuses_other_values() -> None:
     with pytest.raises(ValueError, match="invalid access_log 'sometimes': use on or off"):
         access_log_enabled("sometimes")
+
+
+def test_request_id_is_bound_while_the_request_runs_and_only_then() -> None:
+    seen: list[dict[str, Any]] = []
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(structlog.contextvars.get_contextvars())
+        if scope["path"] == "/raise":
+            raise RuntimeError("boom")
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    app = RequestLogMiddleware(inner, access_log=lambda: False)
+    structlog.contextvars.clear_contextvars()
+    sent = _call(app, "/200")
+    with pytest.raises(RuntimeError, match="boom"):
+        _call(app, "/raise")
+    echoed = dict(sent[0]["headers"])[b"x-request-id"].decode()
+    assert seen[0] == {"request_id": echoed}
+    assert set(seen[1]) == {"request_id"} and seen[1]["request_id"] != echoed
+    assert structlog.contextvars.get_contextvars() == {}  # reset after success and failure

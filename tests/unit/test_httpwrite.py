@@ -122,7 +122,9 @@ def test_writes_of_one_step_reach_the_socket_as_one() -> None:
         assert writes == []  # nothing yet: flushed at the end of this step
         await asyncio.sleep(0)
         t.write(b"more")
+        assert not t.is_closing()
         t.close()  # flushes first
+        assert t.is_closing() and transport.is_closing()
         await asyncio.sleep(0.05)
         right.settimeout(5)
         got = b""
