@@ -5,8 +5,9 @@
         --queries 900 --code base=/tmp/pulsar-base --code new=.
 
 Timing a half-millisecond query on a shared 2-core machine gives numbers that move by 20 %
-between runs; counting the CPU instructions it executes does not (repeat runs give the same
-count to a few hundred instructions per query). For each `--code LABEL=DIR` (PYTHONPATH=DIR) the script runs itself twice under
+between runs; counting the CPU instructions it executes does not (repeat runs on copies of the
+same data directory give the same count to a few hundred instructions per query). For each
+`--code LABEL=DIR` (PYTHONPATH=DIR) the script runs itself twice under
 `valgrind --tool=cachegrind --cache-sim=no` (Debian package `valgrind`): once answering
 `--warmup` queries only, once answering `--queries` more (both build the same query list), and
 prints the difference divided by `--queries`.
