@@ -92,16 +92,23 @@ class LastReader:
         return newest
 
     def read_last(
-        self, skey: bytes, name: str, on_block: Callable[[int], None]
+        self,
+        skey: bytes,
+        name: str,
+        on_block: Callable[[int], None],
+        on_full_read_block: Callable[[int], None] | None = None,
     ) -> tuple[int, np.ndarray] | None:
-        """(time, values) whose last element is the field's newest visible point, or None."""
+        """(time, values) whose last element is the field's newest visible point, or None.
+        `on_block` sees the blocks of the read of the newest time; `on_full_read_block` (else
+        `on_block`) those of the rare read of the whole field, when tombstones hide it."""
         newest = self.newest_time(skey, name)
         if newest is None:
             return None
         data = self._engine.read_field(skey, name, newest, MAX_TIME, self._view, on_block)
         if data is None or not len(data.timestamps):
             # Tombstones (or retention) hide the newest point: read the whole field.
-            data = self._engine.read_field(skey, name, MIN_TIME, MAX_TIME, self._view, on_block)
+            full = on_full_read_block or on_block
+            data = self._engine.read_field(skey, name, MIN_TIME, MAX_TIME, self._view, full)
             if data is None or not len(data.timestamps):
                 return None
         return int(data.timestamps[-1]), data.values
@@ -198,9 +205,17 @@ def _fill(
     reader: LastReader | None = make_reader() if make_reader is not None else None
     stored: list[tuple[int, str, int, np.ndarray]] = []
     for i, j in misses:
+        budget.tick()  # a cold cache reads a block per series field: bounded by the time limit
         skey, name = skeys[i], names[j]
         if reader is not None:
-            got = reader.read_last(skey, name, budget.read)
+            # The newest block of a field is read whole to find its last point: with a cold
+            # cache (series written since the start, whose entries writes do not create, or
+            # after a clear) and newest blocks of thousands of points, 10,000 series fields
+            # passed the 20 M point limit, and as a refused query stores nothing, every
+            # later lastpoint query was refused too (TSBS data across a partition boundary).
+            # Such reads do not grow with the time range or the data's age: counted, not
+            # limited. The read of a whole field (tombstones hide its newest point) is limited.
+            got = reader.read_last(skey, name, budget.note, budget.read)
         else:
             data = source.read_field(skey, name, MIN_TIME, MAX_TIME, budget.read)
             got = None if data is None or not len(data[1]) else (int(data[1][-1]), data[2])

@@ -17,7 +17,8 @@ __all__ = ["Budget", "group_key", "series_group"]
 
 
 class Budget:
-    """The plan's point limit (`read`, before each block is decoded) and time limit (`tick`)."""
+    """The plan's point limit (`read`, before each block is decoded) and time limit (`tick`);
+    `note` counts points without the limit."""
 
     def __init__(self, plan: Plan) -> None:
         self.limits = plan.limits
@@ -32,6 +33,13 @@ class Budget:
                 "or the series",
                 limit="max_points",
             )
+
+    def note(self, n: int) -> None:
+        """Count points read by a read whose size is bounded by its own shape, not by the
+        query's range or the data's age (the newest block of one field: node/lastquery.py):
+        reported as scanned, not refused by the point limit, which is there to stop reads
+        that grow with the data. The time limit (`tick`) still bounds many of them."""
+        self.points += n
 
     def tick(self) -> None:
         if time.monotonic() > self.deadline:

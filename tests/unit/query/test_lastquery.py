@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import tempfile
 import threading
+from dataclasses import replace
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -17,9 +19,10 @@ from node.engine.lastcache import LastValueCache
 from node.lastquery import LastReader, answer_last, is_last_only, warm
 from node.query import EngineSource, execute_partial
 from pulsar_cluster.batch import Column, FieldType, WriteBatch
+from pulsar_cluster.errors import LimitExceededError
 from pulsar_cluster.query.finish import Finish, OutColumn, finalize
 from pulsar_cluster.query.partial import Partial
-from pulsar_cluster.query.plan import MAX_TIME, MIN_TIME, ColumnSpec, Plan
+from pulsar_cluster.query.plan import MAX_TIME, MIN_TIME, ColumnSpec, Limits, Plan
 from pulsar_cluster.series import make_series_key
 
 HOSTS = ["a", "b", "c", "d"]
@@ -146,6 +149,41 @@ def test_newest_block_read_falls_back_when_tombstones_hide_it() -> None:
             got = LastReader(engine).read_last(skey, "f", points.append)
             assert got is not None and (got[0], got[1][-1]) == (150, 2.0)
             assert LastReader(engine).read_last(skey, "nope", points.append) is None
+        finally:
+            engine.close()
+
+
+def test_a_cold_cache_is_filled_whatever_the_newest_blocks_hold() -> None:
+    """Each miss reads its field's newest block whole; those reads are counted as scanned but
+    not refused by the point limit, so the first lastpoint query after writes into an empty
+    cache answers (it was refused once the blocks held more than max_points in all, and
+    refused again on every later query, since a refused query stores nothing). A whole-field
+    read (tombstones hide the newest point) stays limited, and the time limit still holds."""
+    with tempfile.TemporaryDirectory() as d:
+        engine = Engine(d, EngineOptions(fsync="never"))
+        try:
+            batch = WriteBatch("db")
+            ts = np.arange(50, dtype=np.int64)
+            for host in HOSTS:
+                key = make_series_key("m", {"host": host})
+                batch.series[key] = {"f": Column(FieldType.FLOAT, ts, ts / 2)}
+            engine.apply(batch)
+            engine.flush()  # one block of 50 points per series
+            small = Limits(max_points=20)
+            plan = replace(_plan(MIN_TIME, "host", ("f",)), limits=small)
+            cache = LastValueCache()
+            got = answer_last(plan, EngineSource(engine), cache)
+            assert got is not None and got.points_scanned == 50 * len(HOSTS)
+            expected = execute_partial(_plan(MIN_TIME, "host", ("f",)), EngineSource(engine))
+            assert finalize(plan, _finish(plan), got) == finalize(plan, _finish(plan), expected)
+            assert len(cache) == len(HOSTS)
+            # Tombstones hide every newest point: the whole-field reads are limited.
+            engine.delete(DeleteRequest("db", "m", 40, MAX_TIME, tags={}))
+            with pytest.raises(LimitExceededError, match="more than 20 points"):
+                answer_last(plan, EngineSource(engine), LastValueCache())
+            late = replace(plan, limits=Limits(timeout_ms=0))
+            with pytest.raises(LimitExceededError, match="time limit"):
+                answer_last(late, EngineSource(engine), LastValueCache())
         finally:
             engine.close()
 
