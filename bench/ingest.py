@@ -235,16 +235,22 @@ def ingest_file(
         p.start()
     sampler = RssSampler(server_pid).start() if server_pid else None
     result = IngestResult()
+    finished = False
     try:
         barrier.wait(timeout=60)
         t0 = time.perf_counter()
         parts = _collect(queue, procs, timeout_s + 180)
         result.seconds = time.perf_counter() - t0
+        finished = True
     finally:
         for p in procs:
-            p.join(timeout=10)
+            if finished:  # each sent its result: let it exit
+                p.join(timeout=10)
             if p.is_alive():
+                # Interrupted (Ctrl-C, a dead sibling, the time limit): stop sending now, not
+                # after 10 s per worker, so the runner can stop the server and exit promptly.
                 p.kill()
+                p.join(timeout=10)
         if sampler:
             sampler.stop()
     sent = sorted(i for part in parts for i in part["sent"])  # type: ignore[attr-defined]
