@@ -131,6 +131,11 @@ def test_markdown_table_ratios_and_targets() -> None:
 
 def test_ctrl_c_stops_the_server(tmp_path: Path) -> None:
     """SIGINT while a server loads data: the runner exits 130 promptly and the server is gone."""
+    # As from a terminal: a test run started in the background by a non-interactive shell
+    # (`cmd &`) has SIGINT ignored, which a child inherits, and a Python started so never
+    # raises KeyboardInterrupt (the runner then ran to its end: exit 0, or past the timeout).
+    # A handler in this process makes the child start with the default instead.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     runner = subprocess.Popen(
         [
             sys.executable,
@@ -159,6 +164,7 @@ def test_ctrl_c_stops_the_server(tmp_path: Path) -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
     server = 0
     try:
         deadline = time.monotonic() + 60
