@@ -516,14 +516,27 @@ class NodeService:
         engine = self._reader(shard, consistency).engine
         return await asyncio.to_thread(reads.scan_encoded, engine, request)
 
-    async def query(self, shard: int, encoded_plan: bytes, consistency: str) -> bytes:
-        """The encoded partial of a query plan over one shard."""
+    async def query(
+        self,
+        shard: int,
+        encoded_plan: bytes,
+        consistency: str,
+        tag_probe: list[str] | None = None,
+    ) -> reads.PlanAnswer:
+        """The encoded partial of a query plan over one shard (and the tag-key probe's answer,
+        pulsar_cluster/tagprobe.py)."""
         replica = self._reader(shard, consistency)
         return await asyncio.to_thread(
-            reads.run_plan, replica.engine, encoded_plan, replica.last_cache
+            reads.run_plan, replica.engine, encoded_plan, replica.last_cache, tag_probe
         )
 
-    async def query_shards(self, shards: list[int], encoded_plan: bytes, consistency: str) -> bytes:
+    async def query_shards(
+        self,
+        shards: list[int],
+        encoded_plan: bytes,
+        consistency: str,
+        tag_probe: list[str] | None = None,
+    ) -> reads.PlanAnswer:
         """One merged partial of a query plan over several local replicas (node-api.md). Every
         shard must be readable here at `consistency`, or the whole call fails naming the first
         that is not (NotLeaderError / UnavailableError): the coordinator then asks per shard."""
@@ -532,7 +545,9 @@ class NodeService:
         replicas = [self._reader(shard, consistency) for shard in shards]
         engines = [r.engine for r in replicas]
         caches = [r.last_cache for r in replicas]
-        return await asyncio.to_thread(reads.run_plan_many, engines, encoded_plan, caches)
+        return await asyncio.to_thread(
+            reads.run_plan_many, engines, encoded_plan, caches, tag_probe
+        )
 
     async def select(
         self,
