@@ -40,7 +40,12 @@ KEEPALIVE_S = 15.0
 
 
 class NodeTransportError(Exception):
-    """A call did not get an answer: connect refused, connection lost, a timeout."""
+    """A call did not get an answer: connect refused, connection lost, a timeout
+    (`timed_out`: one of the call's time limits ran out)."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(f"{type(cause).__name__}: {cause}")
+        self.timed_out = isinstance(cause, TimeoutError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +127,7 @@ class NodeSession:
                 body = await response.read()
                 return NodeResponse(response.status, body, response.reason or "", response.headers)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise NodeTransportError(f"{type(exc).__name__}: {exc}") from None
+            raise NodeTransportError(exc) from None
 
     async def stream(
         self,
@@ -146,7 +151,7 @@ class NodeSession:
                 async for chunk in response.content.iter_chunked(chunk_bytes):
                     yield chunk
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise NodeTransportError(f"{type(exc).__name__}: {exc}") from None
+            raise NodeTransportError(exc) from None
 
     async def close(self) -> None:
         session, loop = self._session, self._loop
