@@ -22,6 +22,7 @@ from pulsar_cluster.series import split_series_key
 
 __all__ = [
     "PlanAnswer",
+    "answer_plan",
     "run_plan",
     "scan_series",
     "select_series",
@@ -55,13 +56,25 @@ def run_plan_many(
     """The encoded partial of several shards of this node, merged here: partials are mergeable
     (pulsar_cluster/query/partial.py), so the coordinator gets one answer per node instead of
     one per shard (each HTTP call costs the coordinator and the node CPU of their own)."""
-    plan = decode_plan(encoded_plan)
+    return answer_plan(decode_plan(encoded_plan), engines, last_caches, tag_probe)
+
+
+def answer_plan(
+    plan: Plan,
+    engines: list[Engine],
+    last_caches: list[LastValueCache] | None = None,
+    tag_probe: list[str] | None = None,
+    series: list[list[bytes]] | None = None,
+) -> PlanAnswer:
+    """`run_plan_many` of a decoded plan; `series`: per engine, the plan's series (sorted) when
+    the caller resolved them already (node/inline.py)."""
     caches: list[LastValueCache | None] = (
         list(last_caches) if last_caches is not None else [None] * len(engines)
     )
+    resolved: list[list[bytes] | None] = [None] * len(engines) if series is None else list(series)
     partials = [
-        execute_partial(plan, EngineSource(engine), cache)
-        for engine, cache in zip(engines, caches, strict=True)
+        execute_partial(plan, EngineSource(engine), cache, keys)
+        for engine, cache, keys in zip(engines, caches, resolved, strict=True)
     ]
     merged = merge_columns(plan, partials)  # last()-only plans stay columnar (columnar.py)
     answer = encode_any(merge(plan, partials) if merged is None else merged, plan)
