@@ -99,7 +99,11 @@ def test_inline_answers_equal_the_threaded_path(
     plan = _plan(tags, hours, fields)
     plan = Plan(**{**{f: getattr(plan, f) for f in plan.__slots__}, "start": T0 + shift})
     series = small_select_series(plan, [EngineSource(e) for e in engines])
-    assert series is not None
+    if series is None:  # over the bound: the threaded path answers it
+        span_hours = -(-(plan.end - plan.start) // H)
+        existing = len({h for h in hosts if h < 8})
+        assert existing * len(fields) * span_hours > INLINE_SERIES_FIELD_HOURS
+        return
     probe = ["host", "v", "dc"]
     inline = reads.answer_plan(plan, engines, None, probe, series)
     threaded = reads.answer_plan(plan, engines, None, probe)
