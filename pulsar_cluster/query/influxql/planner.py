@@ -37,7 +37,7 @@ from pulsar_cluster.query.plan import Limits, Plan
 from pulsar_cluster.query.run import Catalog, QueryBackend, run_meta, run_select
 from pulsar_cluster.query.transforms import TRANSFORMS
 from pulsar_cluster.query.where import split_where
-from pulsar_cluster.tagprobe import StaleTagKeysError
+from pulsar_cluster.tagprobe import StaleTagKeysError, TagKeyCache
 
 __all__ = ["execute_statement"]
 
@@ -267,8 +267,15 @@ async def _select(
     limits: Limits,
 ) -> dict[str, Any]:
     series: list[dict[str, Any]] = []
+    # A cluster coordinator plans with the tag keys it cached, checked by the nodes
+    # (pulsar_cluster/tagprobe.py); other backends answer tag keys fresh (and cheaply).
+    key_cache: TagKeyCache | None = getattr(backend, "tag_key_cache", None)
     for db, measurement in await _measurements(stmt.sources, database, catalog):
-        tag_keys, cached = await catalog.planning_tag_keys(db, measurement)
+        cached_keys = None if key_cache is None else key_cache.get(db, measurement)
+        if cached_keys is None:
+            tag_keys, cached = await catalog.tag_keys(db, measurement), False
+        else:
+            tag_keys, cached = cached_keys, True
         try:
             series.extend(
                 await _select_one(
