@@ -90,9 +90,10 @@ async def run_select(
     answer_now = getattr(backend, "answer_now", None)
     partial = answer_now(plan) if answer_now is not None else None
     if partial is None:
-        query = (
-            backend.query(plan) if tag_probe is None else backend.query(plan, tag_probe=tag_probe)
-        )  # type: ignore[call-arg]
+        if tag_probe is None:
+            query = backend.query(plan)
+        else:  # only a backend with a tag_key_cache gets a probe (ClusterBackend)
+            query = backend.query(plan, tag_probe=tag_probe)  # type: ignore[call-arg]
         partial = await _with_timeout(plan, query)
     if small_answer(plan, partial):
         return finalize(plan, finish, partial)
