@@ -26,6 +26,7 @@ from node.engine.lastcache import LastValueCache
 from node.engine.rollups import RollupCache
 from node.lastquery import LastReader, answer_last
 from node.querybudget import Budget, group_key, series_group
+from node.querykeep import execute_kept
 from node.queryrollups import cached_states, entry_keys, plan_windows, remember, splice
 from node.scanbatch import batch_applies, execute_batched
 from pulsar_cluster.batch import FieldType
@@ -92,6 +93,10 @@ class EngineSource:
     def series_fields(self, skey: bytes) -> dict[str, FieldType]:
         return self._engine.series_fields(skey)
 
+    def field_types_of(self, skeys: list[bytes], name: str) -> set[FieldType]:
+        """The types field `name` has in these series (node/querykeep.py)."""
+        return self._engine.field_types_of(skeys, name)
+
     def retention_policy(self, database: str) -> tuple[str, int] | None:
         """(policy name, duration ns) of an existing database, else None."""
         return self._engine.retention_policy(database)
@@ -145,6 +150,9 @@ def execute_partial(
     """
     if plan.kind == "meta":
         return _meta(plan, source)
+    if plan.keep is not None and plan.kind == "select" and plan.every > 0:
+        # only the windows the coordinator's LIMIT keeps (node/querykeep.py)
+        return execute_kept(plan, source, last_cache, series, execute_partial)
     if last_cache is not None and (fast := answer_last(plan, source, last_cache)) is not None:
         return fast  # last() only, over all time: node/lastquery.py
     budget = Budget(plan)

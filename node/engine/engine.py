@@ -1109,6 +1109,12 @@ class Engine:
         with self._lock:
             return dict(self._index.field_types(skey))
 
+    def field_types_of(self, skeys: list[bytes], name: str) -> set[FieldType]:
+        """The types field `name` has in these series (series without it add none)."""
+        with self._lock:
+            found = (self._index.field_types(k).get(name) for k in skeys)
+            return {t for t in found if t is not None}
+
     @property
     def index(self) -> SeriesIndex:
         """The series index itself. Not thread-safe: call its methods under the engine's lock,
