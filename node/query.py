@@ -141,12 +141,14 @@ def execute_partial(
     source: QuerySource,
     last_cache: LastValueCache | None = None,
     series: list[bytes] | None = None,
+    use_rollups: bool = True,
 ) -> Partial:
     """The partial result of `plan` over the series in `source`.
 
     With `last_cache` (and a source with `retention_floor`), `last()` over all windows without
     a field predicate answers from the cache where it can and fills it where it read.
     `series`: the plan's series, sorted, when the caller has resolved them already in `source`.
+    `use_rollups` False: leave the rollup cache alone (node/querykeep.py's narrowed reads).
     """
     if plan.kind == "meta":
         return _meta(plan, source)
@@ -167,7 +169,7 @@ def execute_partial(
             limit="max_series",
         )
     chunks = _chunks(plan)
-    rollups: RollupCache | None = getattr(source, "rollups", None)
+    rollups: RollupCache | None = getattr(source, "rollups", None) if use_rollups else None
     windows = None
     probe = None
     if rollups is not None and rollups.enabled:

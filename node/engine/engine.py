@@ -1112,8 +1112,7 @@ class Engine:
     def field_types_of(self, skeys: list[bytes], name: str) -> set[FieldType]:
         """The types field `name` has in these series (series without it add none)."""
         with self._lock:
-            found = (self._index.field_types(k).get(name) for k in skeys)
-            return {t for t in found if t is not None}
+            return self._index.field_types_of(skeys, name)
 
     @property
     def index(self) -> SeriesIndex:
