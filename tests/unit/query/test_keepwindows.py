@@ -400,3 +400,21 @@ def test_kept_windows_are_the_ones_limit_returns(
         assert not limit or not want or want == list(range(nwin))
     else:
         assert list(range(*got)) == want
+
+
+def test_a_column_without_rows_on_every_shard_merges(tmp_path: Any) -> None:
+    """merge() of a group whose column has no row on any shard gives an empty state, as a
+    shard sends it (it gave {} and finalize failed with KeyError 'w'); presence-only groups
+    of the pushdown are such groups."""
+    engines = _engines(str(tmp_path), 2, block_points=8)
+    _apply(engines, [("write", ["h0", "h1"], [(1, 3), (2, 6)])])
+    only_w = WriteBatch("db")
+    only_w.series[make_series_key("cpu", {"host": "x"})] = {
+        "w": Column(FieldType.FLOAT, np.array([50], np.int64), np.array([1.0]))
+    }
+    engines[0].apply(only_w)  # outside the range: field w has no point in it anywhere
+    text = "SELECT max(v), max(w) FROM cpu WHERE time >= 0 AND time < 10 GROUP BY time(5ns)"
+    (r,) = _answer(Shards(engines), text, False)
+    assert r["series"][0]["values"] == [[0, 2.0, None], [5, None, None]]
+    for engine in engines:
+        engine.close()
