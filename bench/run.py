@@ -251,15 +251,6 @@ def _query_phase(
     report: dict[str, Any],
 ) -> None:
     """The six query types on every loaded system, taking turns (bench/query_turns.py)."""
-    for up in list(queried):
-        if up.system.dialect == "influxql":
-            why_not = _influxql_available(up.system)
-            if why_not:
-                up.result.query_status = why_not
-                queried.remove(up)
-                _stop([up], running, args)
-    if not queried:
-        return
     _wait_idle(running, preset, "the queries", report)
     names = ", ".join(up.result.name for up in queried)
     print(
@@ -314,7 +305,11 @@ def _run_all(
             up = _load(key, results[key], files[0], preset, workdir, args, running, report)
             if up is None:
                 continue
-            if args.no_queries:
+            why_not = ""
+            if up.system.dialect == "influxql" and not args.no_queries:
+                why_not = _influxql_available(up.system)
+                up.result.query_status = why_not
+            if args.no_queries or why_not:
                 _stop([up], running, args)  # nothing to query: as for the other data sets
             else:
                 loaded.append(up)
@@ -684,7 +679,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     preset = PRESETS[args.size]
-    keys = [k.strip() for k in args.systems.split(",") if k.strip()]
+    keys = list(dict.fromkeys(k.strip() for k in args.systems.split(",") if k.strip()))
     unknown = [k for k in keys if k not in SYSTEMS]
     if unknown:
         p.error(f"unknown system(s): {', '.join(unknown)}")
