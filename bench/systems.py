@@ -91,11 +91,22 @@ def dir_bytes(path: str | Path, exclude: tuple[str, ...] = (), apparent: bool = 
     return total
 
 
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
 def free_port_range(count: int, tries: int = 50) -> int:
-    """A base port such that base .. base+count-1 are all free on 127.0.0.1 right now."""
+    """A base port such that base .. base+count-1 are all free on 127.0.0.1 right now, below
+    the kernel's ephemeral range: a port in that range may be taken as the local port of any
+    outgoing connection (another server's Raft links, a client) before our server binds it,
+    and a Raft group whose port is taken never joins (docs/architecture.md, Raft ports)."""
     rng = random.Random()
+    top = _ephemeral_low() - count
     for _ in range(tries):
-        base = rng.randrange(20_000, 60_000 - count)
+        base = rng.randrange(10_000, top)
         socks = []
         try:
             for port in range(base, base + count):

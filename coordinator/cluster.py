@@ -17,8 +17,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
 from coordinator import backupcluster
 from pulsar_cluster.batch import WriteBatch, partition_batch
 from pulsar_cluster.batchcodec import encode_batch
@@ -34,12 +32,14 @@ from pulsar_cluster.errors import (
 from pulsar_cluster.logs import get_logger
 from pulsar_cluster.nodeapi import ScanRequest, SeriesData, TagMatcher
 from pulsar_cluster.nodeclient import NodeAuthError, NodeClient
+from pulsar_cluster.nodehttp import NodeSession
 from pulsar_cluster.query.columnar import decode_any, merge_columns
 from pulsar_cluster.query.partial import Partial, encode_plan, merge
 from pulsar_cluster.query.plan import Plan
 from pulsar_cluster.raftcommand import CommandKind, encode_command
 from pulsar_cluster.series import shard_for
 from pulsar_cluster.shardmap import ShardMap
+from pulsar_cluster.tagprobe import StaleTagKeysError, TagKeyCache
 
 __all__ = ["ClusterBackend", "ClusterSettings", "split_by_shard"]
 
@@ -70,6 +70,23 @@ def split_by_shard(batch: WriteBatch, shard_count: int) -> dict[int, WriteBatch]
     return partition_batch(batch, lambda key: shard_for(database, key, shard_count))
 
 
+#: Partials up to this many bytes in all are merged on the event loop: decoding and merging
+#: them takes less than the hop to a worker thread and back (a small query's answers are a few
+#: hundred bytes per node); larger ones go to a thread so that no merge stalls other requests.
+INLINE_MERGE_BYTES = 16 * 1024
+
+
+def _check_probe(assumed: dict[str, bool], answers: list[list[str] | None]) -> None:
+    """StaleTagKeysError unless the tag keys among the probed names, over every node's answer,
+    are exactly those the plan took for tag keys (a node that did not answer the probe counts
+    as a difference: the statement is planned again with fresh tag keys)."""
+    if any(found is None for found in answers):
+        raise StaleTagKeysError("a node did not answer the tag-key probe")
+    now = {name for found in answers for name in found or ()}
+    if now != {name for name, is_tag in assumed.items() if is_tag}:
+        raise StaleTagKeysError(f"tag keys changed among {sorted(assumed)}")
+
+
 class ClusterBackend:
     #: `query(plan, consistency=...)` reads followers too with "any" (coordinator/consistency.py)
     supports_consistency = True
@@ -82,9 +99,9 @@ class ClusterBackend:
         self.settings = settings or ClusterSettings()
         self._seeds = [s if "://" in s else f"http://{s}" for s in seeds]
         self._token = token
-        self._http = httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64)
-        )
+        self._http = NodeSession()
+        #: tag keys per measurement for planning, checked by every query (tagprobe.py)
+        self.tag_key_cache = TagKeyCache()
         self._map: ShardMap | None = None
         self._map_at = 0.0  # monotonic time of the last load
         self._clients: dict[str, NodeClient] = {}
@@ -306,14 +323,23 @@ class ClusterBackend:
 
         return list(await asyncio.gather(*(one(s) for s in range(shard_map.shard_count))))
 
-    async def query(self, plan: Plan, consistency: str = "leader") -> Partial:
+    async def query(
+        self,
+        plan: Plan,
+        consistency: str = "leader",
+        tag_probe: dict[str, bool] | None = None,
+    ) -> Partial:
         """Send the plan to one replica of every shard; merge their partials.
 
         One call per node for all the shards it is expected to serve (its cached leaderships,
         or its share of the replicas with consistency=any), merged there: 3 calls instead of
         16 on a 3-node cluster, the coordinator's main cost per query. Shards of a call that
         fails (a leader moved, a node is down) are retried one by one, with the usual hints,
-        retries and deadline."""
+        retries and deadline.
+
+        `tag_probe`: the names the plan was made with, and whether each was taken for a tag
+        key; every node says which are tag keys now, and StaleTagKeysError says the union
+        differs (pulsar_cluster/tagprobe.py)."""
         encoded = encode_plan(plan)
         shard_map = await self.shard_map()
         groups: dict[str, list[int]] = {}
@@ -321,10 +347,13 @@ class ClusterBackend:
             groups.setdefault(self._expected_replica(shard_map, shard, consistency), []).append(
                 shard
             )
+        probe = None if tag_probe is None else list(tag_probe)
 
-        async def per_node(node_id: str, shards: list[int]) -> list[bytes]:
+        async def per_node(node_id: str, shards: list[int]) -> list[tuple[bytes, Any]]:
             try:
-                answer = await self._client(node_id).query_shards(shards, encoded, consistency)
+                answer = await self._client(node_id).query_shards(
+                    shards, encoded, consistency, probe
+                )
             except (NotLeaderError, UnavailableError) as exc:
                 log.debug("grouped_query_falls_back", node=node_id, error=exc.message)
                 return list(
@@ -333,7 +362,7 @@ class ClusterBackend:
                             self._with_leader(
                                 shard,
                                 lambda node, _remaining, shard=shard: self._client(node).query(
-                                    shard, encoded, consistency
+                                    shard, encoded, consistency, probe
                                 ),
                                 consistency == "leader",
                             )
@@ -347,7 +376,9 @@ class ClusterBackend:
             return [answer]
 
         parts = await asyncio.gather(*(per_node(n, shards) for n, shards in groups.items()))
-        answers = [a for part in parts for a in part]
+        answers = [a for part in parts for a, _ in part]
+        if tag_probe is not None:
+            _check_probe(tag_probe, [found for part in parts for _, found in part])
 
         def combine() -> Partial:
             # Columnar answers (last()-only plans, pulsar_cluster/query/columnar.py) are
@@ -356,6 +387,8 @@ class ClusterBackend:
             merged = merge_columns(plan, decoded)
             return merge(plan, decoded) if merged is None else merged
 
+        if sum(len(a) for a in answers) <= INLINE_MERGE_BYTES:
+            return combine()
         return await asyncio.to_thread(combine)
 
     async def delete(self, plan: Plan) -> None:
@@ -573,4 +606,4 @@ class ClusterBackend:
         return not status["shards_without_leader"]
 
     async def close(self) -> None:
-        await self._http.aclose()
+        await self._http.close()

@@ -36,8 +36,9 @@ class _ConsistentReads:
         self._backend = backend
         self._consistency = consistency
 
-    async def query(self, plan: Plan) -> Partial:
-        result: Partial = await self._backend.query(plan, consistency=self._consistency)
+    async def query(self, plan: Plan, **options: Any) -> Partial:
+        # options: what else the backend's query takes (the tag-key probe, tagprobe.py)
+        result: Partial = await self._backend.query(plan, consistency=self._consistency, **options)
         return result
 
     def __getattr__(self, name: str) -> Any:

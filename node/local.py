@@ -15,8 +15,9 @@ from node import ddl
 from node.background import BackgroundWorker
 from node.backup import CheckpointStore, stream_file
 from node.engine.engine import Engine, EngineOptions
+from node.inline import is_cheap_meta, small_select_series
 from node.lastquery import CacheWarmer
-from node.query import EngineSource, execute_delete, execute_partial, is_cheap_meta
+from node.query import EngineSource, execute_delete, execute_partial
 from node.reads import scan_series, select_series
 from node.shardstats import shard_document
 from pulsar_cluster.batch import WriteBatch
@@ -28,30 +29,10 @@ from pulsar_cluster.cachestats import (
 )
 from pulsar_cluster.catalogop import CatalogOp
 from pulsar_cluster.nodeapi import ScanRequest, SeriesData, TagMatcher
-from pulsar_cluster.query.conditions import TRUE, resolve_series
 from pulsar_cluster.query.partial import Partial
-from pulsar_cluster.query.plan import MAX_TIME, MIN_TIME, Plan
+from pulsar_cluster.query.plan import Plan
 
-__all__ = ["LocalNode", "INLINE_SERIES_FIELD_HOURS"]
-
-#: Selects estimated to read at most this many series x fields x hours run on the event loop
-#: instead of a worker thread. At one point per 10 s that is about 6,000 points, a few hundred
-#: microseconds of reading and reducing (bench/bench_query.py, single-groupby-1-1-1: 1 x 1 x 1);
-#: the hop to a thread and back costs about 50-100 us and, on a busy machine, a wait for the
-#: GIL. Anything bigger still runs in a thread, so the loop never stalls on a large query.
-INLINE_SERIES_FIELD_HOURS = 16
-_NS_PER_HOUR = 3_600_000_000_000
-
-
-def _equalities_only(expr: Any) -> bool:
-    """A tag predicate of `and`/`or` over `tag = value` comparisons only."""
-    if not isinstance(expr, list) or not expr:
-        return False
-    if expr[0] == "cmp":
-        return len(expr) == 4 and expr[2] == "="
-    if expr[0] in ("and", "or"):
-        return all(_equalities_only(e) for e in expr[1:])
-    return False
+__all__ = ["LocalNode"]
 
 
 class LocalNode:
@@ -117,22 +98,11 @@ class LocalNode:
         return self.engine.tag_keys(database, measurement)
 
     def _small_select(self, plan: Plan, source: EngineSource) -> list[bytes] | None:
-        """The series `plan` reads, when it reads at most INLINE_SERIES_FIELD_HOURS series x
-        fields x hours: a time-bounded select whose tag predicate uses only equalities
-        (resolved here through the index in microseconds; regexes could scan many tag values
-        on the event loop). None for any other plan."""
-        if plan.kind != "select" or plan.start == MIN_TIME or plan.end == MAX_TIME:
-            return None
-        hours = max(1, -(-(plan.end - plan.start) // _NS_PER_HOUR))
-        fields = len({c.field for c in plan.columns})
-        if plan.tags == TRUE or not _equalities_only(plan.tags) or fields == 0:
-            return None
-        if hours * fields > INLINE_SERIES_FIELD_HOURS:
-            return None
-        series = resolve_series(plan.tags, source, plan.database, plan.measurement)
-        if len(series) * fields * hours > INLINE_SERIES_FIELD_HOURS:
-            return None
-        return sorted(series)
+        """The series `plan` reads when it is small enough for the event loop (node/inline.py:
+        a time-bounded select of equalities over at most INLINE_SERIES_FIELD_HOURS series x
+        fields x hours), else None."""
+        found = small_select_series(plan, [source])
+        return None if found is None else found[0]
 
     def _query(self, plan: Plan) -> Partial:
         return execute_partial(plan, EngineSource(self.engine), self.last_cache)

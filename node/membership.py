@@ -29,14 +29,13 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-import httpx
-
 from node.service import NodeService
 from pulsar_cluster.errors import PulsarError, UnavailableError
 from pulsar_cluster.logs import get_logger
 from pulsar_cluster.metacommand import MapConflictError, NotMetaMemberError
 from pulsar_cluster.moveplan import advance_move, finish_move, plan_rebalance
 from pulsar_cluster.nodeclient import NodeClient
+from pulsar_cluster.nodehttp import NodeSession
 from pulsar_cluster.shardmap import Move, ShardMap
 
 __all__ = ["Membership"]
@@ -54,7 +53,7 @@ class Membership:
         self.service = service
         self.secret = secret
         self.interval_s = interval_s
-        self._http = httpx.AsyncClient()
+        self._http = NodeSession()
         self.errors = 0
 
     def client(self, node_id: str, timeout_s: float = _PROBE_TIMEOUT_S) -> NodeClient:
@@ -63,7 +62,7 @@ class Membership:
         )
 
     async def close(self) -> None:
-        await self._http.aclose()
+        await self._http.close()
 
     async def run(self) -> None:
         while True:

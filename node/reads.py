@@ -17,37 +17,81 @@ from pulsar_cluster.batchcodec import encode_batch
 from pulsar_cluster.nodeapi import ScanRequest, SeriesData, TagMatcher
 from pulsar_cluster.query.columnar import encode_any, merge_columns
 from pulsar_cluster.query.partial import decode_plan, merge
+from pulsar_cluster.query.plan import Plan
 from pulsar_cluster.series import split_series_key
 
-__all__ = ["run_plan", "scan_series", "select_series", "scan_encoded", "select_encoded"]
+__all__ = [
+    "PlanAnswer",
+    "answer_plan",
+    "run_plan",
+    "scan_series",
+    "select_series",
+    "scan_encoded",
+    "select_encoded",
+]
+
+
+#: An encoded partial, and which of the probed names are tag keys here (None: no probe asked).
+PlanAnswer = tuple[bytes, list[str] | None]
 
 
 def run_plan(
-    engine: Engine, encoded_plan: bytes, last_cache: LastValueCache | None = None
-) -> bytes:
+    engine: Engine,
+    encoded_plan: bytes,
+    last_cache: LastValueCache | None = None,
+    tag_probe: list[str] | None = None,
+) -> PlanAnswer:
     """The encoded partial of one shard for an encoded plan (QueryError on a bad plan)."""
     plan = decode_plan(encoded_plan)
-    return encode_any(execute_partial(plan, EngineSource(engine), last_cache), plan)
+    partial = encode_any(execute_partial(plan, EngineSource(engine), last_cache), plan)
+    return partial, _probe([engine], plan, tag_probe)
 
 
 def run_plan_many(
     engines: list[Engine],
     encoded_plan: bytes,
     last_caches: list[LastValueCache] | None = None,
-) -> bytes:
+    tag_probe: list[str] | None = None,
+) -> PlanAnswer:
     """The encoded partial of several shards of this node, merged here: partials are mergeable
     (pulsar_cluster/query/partial.py), so the coordinator gets one answer per node instead of
-    one per shard (an HTTP call costs the coordinator about 2.5 ms of CPU)."""
-    plan = decode_plan(encoded_plan)
+    one per shard (each HTTP call costs the coordinator and the node CPU of their own)."""
+    return answer_plan(decode_plan(encoded_plan), engines, last_caches, tag_probe)
+
+
+def answer_plan(
+    plan: Plan,
+    engines: list[Engine],
+    last_caches: list[LastValueCache] | None = None,
+    tag_probe: list[str] | None = None,
+    series: list[list[bytes]] | None = None,
+) -> PlanAnswer:
+    """`run_plan_many` of a decoded plan; `series`: per engine, the plan's series (sorted) when
+    the caller resolved them already (node/inline.py)."""
     caches: list[LastValueCache | None] = (
         list(last_caches) if last_caches is not None else [None] * len(engines)
     )
+    resolved: list[list[bytes] | None] = [None] * len(engines) if series is None else list(series)
     partials = [
-        execute_partial(plan, EngineSource(engine), cache)
-        for engine, cache in zip(engines, caches, strict=True)
+        execute_partial(plan, EngineSource(engine), cache, keys)
+        for engine, cache, keys in zip(engines, caches, resolved, strict=True)
     ]
     merged = merge_columns(plan, partials)  # last()-only plans stay columnar (columnar.py)
-    return encode_any(merge(plan, partials) if merged is None else merged, plan)
+    answer = encode_any(merge(plan, partials) if merged is None else merged, plan)
+    return answer, _probe(engines, plan, tag_probe)
+
+
+def _probe(engines: list[Engine], plan: Plan, names: list[str] | None) -> list[str] | None:
+    """Which of `names` are tag keys of the plan's measurement in these replicas
+    (pulsar_cluster/tagprobe.py). Read after the data: a key that appeared meanwhile is
+    reported, and the coordinator plans again rather than keep an answer planned without it."""
+    if names is None:
+        return None
+    wanted = set(names)
+    found: set[str] = set()
+    for engine in engines:
+        found.update(k for k in engine.tag_keys(plan.database, plan.measurement) if k in wanted)
+    return sorted(found)
 
 
 def scan_series(engine: Engine, request: ScanRequest) -> list[SeriesData]:

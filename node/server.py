@@ -25,12 +25,14 @@ from starlette.routing import Route
 from node.backup import stream_file
 from node.memberapi import membership_routes
 from node.membership import Membership
+from node.reads import PlanAnswer
 from node.service import NodeService
 from pulsar_cluster.errors import BadRequestError, OverloadedError, PulsarError
 from pulsar_cluster.logs import get_logger
 from pulsar_cluster.nodeapi import ScanRequest, TagMatcher
 from pulsar_cluster.serving import serve
 from pulsar_cluster.storagemetrics import StorageCollector
+from pulsar_cluster.tagprobe import TAG_KEYS_HEADER, TAG_PROBE_HEADER, decode_names, encode_names
 
 __all__ = ["create_node_app", "serve_node", "TOKEN_HEADER"]
 
@@ -111,8 +113,8 @@ def create_node_app(
         authorize(request)
         shard = int(request.path_params["shard"])
         consistency = _consistency(request.query_params.get("consistency", "leader"))
-        data = await service.query(shard, await request.body(), consistency)
-        return Response(data, media_type="application/octet-stream")
+        answer = await service.query(shard, await request.body(), consistency, _probe(request))
+        return _partial(answer)
 
     async def query_shards(request: Request) -> Response:
         authorize(request)
@@ -121,8 +123,8 @@ def create_node_app(
         except ValueError:
             raise BadRequestError("shards must be comma-separated shard ids") from None
         consistency = _consistency(request.query_params.get("consistency", "leader"))
-        data = await service.query_shards(shards, await request.body(), consistency)
-        return Response(data, media_type="application/octet-stream")
+        body = await request.body()
+        return _partial(await service.query_shards(shards, body, consistency, _probe(request)))
 
     async def select(request: Request) -> Response:
         authorize(request)
@@ -289,6 +291,23 @@ def _consistency(value: str) -> str:
     if value not in ("leader", "any"):
         raise BadRequestError("consistency must be 'leader' or 'any'")
     return value
+
+
+def _probe(request: Request) -> list[str] | None:
+    """The names of a query's tag-key probe (pulsar_cluster/tagprobe.py), None when not asked."""
+    value = request.headers.get(TAG_PROBE_HEADER)
+    if value is None:
+        return None
+    try:
+        return decode_names(value)
+    except ValueError as exc:
+        raise BadRequestError(f"{TAG_PROBE_HEADER}: {exc}") from None
+
+
+def _partial(answer: PlanAnswer) -> Response:
+    data, tag_keys = answer
+    headers = None if tag_keys is None else {TAG_KEYS_HEADER: encode_names(tag_keys)}
+    return Response(data, media_type="application/octet-stream", headers=headers)
 
 
 def _parse_select(body: bytes) -> tuple[Any, ...]:

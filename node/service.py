@@ -29,8 +29,10 @@ from node import reads
 from node.background import BackgroundWorker
 from node.backup import CheckpointStore
 from node.engine.engine import Engine, EngineOptions
+from node.inline import is_cheap_meta, small_select_series
 from node.lastquery import WARM_MAX_ENTRIES, CacheWarmer
 from node.mapstore import load_map, meta_status, save_map, start_meta_group
+from node.query import EngineSource
 from node.raft.budget import ByteBudget
 from node.raft.ddl import check_ddl
 from node.raft.deletes import check_delete_plan
@@ -516,14 +518,27 @@ class NodeService:
         engine = self._reader(shard, consistency).engine
         return await asyncio.to_thread(reads.scan_encoded, engine, request)
 
-    async def query(self, shard: int, encoded_plan: bytes, consistency: str) -> bytes:
-        """The encoded partial of a query plan over one shard."""
+    async def query(
+        self,
+        shard: int,
+        encoded_plan: bytes,
+        consistency: str,
+        tag_probe: list[str] | None = None,
+    ) -> reads.PlanAnswer:
+        """The encoded partial of a query plan over one shard (and the tag-key probe's answer,
+        pulsar_cluster/tagprobe.py)."""
         replica = self._reader(shard, consistency)
         return await asyncio.to_thread(
-            reads.run_plan, replica.engine, encoded_plan, replica.last_cache
+            reads.run_plan, replica.engine, encoded_plan, replica.last_cache, tag_probe
         )
 
-    async def query_shards(self, shards: list[int], encoded_plan: bytes, consistency: str) -> bytes:
+    async def query_shards(
+        self,
+        shards: list[int],
+        encoded_plan: bytes,
+        consistency: str,
+        tag_probe: list[str] | None = None,
+    ) -> reads.PlanAnswer:
         """One merged partial of a query plan over several local replicas (node-api.md). Every
         shard must be readable here at `consistency`, or the whole call fails naming the first
         that is not (NotLeaderError / UnavailableError): the coordinator then asks per shard."""
@@ -532,7 +547,15 @@ class NodeService:
         replicas = [self._reader(shard, consistency) for shard in shards]
         engines = [r.engine for r in replicas]
         caches = [r.last_cache for r in replicas]
-        return await asyncio.to_thread(reads.run_plan_many, engines, encoded_plan, caches)
+        plan = decode_plan(encoded_plan)  # QueryError (400) for a malformed plan
+        # Index look-ups and selects of a few series-hours are answered here, on the loop:
+        # cheaper than the hop to a worker thread and back (node/inline.py).
+        if is_cheap_meta(plan):
+            return reads.answer_plan(plan, engines, caches, tag_probe)
+        series = small_select_series(plan, [EngineSource(e) for e in engines])
+        if series is not None:
+            return reads.answer_plan(plan, engines, caches, tag_probe, series)
+        return await asyncio.to_thread(reads.answer_plan, plan, engines, caches, tag_probe)
 
     async def select(
         self,

@@ -25,9 +25,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
 from pulsar_cluster.errors import PulsarError
+from pulsar_cluster.nodehttp import NodeResponse, NodeSession, NodeTransportError, call_timeout
 from pulsar_cluster.query.partial import Partial, decode_partial, encode_plan
 from pulsar_cluster.query.plan import Plan
 
@@ -130,25 +129,33 @@ class FederationClient:
         headers = {FEDERATED_HEADER: "1", "Content-Type": CONTENT_TYPE}
         if cluster.token:
             headers["Authorization"] = f"Bearer {cluster.token}"
-        self._http = httpx.AsyncClient(
-            base_url=cluster.url,
-            headers=headers,
-            timeout=cluster.timeout_s,
-            follow_redirects=False,
-        )
+        self._headers = headers
+        self._timeout = call_timeout(cluster.timeout_s)
+        self._http = NodeSession()  # the pool node calls use (pulsar_cluster/nodehttp.py)
 
     async def partial(self, plan: Plan) -> Partial:
         """The remote cluster's partial for `plan`; RemoteClusterError on any failure."""
         name = self.cluster.name
         try:
             response = await asyncio.wait_for(
-                self._http.post(PARTIAL_PATH, content=encode_plan(plan)), self.cluster.timeout_s
+                self._http.request(
+                    "POST",
+                    self.cluster.url + PARTIAL_PATH,
+                    headers=self._headers,
+                    timeout=self._timeout,
+                    content=encode_plan(plan),
+                ),
+                self.cluster.timeout_s,
             )
-        except (TimeoutError, httpx.TimeoutException):
+        except TimeoutError:
             raise RemoteClusterError(
                 name, f"no answer within {self.cluster.timeout_s:g} s (timeout)", 504
             ) from None
-        except httpx.HTTPError as exc:
+        except NodeTransportError as exc:
+            if exc.timed_out:
+                raise RemoteClusterError(
+                    name, f"no answer within {self.cluster.timeout_s:g} s (timeout)", 504
+                ) from None
             raise RemoteClusterError(name, f"unreachable: {exc}") from None
         if response.status_code != 200:
             raise RemoteClusterError(name, _remote_error(response), _status_of(response))
@@ -159,17 +166,19 @@ class FederationClient:
 
     async def health(self) -> dict[str, Any]:
         try:
-            response = await self._http.get("/health")
+            response = await self._http.request(
+                "GET", self.cluster.url + "/health", headers=self._headers, timeout=self._timeout
+            )
             ok = response.status_code == 200
             return {"status": "up" if ok else "down", "http_status": response.status_code}
-        except httpx.HTTPError as exc:
-            return {"status": "down", "error": str(exc) or type(exc).__name__}
+        except NodeTransportError as exc:
+            return {"status": "down", "error": str(exc)}
 
     async def close(self) -> None:
-        await self._http.aclose()
+        await self._http.close()
 
 
-def _remote_error(response: httpx.Response) -> str:
+def _remote_error(response: NodeResponse) -> str:
     try:
         body = response.json()
         message = body.get("error") if isinstance(body, dict) else None
@@ -178,7 +187,7 @@ def _remote_error(response: httpx.Response) -> str:
     return f"answered HTTP {response.status_code}: {message or response.text[:200]}"
 
 
-def _status_of(response: httpx.Response) -> int:
+def _status_of(response: NodeResponse) -> int:
     # The remote's client errors (a bad query, a limit) stay client errors here; anything else
     # means the cluster could not answer.
     return response.status_code if 400 <= response.status_code < 500 else 502

@@ -3,14 +3,15 @@
 The coordinator reaches nodes only through this module. Every call has a timeout; transport
 failures become UnavailableError naming the node, and the node's JSON errors are turned back
 into the PulsarError they came from (NotLeaderError keeps its shard, leader and map version).
+The connection pool (aiohttp) is pulsar_cluster/nodehttp.py's NodeSession, shared by the
+process's clients.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
-import httpx
 import orjson
 
 from pulsar_cluster.batchcodec import decode_batch
@@ -22,7 +23,14 @@ from pulsar_cluster.errors import (
     UnavailableError,
 )
 from pulsar_cluster.nodeapi import ScanRequest, SeriesData, TagMatcher
+from pulsar_cluster.nodehttp import (
+    NodeResponse,
+    NodeSession,
+    NodeTransportError,
+    call_timeout,
+)
 from pulsar_cluster.shardmap import ShardMap
+from pulsar_cluster.tagprobe import TAG_KEYS_HEADER, TAG_PROBE_HEADER, decode_names, encode_names
 from pulsar_cluster.tracing import client_span
 
 __all__ = ["NodeClient", "NodeAuthError"]
@@ -40,35 +48,43 @@ class NodeClient:
         base_url: str,
         token: str,
         timeout_s: float = 10.0,
-        client: httpx.AsyncClient | None = None,
+        session: NodeSession | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {token}"}
-        self._timeout = httpx.Timeout(timeout_s, connect=min(2.0, timeout_s))
-        self._client = client or httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32)
-        )
-        self._owns_client = client is None
+        self._timeout = call_timeout(timeout_s)
+        self._session = session or NodeSession()
+        self._owns_session = session is None
 
     async def close(self) -> None:
-        if self._owns_client:
-            await self._client.aclose()
+        if self._owns_session:
+            await self._session.close()
 
-    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        content: bytes | None = None,
+        timeout: float | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> NodeResponse:
         with client_span(f"node {method} {path}", self.base_url) as trace_headers:
+            if trace_headers:  # traceparent when tracing is on (pulsar_cluster/tracing.py)
+                headers = {**(headers or {}), **trace_headers}
             try:
-                response = await self._client.request(
+                response = await self._session.request(
                     method,
                     self.base_url + path,
-                    # traceparent when tracing is on (pulsar_cluster/tracing.py)
-                    headers={**self._headers, **trace_headers} if trace_headers else self._headers,
-                    timeout=kwargs.pop("timeout", self._timeout),
-                    **kwargs,
+                    headers={**self._headers, **headers} if headers else self._headers,
+                    timeout=self._timeout if timeout is None else call_timeout(timeout),
+                    params=params,
+                    content=content,
                 )
-            except httpx.HTTPError as exc:
+            except NodeTransportError as exc:
                 raise UnavailableError(
-                    f"node {self.base_url} unreachable: {type(exc).__name__}: {exc}",
-                    node=self.base_url,
+                    f"node {self.base_url} unreachable: {exc}", node=self.base_url
                 ) from None
             if response.status_code >= 400:
                 raise _error_from(self.base_url, response)
@@ -81,10 +97,9 @@ class NodeClient:
         return (await self._request("GET", "/v1/status")).json()  # type: ignore[no-any-return]
 
     async def write(self, shard: int, encoded_batch: bytes, timeout_s: float | None = None) -> None:
-        kwargs: dict[str, Any] = {"content": encoded_batch}
-        if timeout_s is not None:
-            kwargs["timeout"] = httpx.Timeout(timeout_s, connect=min(2.0, timeout_s))
-        await self._request("POST", f"/v1/shards/{shard}/write", **kwargs)
+        await self._request(
+            "POST", f"/v1/shards/{shard}/write", content=encoded_batch, timeout=timeout_s
+        )
 
     async def scan(self, shard: int, request: ScanRequest, consistency: str) -> list[SeriesData]:
         body = orjson.dumps(
@@ -103,37 +118,50 @@ class NodeClient:
         return [SeriesData(key, columns) for key, columns in batch.series.items()]
 
     async def delete(self, shard: int, encoded_plan: bytes, timeout_s: float | None = None) -> None:
-        kwargs: dict[str, Any] = {"content": encoded_plan}
-        if timeout_s is not None:
-            kwargs["timeout"] = httpx.Timeout(timeout_s, connect=min(2.0, timeout_s))
-        await self._request("POST", f"/v1/shards/{shard}/delete", **kwargs)
+        await self._request(
+            "POST", f"/v1/shards/{shard}/delete", content=encoded_plan, timeout=timeout_s
+        )
 
     async def ddl(self, shard: int, command: bytes, timeout_s: float | None = None) -> None:
         """Propose a DDL Raft command (docs/format/raft-command.md) on the shard's group."""
-        kwargs: dict[str, Any] = {"content": command}
-        if timeout_s is not None:
-            kwargs["timeout"] = httpx.Timeout(timeout_s, connect=min(2.0, timeout_s))
-        await self._request("POST", f"/v1/shards/{shard}/ddl", **kwargs)
+        await self._request("POST", f"/v1/shards/{shard}/ddl", content=command, timeout=timeout_s)
 
-    async def query(self, shard: int, encoded_plan: bytes, consistency: str) -> bytes:
-        """The encoded partial (docs/format/partials.md) of one shard for an encoded plan."""
+    async def query(
+        self,
+        shard: int,
+        encoded_plan: bytes,
+        consistency: str,
+        tag_probe: Iterable[str] | None = None,
+    ) -> tuple[bytes, list[str] | None]:
+        """The encoded partial (docs/format/partials.md) of one shard for an encoded plan, and
+        which of the `tag_probe` names are tag keys there (pulsar_cluster/tagprobe.py; None
+        when not probed or when the node does not answer probes)."""
         response = await self._request(
             "POST",
             f"/v1/shards/{shard}/query",
             params={"consistency": consistency},
             content=encoded_plan,
+            headers=_probe_headers(tag_probe),
         )
-        return response.content
+        return response.content, _probe_answer(self.base_url, response, tag_probe)
 
-    async def query_shards(self, shards: list[int], encoded_plan: bytes, consistency: str) -> bytes:
-        """One merged partial of several shards this node serves (docs/format/node-api.md)."""
+    async def query_shards(
+        self,
+        shards: list[int],
+        encoded_plan: bytes,
+        consistency: str,
+        tag_probe: Iterable[str] | None = None,
+    ) -> tuple[bytes, list[str] | None]:
+        """One merged partial of several shards this node serves (docs/format/node-api.md),
+        and the answer of the tag-key probe as `query`'s."""
         response = await self._request(
             "POST",
             "/v1/query",
             params={"shards": ",".join(map(str, shards)), "consistency": consistency},
             content=encoded_plan,
+            headers=_probe_headers(tag_probe),
         )
-        return response.content
+        return response.content, _probe_answer(self.base_url, response, tag_probe)
 
     async def select(
         self,
@@ -178,12 +206,8 @@ class NodeClient:
         self, method: str, path: str, body: Any = None, timeout_s: float | None = None
     ) -> Any:
         """A JSON call of the membership routes (docs/format/node-api.md), JSON answer."""
-        kwargs: dict[str, Any] = {}
-        if body is not None:
-            kwargs["content"] = orjson.dumps(body)
-        if timeout_s is not None:
-            kwargs["timeout"] = httpx.Timeout(timeout_s, connect=min(2.0, timeout_s))
-        return (await self._request(method, path, **kwargs)).json()
+        content = None if body is None else orjson.dumps(body)
+        return (await self._request(method, path, content=content, timeout=timeout_s)).json()
 
     # --- backup checkpoints (docs/format/node-api.md) --------------------------------------------
 
@@ -202,18 +226,15 @@ class NodeClient:
         """The bytes of one checkpoint file, streamed (the caller iterates to the end)."""
         url = f"{self.base_url}/v1/backup/checkpoints/{checkpoint}/shards/{shard}/files/{path}"
         try:
-            async with self._client.stream(
-                "GET", url, headers=self._headers, timeout=self._timeout
-            ) as response:
-                if response.status_code >= 400:
-                    await response.aread()
-                    raise _error_from(self.base_url, response)
-                async for chunk in response.aiter_bytes(1 << 20):
-                    yield chunk
-        except httpx.HTTPError as exc:
+            async for part in self._session.stream(
+                url, headers=self._headers, timeout=self._timeout, chunk_bytes=1 << 20
+            ):
+                if isinstance(part, NodeResponse):
+                    raise _error_from(self.base_url, part)
+                yield part
+        except NodeTransportError as exc:
             raise UnavailableError(
-                f"node {self.base_url} unreachable: {type(exc).__name__}: {exc}",
-                node=self.base_url,
+                f"node {self.base_url} unreachable: {exc}", node=self.base_url
             ) from None
 
     async def backup_release(self, checkpoint: str) -> bool:
@@ -232,7 +253,25 @@ class NodeClient:
         await self._request("POST", "/v1/caches/clear", params={"cache": cache})
 
 
-def _error_from(node: str, response: httpx.Response) -> PulsarError:
+def _probe_headers(tag_probe: Iterable[str] | None) -> dict[str, str] | None:
+    return None if tag_probe is None else {TAG_PROBE_HEADER: encode_names(tag_probe)}
+
+
+def _probe_answer(
+    node: str, response: NodeResponse, tag_probe: Iterable[str] | None
+) -> list[str] | None:
+    if tag_probe is None:
+        return None
+    value = response.headers.get(TAG_KEYS_HEADER)
+    if value is None:
+        return None  # a node that does not answer probes: the caller plans afresh
+    try:
+        return decode_names(value)
+    except ValueError as exc:
+        raise UnavailableError(f"node {node}: bad {TAG_KEYS_HEADER}: {exc}", node=node) from None
+
+
+def _error_from(node: str, response: NodeResponse) -> PulsarError:
     try:
         doc = orjson.loads(response.content)
         message = str(doc.pop("error"))

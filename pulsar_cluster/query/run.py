@@ -10,6 +10,7 @@ names are tags) with meta plans, so it works the same on one node and on a clust
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection
 from typing import Any, Protocol
 
 from pulsar_cluster.errors import LimitExceededError
@@ -18,6 +19,7 @@ from pulsar_cluster.query.finish import Finish, finalize
 from pulsar_cluster.query.finishrows import ROW_WISE
 from pulsar_cluster.query.partial import Partial
 from pulsar_cluster.query.plan import MAX_TIME, MIN_TIME, Limits, Plan, window_origin
+from pulsar_cluster.tagprobe import TagKeyCache
 
 __all__ = [
     "QueryBackend",
@@ -76,13 +78,23 @@ def small_answer(plan: Plan, partial: Partial) -> bool:
     return True
 
 
-async def run_select(backend: QueryBackend, plan: Plan, finish: Finish) -> list[dict[str, Any]]:
+async def run_select(
+    backend: QueryBackend,
+    plan: Plan,
+    finish: Finish,
+    tag_probe: dict[str, bool] | None = None,
+) -> list[dict[str, Any]]:
+    """The answer series of a select plan. `tag_probe`: the names planned with cached tag
+    keys, for the backend to check (pulsar_cluster/tagprobe.py; StaleTagKeysError)."""
     # A backend that answers small plans at once (an in-process node: LocalNode.answer_now)
     # does so without the query call's coroutine and timeout.
     answer_now = getattr(backend, "answer_now", None)
     partial = answer_now(plan) if answer_now is not None else None
     if partial is None:
-        partial = await _with_timeout(plan, backend.query(plan))
+        query = (
+            backend.query(plan) if tag_probe is None else backend.query(plan, tag_probe=tag_probe)
+        )  # type: ignore[call-arg]
+        partial = await _with_timeout(plan, query)
     if small_answer(plan, partial):
         return finalize(plan, finish, partial)
     return await asyncio.to_thread(finalize, plan, finish, partial)
@@ -137,7 +149,31 @@ class Catalog:
         if tag_keys_now is not None:
             return set(tag_keys_now(database, measurement))
         rows = await self._meta(database, "tag_keys", measurement)
-        return {r[0] for r in rows.get(measurement, ())}
+        keys = {r[0] for r in rows.get(measurement, ())}
+        cache: TagKeyCache | None = getattr(self._backend, "tag_key_cache", None)
+        if cache is not None:
+            cache.put(database, measurement, keys)
+        return keys
+
+    async def planning_tag_keys(
+        self, database: str, measurement: str
+    ) -> tuple[Collection[str], bool]:
+        """Tag keys to plan a select with, and whether they came from the backend's cache (a
+        cluster coordinator's TagKeyCache: the plan must then be checked by a tag-key probe,
+        pulsar_cluster/tagprobe.py) rather than from the index or a meta plan just now."""
+        cache: TagKeyCache | None = getattr(self._backend, "tag_key_cache", None)
+        cached = None if cache is None else cache.get(database, measurement)
+        if cached is not None:
+            return cached, True
+        return await self.tag_keys(database, measurement), False
+
+    def forget_tag_keys(self, database: str, measurement: str) -> None:
+        """Drop the cached tag keys of a measurement and this request's meta answer for them:
+        the next `tag_keys` asks the nodes."""
+        self._cache.pop((database, "tag_keys", measurement), None)
+        cache: TagKeyCache | None = getattr(self._backend, "tag_key_cache", None)
+        if cache is not None:
+            cache.forget(database, measurement)
 
     async def field_keys(self, database: str, measurement: str) -> list[str]:
         rows = await self._meta(database, "field_keys", measurement)

@@ -253,3 +253,45 @@ def test_node_merges_the_partials_of_the_shards_it_leads(cluster: Cluster) -> No
     body = {"db": "g", "measurement": "grp", "fields": ["v"], "aggregate": "count"}
     out = httpx.post(f"{cluster.url}/api/v1/query", json=body, timeout=30).json()
     assert out["series"][0]["values"][0][1] == 120
+
+
+def _influxql(cluster: Cluster, db: str, q: str) -> dict:
+    r = httpx.post(f"{cluster.url}/query", params={"db": db, "q": q}, timeout=30)
+    assert r.status_code == 200, r.text
+    result = r.json()["results"][0]
+    assert "error" not in result, result
+    return result
+
+
+def test_cached_tag_keys_never_misclassify_a_name(cluster: Cluster) -> None:
+    """The coordinator plans with the tag keys it cached (pulsar_cluster/tagprobe.py); every
+    answer is checked against the nodes' tag keys. A tag key that appears, or vanishes, after
+    the cache was filled must not change any answer: each is compared with the same query
+    whose names carry explicit ::tag / ::field casts, which no cache decides."""
+
+    def count(q: str) -> int | None:
+        series = _influxql(cluster, "tk", q).get("series")
+        return None if not series else series[0]["values"][0][1]
+
+    w = httpx.post(f"{cluster.url}/write", params={"db": "tk"}, content=f"sch,host=a v=1i {T0}\n")
+    assert w.status_code == 204, w.text
+    for _ in range(3):  # the first fills the cache; the next are planned from it
+        assert count("SELECT count(v) FROM sch WHERE host = 'a'") == 1
+    # a new tag key, unknown to the cache: `zone` must be taken for a tag, not a field
+    w = httpx.post(
+        f"{cluster.url}/write", params={"db": "tk"}, content=f"sch,host=b,zone=z1 v=2i {T0 + 1}\n"
+    )
+    assert w.status_code == 204, w.text
+    assert count("SELECT count(v) FROM sch WHERE zone = 'z1'") == 1
+    assert count("SELECT count(v) FROM sch WHERE zone = 'z1'") == 1  # now from the cache
+    assert count("SELECT count(v) FROM sch WHERE zone::tag = 'z1'") == 1
+    # the only series with `zone` dropped: whatever the index now says about the key, the
+    # uncast name is classified as a fresh plan classifies it
+    _influxql(cluster, "tk", "DROP SERIES FROM sch WHERE zone = 'z1'")
+    keys = _influxql(cluster, "tk", "SHOW TAG KEYS FROM sch")["series"][0]["values"]
+    cast = "tag" if ["zone"] in keys else "field"
+    for _ in range(2):
+        assert count("SELECT count(v) FROM sch WHERE zone != 'x'") == count(
+            f"SELECT count(v) FROM sch WHERE zone::{cast} != 'x'"
+        )
+    assert count("SELECT count(v) FROM sch WHERE host = 'a'") == 1

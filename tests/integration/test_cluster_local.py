@@ -78,7 +78,7 @@ def test_local_cluster_restarts_a_killed_node_and_stops_on_ctrl_c(tmp_path: Path
         pids = [p for p in (node_pid(i) for i in range(3)) if p is not None]
         assert len(pids) == 3
         out = httpx.post(f"{url}/api/v1/query", json={"db": "l", "measurement": "m"}, timeout=30)
-        assert out.json()["series"][0]["values"] == [[1767225600000000000, 1]]
+        assert out.json()["series"][0]["values"] == [[1767225600000000000, 1]], out.text
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=90) == 0
         wait_until(lambda: not any(_pid_alive(p) for p in pids), 30, 0.1, "children gone")

@@ -11,6 +11,7 @@ naming it, never a wrong answer.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Collection
 from dataclasses import replace
 from typing import Any
 
@@ -36,6 +37,7 @@ from pulsar_cluster.query.plan import Limits, Plan
 from pulsar_cluster.query.run import Catalog, QueryBackend, run_meta, run_select
 from pulsar_cluster.query.transforms import TRANSFORMS
 from pulsar_cluster.query.where import split_where
+from pulsar_cluster.tagprobe import StaleTagKeysError
 
 __all__ = ["execute_statement"]
 
@@ -145,7 +147,7 @@ def _agg_item(call: Call) -> Item:
     return Item(target.name, fn, args)
 
 
-def _items(stmt: Select, tag_keys: set[str]) -> list[Item] | None:
+def _items(stmt: Select, is_tag_key: Callable[[str], bool]) -> list[Item] | None:
     out: list[Item] = []
     for expr, alias in stmt.fields:
         if isinstance(expr, Wildcard):
@@ -153,7 +155,7 @@ def _items(stmt: Select, tag_keys: set[str]) -> list[Item] | None:
                 raise QueryError("SELECT * cannot be combined with other fields")
             return None
         if isinstance(expr, Ident):
-            is_tag = expr.cast == "tag" or (expr.cast is None and expr.name in tag_keys)
+            is_tag = expr.cast == "tag" or (expr.cast is None and is_tag_key(expr.name))
             out.append(Item(expr.name, alias=alias, is_tag=is_tag))
             continue
         if isinstance(expr, Call) and expr.name in TRANSFORMS:
@@ -207,6 +209,55 @@ def _expand_wildcards(items: list[Item] | None, types: dict[str, set[str]]) -> l
     return out
 
 
+async def _select_one(
+    stmt: Select,
+    db: str,
+    measurement: str,
+    tag_keys: Collection[str],
+    cached: bool,
+    backend: QueryBackend,
+    catalog: Catalog,
+    now: int,
+    limits: Limits,
+) -> list[dict[str, Any]]:
+    """The series of one measurement's answer. With `cached` tag keys, every name taken for a
+    tag or a field is noted and checked by the backend (pulsar_cluster/tagprobe.py)."""
+    probe: dict[str, bool] = {}
+    if cached:
+
+        def is_tag(name: str) -> bool:
+            found = probe[name] = name in tag_keys
+            return found
+
+    else:
+        is_tag = tag_keys.__contains__
+    items = _items(stmt, is_tag)
+    if items is not None and any(i.field == "*" for i in items):
+        items = _expand_wildcards(items, await catalog.field_types(db, measurement))
+        if not items:
+            return []
+    where = split_where(stmt.condition, now, is_tag)
+    spec = SelectSpec(
+        database=db,
+        measurement=measurement,
+        items=items,
+        where=where,
+        every=stmt.every,
+        offset=stmt.offset,
+        group_by=None if stmt.group_tags is None else tuple(stmt.group_tags),
+        fill=stmt.fill,
+        fill_value=stmt.fill_value,
+        descending=stmt.descending,
+        limit=stmt.limit,
+        offset_rows=stmt.offset_rows,
+        slimit=stmt.slimit,
+        soffset=stmt.soffset,
+        star_tags=True,
+    )
+    plan, finish = compile_select(spec, now, limits)
+    return await run_select(backend, plan, finish, probe or None)
+
+
 async def _select(
     stmt: Select,
     database: str | None,
@@ -217,32 +268,22 @@ async def _select(
 ) -> dict[str, Any]:
     series: list[dict[str, Any]] = []
     for db, measurement in await _measurements(stmt.sources, database, catalog):
-        tag_keys = await catalog.tag_keys(db, measurement)
-        items = _items(stmt, tag_keys)
-        if items is not None and any(i.field == "*" for i in items):
-            items = _expand_wildcards(items, await catalog.field_types(db, measurement))
-            if not items:
-                continue
-        where = split_where(stmt.condition, now, tag_keys.__contains__)
-        spec = SelectSpec(
-            database=db,
-            measurement=measurement,
-            items=items,
-            where=where,
-            every=stmt.every,
-            offset=stmt.offset,
-            group_by=None if stmt.group_tags is None else tuple(stmt.group_tags),
-            fill=stmt.fill,
-            fill_value=stmt.fill_value,
-            descending=stmt.descending,
-            limit=stmt.limit,
-            offset_rows=stmt.offset_rows,
-            slimit=stmt.slimit,
-            soffset=stmt.soffset,
-            star_tags=True,
-        )
-        plan, finish = compile_select(spec, now, limits)
-        series.extend(await run_select(backend, plan, finish))
+        tag_keys, cached = await catalog.planning_tag_keys(db, measurement)
+        try:
+            series.extend(
+                await _select_one(
+                    stmt, db, measurement, tag_keys, cached, backend, catalog, now, limits
+                )
+            )
+        except StaleTagKeysError:
+            # The nodes' tag keys are no longer the cached ones: plan again with theirs.
+            catalog.forget_tag_keys(db, measurement)
+            tag_keys = await catalog.tag_keys(db, measurement)
+            series.extend(
+                await _select_one(
+                    stmt, db, measurement, tag_keys, False, backend, catalog, now, limits
+                )
+            )
     if not series:
         # InfluxDB names a missing database rather than answering nothing; checked only for
         # empty answers, to spare the look-up on the hot path

@@ -11,7 +11,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node import local
+import node.inline as inline_rule
 from node.engine.engine import EngineOptions
 from node.local import LocalNode
 from node.query import EngineSource, _union_times
@@ -90,7 +90,7 @@ def test_answers_do_not_depend_on_where_the_query_runs(tmp_path: Path, monkeypat
     node = _node(tmp_path)
     try:
         inline = _answers(node)
-        monkeypatch.setattr(local, "INLINE_SERIES_FIELD_HOURS", 0)
+        monkeypatch.setattr(inline_rule, "INLINE_SERIES_FIELD_HOURS", 0)
         monkeypatch.setattr(run, "INLINE_ANSWER_ROWS", -1)
         threaded = _answers(node)
     finally:
