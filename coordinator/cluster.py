@@ -349,7 +349,7 @@ class ClusterBackend:
             )
         probe = None if tag_probe is None else list(tag_probe)
 
-        async def per_node(node_id: str, shards: list[int]) -> list[tuple[bytes, Any]]:
+        async def per_node(node_id: str, shards: list[int]) -> list[tuple[bytes, list[str] | None]]:
             try:
                 answer = await self._client(node_id).query_shards(
                     shards, encoded, consistency, probe

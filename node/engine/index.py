@@ -110,6 +110,14 @@ class SeriesIndex:
     def field_types(self, skey: bytes) -> dict[str, FieldType]:
         return self._field_types.get(skey, {})
 
+    def field_types_of(self, skeys: list[bytes], name: str) -> set[FieldType]:
+        """The types field `name` has in these series (series without it add none)."""
+        types = self._field_types
+        empty: dict[str, FieldType] = {}
+        found = {types.get(k, empty).get(name) for k in skeys}
+        found.discard(None)
+        return found  # type: ignore[return-value]  # None discarded
+
     def all_series(self, database: str) -> list[bytes]:
         return [s for m in self._dbs.get(database, {}).values() for s in m.series]
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from pulsar_cluster.errors import LimitExceededError, QueryError
 from pulsar_cluster.query.finish import MULTI_ROW, Finish, OutColumn
+from pulsar_cluster.query.keepwindows import kept_windows
 from pulsar_cluster.query.plan import MAX_TIME, MIN_TIME, ColumnSpec, Limits, Plan, window_start
 from pulsar_cluster.query.states import KINDS
 from pulsar_cluster.query.transforms import TRANSFORMS
@@ -172,6 +173,16 @@ def compile_select(spec: SelectSpec, now: int, limits: Limits | None = None) -> 
                 f"{limits.max_windows}",
                 limit="max_windows",
             )
+        # the windows LIMIT/OFFSET can return, when shards need reduce no others (keepwindows.py)
+        base["keep"] = kept_windows(
+            items,
+            spec.fill,
+            where.fields is not None,
+            spec.descending,
+            spec.limit,
+            spec.offset_rows,
+            windows,
+        )
     else:
         base["kind"] = "select"
     specs: list[ColumnSpec] = []

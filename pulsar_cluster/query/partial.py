@@ -96,7 +96,9 @@ def merge(plan: Plan, partials: list[Partial]) -> Partial:
         merged = []
         for i, col in enumerate(plan.columns):
             kind = kind_for(col.fn)
-            merged.append(kind.reduce(concat_states([s[i] for s in lists]), col.args))
+            state = kind.reduce(concat_states([s[i] for s in lists]), col.args)
+            # no rows on any shard: an empty state, as a shard sends it (finalize needs keys)
+            merged.append(state if state else {k: np.empty(0, np.int64) for k in kind.keys})
         out.groups[key] = merged
     return out
 

@@ -91,6 +91,11 @@ class Plan:
     tag_keys: tuple[str, ...] | None = None  # meta tag_values: these keys
     tag_key_regex: str | None = None  # meta tag_values: keys matching it
     limits: Limits = field(default_factory=Limits)
+    #: select with GROUP BY time(): only windows lo..hi-1 (indices from window_origin) need
+    #: states; every group with a point anywhere in [start, end) must still be in the partial
+    #: (with empty states if it has none in those windows). None: every window
+    #: (pulsar_cluster/query/keepwindows.py, node/querykeep.py).
+    keep: tuple[int, int] | None = None
 
     def with_measurement(self, measurement: str) -> Plan:
         return replace(self, measurement=measurement)
@@ -112,7 +117,7 @@ def window_start(start: int, every: int, offset: int) -> int:
 
 def plan_to_dict(plan: Plan) -> dict[str, Any]:
     """The plan as plain values (the msgpack body of docs/format/partials.md)."""
-    return {
+    out: dict[str, Any] = {
         "kind": plan.kind,
         "db": plan.database,
         "m": plan.measurement,
@@ -139,6 +144,18 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
             plan.limits.timeout_ms,
         ],
     }
+    if plan.keep is not None:  # absent: every window (encodings without the key decode so)
+        out["kw"] = list(plan.keep)
+    return out
+
+
+def _keep(value: Any) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    lo, hi = (int(x) for x in value)
+    if not 0 <= lo < hi:
+        raise ValueError(f"bad kept window range {value!r}")
+    return lo, hi
 
 
 def plan_from_dict(d: dict[str, Any]) -> Plan:
@@ -163,6 +180,7 @@ def plan_from_dict(d: dict[str, Any]) -> Plan:
             tag_keys=None if d["tk"] is None else tuple(d["tk"]),
             tag_key_regex=d["tkre"],
             limits=Limits(*(int(x) for x in d["lim"])),
+            keep=_keep(d.get("kw")),
         )
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise QueryError(f"malformed query plan: {exc!r}") from None

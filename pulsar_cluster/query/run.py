@@ -10,7 +10,6 @@ names are tags) with meta plans, so it works the same on one node and on a clust
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection
 from typing import Any, Protocol
 
 from pulsar_cluster.errors import LimitExceededError
@@ -91,9 +90,10 @@ async def run_select(
     answer_now = getattr(backend, "answer_now", None)
     partial = answer_now(plan) if answer_now is not None else None
     if partial is None:
-        query = (
-            backend.query(plan) if tag_probe is None else backend.query(plan, tag_probe=tag_probe)
-        )  # type: ignore[call-arg]
+        if tag_probe is None:
+            query = backend.query(plan)
+        else:  # only a backend with a tag_key_cache gets a probe (ClusterBackend)
+            query = backend.query(plan, tag_probe=tag_probe)  # type: ignore[call-arg]
         partial = await _with_timeout(plan, query)
     if small_answer(plan, partial):
         return finalize(plan, finish, partial)
@@ -154,18 +154,6 @@ class Catalog:
         if cache is not None:
             cache.put(database, measurement, keys)
         return keys
-
-    async def planning_tag_keys(
-        self, database: str, measurement: str
-    ) -> tuple[Collection[str], bool]:
-        """Tag keys to plan a select with, and whether they came from the backend's cache (a
-        cluster coordinator's TagKeyCache: the plan must then be checked by a tag-key probe,
-        pulsar_cluster/tagprobe.py) rather than from the index or a meta plan just now."""
-        cache: TagKeyCache | None = getattr(self._backend, "tag_key_cache", None)
-        cached = None if cache is None else cache.get(database, measurement)
-        if cached is not None:
-            return cached, True
-        return await self.tag_keys(database, measurement), False
 
     def forget_tag_keys(self, database: str, measurement: str) -> None:
         """Drop the cached tag keys of a measurement and this request's meta answer for them:

@@ -37,7 +37,7 @@ from pulsar_cluster.query.plan import Limits, Plan
 from pulsar_cluster.query.run import Catalog, QueryBackend, run_meta, run_select
 from pulsar_cluster.query.transforms import TRANSFORMS
 from pulsar_cluster.query.where import split_where
-from pulsar_cluster.tagprobe import StaleTagKeysError
+from pulsar_cluster.tagprobe import StaleTagKeysError, TagKeyCache
 
 __all__ = ["execute_statement"]
 
@@ -223,14 +223,13 @@ async def _select_one(
     """The series of one measurement's answer. With `cached` tag keys, every name taken for a
     tag or a field is noted and checked by the backend (pulsar_cluster/tagprobe.py)."""
     probe: dict[str, bool] = {}
+    is_tag: Callable[[str], bool] = tag_keys.__contains__
     if cached:
 
         def is_tag(name: str) -> bool:
             found = probe[name] = name in tag_keys
             return found
 
-    else:
-        is_tag = tag_keys.__contains__
     items = _items(stmt, is_tag)
     if items is not None and any(i.field == "*" for i in items):
         items = _expand_wildcards(items, await catalog.field_types(db, measurement))
@@ -267,8 +266,16 @@ async def _select(
     limits: Limits,
 ) -> dict[str, Any]:
     series: list[dict[str, Any]] = []
+    # A cluster coordinator plans with the tag keys it cached, checked by the nodes
+    # (pulsar_cluster/tagprobe.py); other backends answer tag keys fresh (and cheaply).
+    key_cache: TagKeyCache | None = getattr(backend, "tag_key_cache", None)
+    tag_keys: Collection[str]
     for db, measurement in await _measurements(stmt.sources, database, catalog):
-        tag_keys, cached = await catalog.planning_tag_keys(db, measurement)
+        cached_keys = None if key_cache is None else key_cache.get(db, measurement)
+        if cached_keys is None:
+            tag_keys, cached = await catalog.tag_keys(db, measurement), False
+        else:
+            tag_keys, cached = cached_keys, True
         try:
             series.extend(
                 await _select_one(
