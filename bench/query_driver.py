@@ -2,13 +2,16 @@
 
 One client, one keep-alive connection, queries sequential (latency, not throughput, is the
 question; queries/s is then 1 / mean latency). Bounded by `count` and by `time_limit_s` per
-query type. Answers are checked, not just timed: a non-200 status, an `error` in the JSON
+query type. `QueryRun` sends a type's queries in rounds (a slice and a time limit each) and pools
+them, so that the runner can let several systems take turns on the same query type.
+Answers are checked, not just timed: a non-200 status, an `error` in the JSON
 (InfluxDB puts it inside `results`), or an answer that is not JSON counts as an error; an answer
 with no series counts as `empty` (a sign of a wrong query or missing data, shown in the report).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import time
@@ -20,7 +23,7 @@ import orjson
 
 from bench.tsbs_queries import HttpQuery
 
-__all__ = ["QueryStats", "run_queries", "answer_problem", "answer_digest"]
+__all__ = ["QueryStats", "QueryRun", "RoundStats", "run_queries", "answer_problem", "answer_digest"]
 
 
 @dataclass
@@ -35,8 +38,11 @@ class QueryStats:
     qps: float = 0.0
     first_error: str = ""
     example: str = ""
-    # One digest per query (answer_digest; "" for an error): equal digests = the same answer.
-    digests: list[str] = field(default_factory=list)
+    # One digest per query in query order (answer_digest; "" for an error, None for a query
+    # not sent, skipped at a round's time limit): equal digests = the same answer.
+    digests: list[str | None] = field(default_factory=list)
+    # Per round (when the runner takes turns): RoundStats as dicts, in round order.
+    rounds: list[dict[str, object]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -97,44 +103,108 @@ def answer_digest(body: bytes) -> str:
     return hashlib.sha1(orjson.dumps(canon)).hexdigest()
 
 
+@dataclass
+class RoundStats:
+    """One round of one system on one query type: how many it answered in how long."""
+
+    round: int
+    position: int  # its place in the round's order (0: first)
+    first: int  # index (in the type's query list) of the round's first query
+    count: int = 0
+    seconds: float = 0.0  # sum of latencies
+    qps: float = 0.0
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+class QueryRun:
+    """One system's run of one query type, possibly in several rounds (the runner lets the
+    systems take turns): latencies, errors and digests of all rounds are pooled into one
+    `QueryStats`. Digests stay in query order: `digests[i]` is query i's (None for a query that
+    a round's time limit skipped), so two systems' answers compare query by query even when
+    they answered different numbers of queries per round."""
+
+    def __init__(self, base_url: str, queries: list[HttpQuery], time_limit_s: float) -> None:
+        if not queries:
+            raise ValueError("no queries")
+        self.queries = queries
+        self.stats = QueryStats(queries[0].type, example=queries[0].text)
+        self.rounds: list[RoundStats] = []
+        self._latencies: list[float] = []
+        self._digests: list[str | None] = [None] * len(queries)
+        parts = urlsplit(base_url)
+        self._host, self._port = parts.hostname or "127.0.0.1", parts.port or 80
+        self._timeout = max(10.0, time_limit_s)
+
+    def _connect(self) -> http.client.HTTPConnection:
+        conn = http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
+        # Connect before the clock starts (a failure here shows as the first query's error):
+        # a fresh connection per round, as a server may close one left idle during the
+        # others' turns, which would count as an error.
+        with contextlib.suppress(OSError):
+            conn.connect()
+        return conn
+
+    def run_round(
+        self, first: int, stop: int, time_limit_s: float, round_no: int = 0, position: int = 0
+    ) -> RoundStats:
+        """Send queries[first:stop] one after another; stop early after `time_limit_s`."""
+        rs = RoundStats(round_no, position, first)
+        conn = self._connect()
+        deadline = time.monotonic() + time_limit_s
+        try:
+            for i in range(first, min(stop, len(self.queries))):
+                if time.monotonic() > deadline:
+                    break
+                q = self.queries[i]
+                t0 = time.perf_counter()
+                try:
+                    conn.request("GET", q.path)
+                    resp = conn.getresponse()
+                    body = resp.read()
+                    status = resp.status
+                except (OSError, http.client.HTTPException) as exc:
+                    conn.close()
+                    conn = http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
+                    status, body = 0, f"{type(exc).__name__}: {exc}".encode()
+                latency = time.perf_counter() - t0
+                self._latencies.append(latency)
+                rs.seconds += latency
+                rs.count += 1
+                problem, empty = answer_problem(status, body)
+                self._digests[i] = "" if problem else answer_digest(body)
+                self.stats.count += 1
+                if problem:
+                    self.stats.errors += 1
+                    self.stats.first_error = self.stats.first_error or problem
+                elif empty:
+                    self.stats.empty += 1
+        finally:
+            conn.close()
+        rs.qps = rs.count / rs.seconds if rs.seconds > 0 else 0.0
+        self.rounds.append(rs)
+        return rs
+
+    def result(self) -> QueryStats:
+        """The pooled stats of all rounds so far: qps = queries / total time."""
+        stats = self.stats
+        # Digests up to the last query sent (a prefix when there was only one round).
+        sent = [i for i, d in enumerate(self._digests) if d is not None]
+        stats.digests = self._digests[: sent[-1] + 1] if sent else []
+        if self._latencies:
+            lat = np.array(self._latencies) * 1000.0
+            stats.p50_ms = float(np.percentile(lat, 50))
+            stats.p99_ms = float(np.percentile(lat, 99))
+            stats.mean_ms = float(lat.mean())
+            stats.qps = float(len(lat) / (lat.sum() / 1000.0)) if lat.sum() > 0 else 0.0
+        stats.rounds = [r.to_dict() for r in self.rounds]
+        return stats
+
+
 def run_queries(base_url: str, queries: list[HttpQuery], time_limit_s: float = 60.0) -> QueryStats:
-    """Run `queries` (all of one type) against `base_url`; stop early after `time_limit_s`."""
-    if not queries:
-        raise ValueError("no queries")
-    stats = QueryStats(queries[0].type, example=queries[0].text)
-    parts = urlsplit(base_url)
-    host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    conn = http.client.HTTPConnection(host, port, timeout=max(10.0, time_limit_s))
-    latencies: list[float] = []
-    deadline = time.monotonic() + time_limit_s
-    try:
-        for q in queries:
-            if time.monotonic() > deadline:
-                break
-            t0 = time.perf_counter()
-            try:
-                conn.request("GET", q.path)
-                resp = conn.getresponse()
-                body = resp.read()
-                status = resp.status
-            except (OSError, http.client.HTTPException) as exc:
-                conn.close()
-                conn = http.client.HTTPConnection(host, port, timeout=max(10.0, time_limit_s))
-                status, body = 0, f"{type(exc).__name__}: {exc}".encode()
-            latencies.append(time.perf_counter() - t0)
-            problem, empty = answer_problem(status, body)
-            stats.digests.append("" if problem else answer_digest(body))
-            stats.count += 1
-            if problem:
-                stats.errors += 1
-                stats.first_error = stats.first_error or problem
-            elif empty:
-                stats.empty += 1
-    finally:
-        conn.close()
-    lat = np.array(latencies) * 1000.0
-    stats.p50_ms = float(np.percentile(lat, 50))
-    stats.p99_ms = float(np.percentile(lat, 99))
-    stats.mean_ms = float(lat.mean())
-    stats.qps = float(len(lat) / (lat.sum() / 1000.0)) if lat.sum() > 0 else 0.0
-    return stats
+    """Run `queries` (all of one type) against `base_url` in one round; stop early after
+    `time_limit_s`."""
+    run = QueryRun(base_url, queries, time_limit_s)
+    run.run_round(0, len(queries), time_limit_s)
+    return run.result()

@@ -1,18 +1,22 @@
 """Side-by-side benchmark: PulsarDB (standalone, 3-node local cluster) next to InfluxDB 1.6 and
-VictoriaMetrics, on the same TSBS data, with the same client, one system at a time.
+VictoriaMetrics, on the same TSBS data, with the same client.
 
     python -m bench.run --size small      # `make bench`: about 3 minutes
     python -m bench.run --size full       # `make bench-full`: 1000 hosts x 12 h (43.2M values)
 
-For every data set of the size preset, and every system that is installed: start it fresh in a
-temp dir on 127.0.0.1 -> ingest the file (2 client processes, 10,000 lines per POST; values/s,
-errors, peak RSS of the server's process tree) -> make its storage settle (flush, compact) ->
-bytes on disk per value -> on the integer data set, the six TSBS query types -> stop it.
-Peers that are not installed are reported as such (`make bench-peers` installs them).
+The first data set of the size preset (integers, the one queried): every installed system in
+turn is started fresh in a temp dir on 127.0.0.1 -> ingests the file (2 client processes,
+10,000 lines per POST; values/s, errors, peak RSS of the server's process tree) -> makes its
+storage settle (flush, compact) -> bytes on disk per value, and is left running. Then the six
+TSBS query types run on all of them, taking turns round by round (bench/query_turns.py), so
+that the machine's drift over minutes does not decide a ratio; then all are stopped. The other
+data sets (ingest and bytes only) go one system at a time: start, load, settle, stop. Before each
+load and before the queries, the runner waits until every running server is idle
+(bench/idle.py). Peers that are not installed are reported as such (`make bench-peers`).
 
 The result is one Markdown table with PulsarDB/peer ratios and the targets of issue 3, printed
 and written with the raw JSON to bench/results/ (the machine, load, versions and command are in
-the header). Servers are stopped at the end, also on errors and Ctrl-C.
+the header). Servers are stopped at the end, also on errors, Ctrl-C and SIGTERM.
 """
 
 from __future__ import annotations
@@ -33,10 +37,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.idle import wait_idle
 from bench.ingest import ingest_file
-from bench.query_driver import run_queries
+from bench.query_turns import Contender, take_turns
 from bench.systems import (
-    DB,
     InfluxDB,
     PulsarCluster,
     PulsarStandalone,
@@ -46,7 +50,7 @@ from bench.systems import (
     http,
 )
 from bench.tsbs import DatasetSpec, parse_duration, write_dataset
-from bench.tsbs_queries import APPROX_PROMQL, QUERY_TYPES, make_queries
+from bench.tsbs_queries import APPROX_PROMQL, QUERY_TYPES
 
 __all__ = ["PRESETS", "Preset", "main", "render_markdown", "answers_agree"]
 
@@ -58,12 +62,20 @@ class Preset:
     query_time_limit_s: float
     ingest_timeout_s: float
     settle_timeout_s: float
+    # The queries take turns: each type's queries in this many rounds (bench/query_turns.py).
+    query_rounds: int = 4
+    # Before each load and before the queries, every running server must be idle (using under
+    # 2 % of a core over `idle_window_s`; bench/idle.py), for at most `idle_timeout_s`.
+    idle_window_s: float = 2.0
+    idle_timeout_s: float = 60.0
 
 
 PRESETS = {
     # 4.32M values per data set (series as long as the full run's, so bytes/value compare):
     # the whole run (4 systems) stays under 5 minutes.
-    "small": Preset((("int", 100, "12h"), ("float", 100, "12h")), 20, 10.0, 120.0, 60.0),
+    "small": Preset(
+        (("int", 100, "12h"), ("float", 100, "12h")), 20, 10.0, 120.0, 60.0, idle_timeout_s=30.0
+    ),
     # The reference size (43.2M values) for int and float; the two harder shapes at 7.2M.
     # Up to 1000 queries per type, at most 30 s each: a sub-millisecond type gets enough
     # queries for a stable mean (100 took 0.1 s, where a scheduling hiccup or the first cold
@@ -79,6 +91,9 @@ PRESETS = {
         30.0,
         1200.0,
         300.0,
+        query_rounds=4,
+        idle_window_s=3.0,
+        idle_timeout_s=120.0,
     ),
 }
 
@@ -123,81 +138,194 @@ def _influxql_available(system: System) -> str:
     return f"n/a (/query answered {status}: {body[:120].decode(errors='replace')})"
 
 
-def _run_system(
+@dataclass
+class _Up:
+    """A started system: what the runner must stop (on errors and Ctrl-C too)."""
+
+    key: str
+    variant: str
+    system: System
+    result: SystemResult
+    sysdir: Path
+
+
+def _wait_idle(running: list[_Up], preset: Preset, before: str, report: dict[str, Any]) -> None:
+    """Wait until every running server is idle (bench/idle.py); note the ones that never were."""
+    if not running:
+        return
+    res = wait_idle(
+        {up.result.name: up.system.pid for up in running},
+        max_cores={up.result.name: up.system.idle_cores for up in running},
+        window_s=preset.idle_window_s,
+        timeout_s=preset.idle_timeout_s,
+    )
+    report["idle_waits"].append(
+        {
+            "before": before,
+            "idle": res.idle,
+            "waited_s": round(res.waited_s, 1),
+            "busy_cores": {k: round(v, 3) for k, v in res.busy.items()},
+        }
+    )
+    for up in running:
+        if up.result.name in res.still_busy():
+            up.result.notes.append(
+                f"not idle before {before}: still {res.busy[up.result.name] * 100:.0f} % of a "
+                f"core after {res.waited_s:.0f} s (went on)"
+            )
+
+
+def _stop(ups: list[_Up], running: list[_Up], args: argparse.Namespace) -> None:
+    """Stop `ups` (all of them shut down at once), remove them from `running`, keep notes."""
+    for up in ups:
+        up.system.terminate()
+    for up in ups:
+        up.system.stop()
+        up.result.notes.extend(n for n in up.system.notes if n not in up.result.notes)
+        if up in running:
+            running.remove(up)
+        if not args.keep:
+            shutil.rmtree(up.sysdir, ignore_errors=True)
+
+
+def _load(
     key: str,
+    result: SystemResult,
+    dataset: tuple[str, DatasetSpec, Path],
+    preset: Preset,
+    workdir: Path,
+    args: argparse.Namespace,
+    running: list[_Up],
+    report: dict[str, Any],
+) -> _Up | None:
+    """Start `key` fresh, wait for idle servers, load the data set, settle, bytes/value.
+    The server is left running (in `running`); None when it failed (then it is stopped)."""
+    variant, spec, path = dataset
+    sysdir = workdir / f"{key}-{variant}"
+    up = _Up(key, variant, SYSTEMS[key](sysdir), result, sysdir)
+    running.append(up)  # before start(): an interrupt from here on stops it
+    system = up.system
+    try:
+        print(f"== {result.name}: {variant} ({spec.values:,} values)", file=sys.stderr, flush=True)
+        system.start()
+        result.version = result.version or system.version()
+        # Nothing else may compact or merge while this one loads (nor may this one still be
+        # starting up): the load's values/s are this server's alone.
+        _wait_idle(running, preset, f"the {result.name} {variant} load", report)
+        ing = ingest_file(
+            system.write_url(),
+            path,
+            batch_lines=args.batch_lines,
+            workers=args.workers,
+            timeout_s=preset.ingest_timeout_s,
+            server_pid=system.pid,
+        )
+        result.ingest[variant] = ing.to_dict()
+        print(
+            f"   ingest: {ing.values_per_s / 1e6:.2f} M values/s, {ing.errors} errors, "
+            f"peak RSS {ing.peak_rss_kb / 1024:.0f} MB",
+            file=sys.stderr,
+            flush=True,
+        )
+        system.settle(preset.settle_timeout_s)
+        if ing.values:
+            result.bytes_per_value[variant] = system.data_bytes() / ing.values
+        return up
+    except SystemUnavailableError as exc:
+        result.status = f"failed: {exc}"[:300]
+    except (OSError, RuntimeError, ValueError) as exc:
+        # One system failing (a crashed server, a dead client worker) must not lose the
+        # others' results: report it and go on with the next system.
+        result.status = f"failed: {type(exc).__name__}: {exc}"[:300]
+        result.notes.append(f"{variant}: {result.status}; server log: {system.log_tail(300)}")
+    _stop([up], running, args)
+    return None
+
+
+def _query_phase(
+    queried: list[_Up],
+    spec: DatasetSpec,
+    preset: Preset,
+    args: argparse.Namespace,
+    running: list[_Up],
+    report: dict[str, Any],
+) -> None:
+    """The six query types on every loaded system, taking turns (bench/query_turns.py)."""
+    _wait_idle(running, preset, "the queries", report)
+    names = ", ".join(up.result.name for up in queried)
+    print(
+        f"== queries, taking turns ({preset.query_rounds} rounds per type): {names}",
+        file=sys.stderr,
+        flush=True,
+    )
+    turns = take_turns(
+        [
+            Contender(up.result.name, up.system.url, up.system.dialect, up.system.gone)
+            for up in queried
+        ],
+        spec,
+        queries_per_type=preset.queries_per_type,
+        time_limit_s=preset.query_time_limit_s,
+        rounds=preset.query_rounds,
+    )
+    report["query_turns"] = {
+        **turns.to_dict(),
+        "queries_per_type": preset.queries_per_type,
+        "time_limit_s": preset.query_time_limit_s,
+    }
+    for up in queried:
+        up.result.queries.update(turns.stats.get(up.result.name, {}))
+        why = turns.failed.get(up.result.name)
+        if why:
+            up.result.status = f"failed: {why}"[:300]
+            up.result.notes.append(
+                f"queries: {up.result.status}; server log: {up.system.log_tail(300)}"
+            )
+
+
+def _run_all(
+    keys: list[str],
     files: list[tuple[str, DatasetSpec, Path]],
     preset: Preset,
     workdir: Path,
     args: argparse.Namespace,
-) -> SystemResult:
-    cls = SYSTEMS[key]
-    result = SystemResult(cls.name)
-    why_not = _available(key)
-    if why_not:
-        result.status = why_not
-        return result
-    for variant, spec, path in files:
-        sysdir = workdir / f"{key}-{variant}"
-        system = cls(sysdir)
-        try:
-            print(f"== {cls.name}: {variant} ({spec.values:,} values)", file=sys.stderr, flush=True)
-            system.start()
-            result.version = result.version or system.version()
-            ing = ingest_file(
-                system.write_url(),
-                path,
-                batch_lines=args.batch_lines,
-                workers=args.workers,
-                timeout_s=preset.ingest_timeout_s,
-                server_pid=system.pid,
-            )
-            result.ingest[variant] = ing.to_dict()
-            print(
-                f"   ingest: {ing.values_per_s / 1e6:.2f} M values/s, {ing.errors} errors, "
-                f"peak RSS {ing.peak_rss_kb / 1024:.0f} MB",
-                file=sys.stderr,
-                flush=True,
-            )
-            system.settle(preset.settle_timeout_s)
-            if ing.values:
-                result.bytes_per_value[variant] = system.data_bytes() / ing.values
-            if variant == files[0][0] and not args.no_queries:
-                _run_query_suite(system, spec, preset, result)
-        except SystemUnavailableError as exc:
-            result.status = f"failed: {exc}"[:300]
-        except (OSError, RuntimeError, ValueError) as exc:
-            # One system failing (a crashed server, a dead client worker) must not lose the
-            # others' results: report it and go on with the next system.
-            result.status = f"failed: {type(exc).__name__}: {exc}"[:300]
-            result.notes.append(f"{variant}: {result.status}; server log: {system.log_tail(300)}")
-        finally:
-            system.stop()
-            result.notes.extend(n for n in system.notes if n not in result.notes)
-            if not args.keep:
-                shutil.rmtree(sysdir, ignore_errors=True)
-        if result.status != "ok":
-            break
-    return result
-
-
-def _run_query_suite(
-    system: System, spec: DatasetSpec, preset: Preset, result: SystemResult
-) -> None:
-    if system.dialect == "influxql":
-        why_not = _influxql_available(system)
-        if why_not:
-            result.query_status = why_not
-            return
-    for qtype in QUERY_TYPES:
-        queries = make_queries(spec, qtype, preset.queries_per_type, system.dialect, db=DB)
-        stats = run_queries(system.url, queries, preset.query_time_limit_s)
-        result.queries[qtype] = stats.to_dict()
-        print(
-            f"   {qtype}: p50 {stats.p50_ms:.1f} ms, p99 {stats.p99_ms:.1f} ms, "
-            f"{stats.errors} errors, {stats.empty} empty",
-            file=sys.stderr,
-            flush=True,
-        )
+    report: dict[str, Any],
+) -> list[SystemResult]:
+    """The first data set: every system loaded and kept running, then the queries taking turns
+    over all of them, then all stopped. The other data sets (ingest and bytes only): one system
+    at a time. Servers still running when this raises (Ctrl-C, SIGTERM) are stopped."""
+    results = {key: SystemResult(SYSTEMS[key].name) for key in keys}
+    for key in keys:
+        results[key].status = _available(key) or "ok"
+    ok = [key for key in keys if results[key].status == "ok"]
+    running: list[_Up] = []
+    try:
+        loaded = []
+        for key in ok:
+            up = _load(key, results[key], files[0], preset, workdir, args, running, report)
+            if up is None:
+                continue
+            why_not = ""
+            if up.system.dialect == "influxql" and not args.no_queries:
+                why_not = _influxql_available(up.system)
+                up.result.query_status = why_not
+            if args.no_queries or why_not:
+                _stop([up], running, args)  # nothing to query: as for the other data sets
+            else:
+                loaded.append(up)
+        if loaded:
+            _query_phase(loaded, files[0][1], preset, args, running, report)
+        _stop(list(running), running, args)
+        for dataset in files[1:]:
+            for key in ok:
+                if results[key].status != "ok":
+                    continue  # failed on an earlier data set: no more of it
+                up = _load(key, results[key], dataset, preset, workdir, args, running, report)
+                if up is not None:
+                    _stop([up], running, args)
+    finally:
+        _stop(list(running), running, args)
+    return [results[key] for key in keys]
 
 
 def machine_info() -> dict[str, str]:
@@ -381,6 +509,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         )
         + ".",
         "",
+        *_method_lines(report),
     ]
     targets = _targets(by, variants)
     tail = ["", "Targets (issue 3):", ""] + [f"- {t}" for t in targets]
@@ -393,6 +522,7 @@ def render_markdown(report: dict[str, Any]) -> str:
             + ", ".join(agree)
             + ".",
         ]
+    tail += _round_lines(report)
     notes = [f"- {s['name']}: {n}" for s in systems for n in s["notes"]]
     for s in systems:
         for q, st in s.get("queries", {}).items():
@@ -413,6 +543,51 @@ def render_markdown(report: dict[str, Any]) -> str:
     if notes:
         tail += ["", "Notes:", "", *notes]
     return "\n".join(head + lines + tail) + "\n"
+
+
+def _method_lines(report: dict[str, Any]) -> list[str]:
+    """How the run went: turns in the query phase, waits for idle servers (newer runs only)."""
+    out = []
+    turns = report.get("query_turns")
+    if turns:
+        orders = turns["orders"]
+        shown = "; ".join(", ".join(o["order"]) for o in orders[: turns["rounds"]])
+        out.append(
+            "Queries: every system was loaded first and kept running; then, per query type, "
+            f"the systems took turns in {turns['rounds']} rounds of up to "
+            f"{turns['queries_per_type'] // turns['rounds']} queries (at most "
+            f"{turns['time_limit_s'] / turns['rounds']:g} s each), the order rotating from "
+            f"round to round ({shown}; ...), so that the machine's drift over minutes falls "
+            "on every system alike. The table pools the rounds; queries/s per round are below."
+        )
+        out.append("")
+    waits = report.get("idle_waits")
+    if waits:
+        busy = [w["before"] for w in waits if not w["idle"]]
+        out.append(
+            f"Before each load and before the queries the runner waited until every running "
+            f"server was idle ({len(waits)} waits, longest {max(w['waited_s'] for w in waits):g} s"
+            + (f"; not idle before: {', '.join(busy)}" if busy else "")
+            + ")."
+        )
+        out.append("")
+    return out
+
+
+def _round_lines(report: dict[str, Any]) -> list[str]:
+    """Queries/s of each round, per type and system: the drift within the query phase."""
+    lines = []
+    for q in QUERY_TYPES:
+        parts = []
+        for s in report["systems"]:
+            rounds = (s.get("queries") or {}).get(q, {}).get("rounds") or []
+            if rounds:
+                parts.append(f"{s['name']} " + " / ".join(f"{r['qps']:.1f}" for r in rounds))
+        if parts:
+            lines.append(f"- {q}: " + "; ".join(parts))
+    if not lines:
+        return []
+    return ["", "Queries/s per round (in round order):", "", *lines]
 
 
 def answers_agree(by: dict[str, dict[str, Any]]) -> list[str]:
@@ -504,7 +679,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     preset = PRESETS[args.size]
-    keys = [k.strip() for k in args.systems.split(",") if k.strip()]
+    keys = list(dict.fromkeys(k.strip() for k in args.systems.split(",") if k.strip()))
     unknown = [k for k in keys if k not in SYSTEMS]
     if unknown:
         p.error(f"unknown system(s): {', '.join(unknown)}")
@@ -530,6 +705,7 @@ def main(argv: list[str] | None = None) -> int:
         "batch_lines": args.batch_lines,
         "datasets": [],
         "systems": [],
+        "idle_waits": [],
     }
     try:
         files = []
@@ -558,9 +734,9 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
                 flush=True,
             )
-        for key in keys:
-            r = _run_system(key, files, preset, workdir, args)
-            report["systems"].append(r.__dict__)
+        report["systems"] = [
+            r.__dict__ for r in _run_all(keys, files, preset, workdir, args, report)
+        ]
     except KeyboardInterrupt:
         print("interrupted: servers stopped", file=sys.stderr)
         return 130

@@ -128,6 +128,9 @@ class System:
     name = "system"
     dialect = "influxql"  # query language: influxql | promql
     ready_path = "/ping"
+    # Cores its process tree may use when it has nothing to do and still count as idle (the
+    # runner waits for idle servers before each load and before the queries: bench/idle.py).
+    idle_cores = 0.02
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = Path(workdir)
@@ -210,6 +213,20 @@ class System:
         except FileNotFoundError:
             return ""
 
+    def gone(self) -> str:
+        """'' while the server runs, else how it ended."""
+        if self.proc is None:
+            return "not started"
+        code = self.proc.poll()
+        return "" if code is None else f"{self.name} exited with code {code}"
+
+    def terminate(self) -> None:
+        """Send SIGTERM to the server's process group and return (`stop` waits): several
+        servers then shut down at the same time."""
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+
     def stop(self, grace_s: float = 30.0) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
@@ -288,6 +305,9 @@ class PulsarCluster(PulsarStandalone):
 
     name = "PulsarDB 3-node"
     nodes = 3
+    # Three nodes' Raft ticks and heartbeats: 13-15 % of a core with no writes and no queries
+    # (measured on this machine with bench/idle.py), far above the 2 % of a quiet server.
+    idle_cores = 0.25
 
     @classmethod
     def available(cls) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -12,16 +13,22 @@ from pathlib import Path
 
 from bench.procmem import status_kb, tree_pids
 from bench.run import main, render_markdown
+from bench.systems import InfluxDB
+from bench.tsbs_queries import QUERY_TYPES
 
 
-def test_runner_end_to_end_with_pulsar(tmp_path: Path) -> None:
+def test_runner_end_to_end_taking_turns(tmp_path: Path) -> None:
+    """PulsarDB (and InfluxDB when installed) loaded, kept up, queried taking turns."""
+    systems = "pulsar,influxdb" if InfluxDB.available() else "pulsar"
+    if systems == "pulsar":
+        print("InfluxDB not installed (make bench-peers): turns of PulsarDB alone")
     out = tmp_path / "results"
     code = main(
         [
             "--size",
             "small",
             "--systems",
-            "pulsar",
+            systems,
             "--hosts",
             "5",
             "--duration",
@@ -37,16 +44,59 @@ def test_runner_end_to_end_with_pulsar(tmp_path: Path) -> None:
     assert code == 0
     (report_path,) = out.glob("small-*.json")
     report = json.loads(report_path.read_text())
-    (pulsar,) = report["systems"]
+    names = [s["name"] for s in report["systems"]]
+    assert names == (["PulsarDB", "InfluxDB"] if "influxdb" in systems else ["PulsarDB"])
+    pulsar = report["systems"][0]
     ing = pulsar["ingest"]["int"]
     assert ing["errors"] == 0 and ing["lines"] == 5 * 60 and ing["values"] == 5 * 60 * 10
     assert ing["peak_rss_kb"] > 0
     assert pulsar["bytes_per_value"]["int"] > 0
-    # Queries ran, or the report says why not (InfluxQL not in PulsarDB yet): never empty.
-    assert pulsar["queries"] or pulsar["query_status"].startswith("n/a")
+    for s in report["systems"]:
+        assert s["status"] == "ok" and s["ingest"]["int"]["errors"] == 0
+        assert set(s["queries"]) == set(QUERY_TYPES)
+        for st in s["queries"].values():
+            # 20 queries in 4 rounds of 5; the count pools the rounds.
+            assert [r["round"] for r in st["rounds"]] == [0, 1, 2, 3]
+            assert [r["first"] for r in st["rounds"]] == [0, 5, 10, 15]
+            assert st["count"] == sum(r["count"] for r in st["rounds"]) == 20
+            assert st["errors"] == 0 and len(st["digests"]) == 20
+    turns = report["query_turns"]
+    assert turns["rounds"] == 4 and turns["failed"] == {}
+    assert len(turns["orders"]) == 4 * len(QUERY_TYPES)
+    # The order rotates from round to round (with two systems: each leads every other round).
+    leads = [o["order"][0] for o in turns["orders"]]
+    assert leads[:4] == [names[i % len(names)] for i in range(4)]
+    # Waited for idle servers before each load, the last one with all servers up, and before
+    # the queries.
+    befores = [w["before"] for w in report["idle_waits"]]
+    assert befores == [f"the {n} int load" for n in names] + ["the queries"]
+    assert list(report["idle_waits"][-2]["busy_cores"]) == names
+    assert all(w["idle"] for w in report["idle_waits"]), report["idle_waits"]
     md = (out / report_path.name.replace(".json", ".md")).read_text()
     assert "| ingest int: values/s |" in md
+    assert "the systems took turns in 4 rounds of up to 5 queries" in md
+    assert "Queries/s per round (in round order):" in md
+    if "influxdb" in systems:
+        assert "single-groupby-1-1-1 20 of 20 identical" in md
     assert not (tmp_path / "w" / "pulsar-int").exists()  # data dir removed after the run
+
+
+def test_no_queries_loads_one_system_at_a_time(tmp_path: Path) -> None:
+    """--no-queries: every data set one system at a time (the flow of the data sets after the
+    first), each server stopped and its data dir removed after its load."""
+    out = tmp_path / "results"
+    args = ["--systems", "pulsar", "--hosts", "2", "--duration", "5m", "--variants", "int,float"]
+    assert main([*args, "--no-queries", "--workdir", str(tmp_path / "w"), "--out", str(out)]) == 0
+    (report_path,) = out.glob("small-*.json")
+    report = json.loads(report_path.read_text())
+    (pulsar,) = report["systems"]
+    assert pulsar["queries"] == {} and pulsar["status"] == "ok"
+    assert pulsar["ingest"]["int"]["values"] == pulsar["ingest"]["float"]["values"] == 2 * 30 * 10
+    assert "query_turns" not in report
+    waits = report["idle_waits"]
+    assert [w["before"] for w in waits] == ["the PulsarDB int load", "the PulsarDB float load"]
+    assert all(list(w["busy_cores"]) == ["PulsarDB"] for w in waits)  # the int server was gone
+    assert not list((tmp_path / "w").glob("pulsar-*"))
 
 
 def _sys(name: str, vps: float | None, bpv: float, rss_kb: int, status: str = "ok") -> dict:  # type: ignore[type-arg]
@@ -165,28 +215,90 @@ def test_ctrl_c_stops_the_server(tmp_path: Path) -> None:
         stderr=subprocess.DEVNULL,
     )
     signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
-    server = 0
+    server, clients = 0, []
     try:
-        deadline = time.monotonic() + 60
-        while not server and time.monotonic() < deadline and runner.poll() is None:
-            for pid in tree_pids(runner.pid):
-                try:
-                    cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
-                except OSError:
-                    continue
-                if b"standalone" in cmd:
-                    server = pid
-            time.sleep(0.1)
-        assert server, "the runner never started a server"
-        time.sleep(2)  # into the load: its client processes must stop too, promptly
+        # The server, then the load's client processes (after the wait for an idle server).
+        found = _wait_for(runner, lambda cmds: [p for p, c in cmds if b"standalone" in c][:1])
+        assert found, "the runner never started a server"
+        server = found[0]
+        clients = _wait_for(runner, lambda cmds: [p for p, c in cmds if b"spawn_main" in c])
+        assert clients, "the runner never started its load"
+        time.sleep(1)  # into the load: its client processes must stop too, promptly
         runner.send_signal(signal.SIGINT)
         # Promptly: the load's client processes are killed, not joined for 10 s each (20.8 s
         # before; under a busy CI run the whole stop then took over 60 s).
         assert runner.wait(timeout=15) == 130
-        assert status_kb(server, "VmRSS") == 0 or not Path(f"/proc/{server}").exists()
+        for pid in (server, *clients):
+            assert status_kb(pid, "VmRSS") == 0 or not Path(f"/proc/{pid}").exists()
     finally:
-        if runner.poll() is None:
-            runner.kill()
-            runner.wait()
-        if server and Path(f"/proc/{server}").exists():
-            os.kill(server, signal.SIGKILL)
+        _kill_all(runner, [server, *clients])
+
+
+def _wait_for(runner: subprocess.Popen[bytes], pick, timeout_s: float = 60) -> list[int]:  # type: ignore[no-untyped-def]
+    """Poll the runner's process tree until `pick([(pid, cmdline)])` is not empty."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and runner.poll() is None:
+        cmds = []
+        for pid in tree_pids(runner.pid):
+            try:
+                cmds.append((pid, Path(f"/proc/{pid}/cmdline").read_bytes()))
+            except OSError:
+                continue
+        found = pick(cmds)
+        if found:
+            return list(found)
+        time.sleep(0.1)
+    return []
+
+
+def _kill_all(runner: subprocess.Popen[bytes], pids: list[int]) -> None:
+    if runner.poll() is None:
+        runner.kill()
+        runner.wait()
+    for pid in pids:
+        if pid and Path(f"/proc/{pid}").exists():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_sigterm_stops_every_running_server(tmp_path: Path) -> None:
+    """SIGTERM while the second system starts and the first, loaded, is kept up for the
+    queries: the runner exits 130 promptly and both servers' process trees are gone."""
+    runner = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bench.run",
+            "--systems",
+            "pulsar,pulsar3",
+            "--hosts",
+            "2",
+            "--duration",
+            "5m",
+            "--variants",
+            "int",
+            "--workdir",
+            str(tmp_path / "w"),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    trees: list[int] = []
+    try:
+
+        def both(cmds: list[tuple[int, bytes]]) -> list[int]:
+            standalone = [p for p, c in cmds if b"standalone" in c]
+            local = [p for p, c in cmds if b"\0local\0" in c]
+            return [*standalone, *local] if standalone and local else []
+
+        servers = _wait_for(runner, both)
+        assert servers, "the runner never had both servers up"
+        trees = [pid for root in servers for pid in tree_pids(root)]
+        runner.send_signal(signal.SIGTERM)
+        assert runner.wait(timeout=30) == 130
+        for pid in trees:
+            assert status_kb(pid, "VmRSS") == 0 or not Path(f"/proc/{pid}").exists()
+    finally:
+        _kill_all(runner, trees)
