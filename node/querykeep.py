@@ -74,7 +74,7 @@ def execute_kept(
     out = run(narrowed, source, last_cache, skeys, use_rollups=False)
     if shift:
         for states in out.groups.values():
-            # new arrays: states may be the rollup cache's own
+            # new arrays, not in place: the states may share arrays with a cache
             for i, state in enumerate(states):
                 if "w" in state:
                     states[i] = {**state, "w": state["w"] + np.int64(shift)}

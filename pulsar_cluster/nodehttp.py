@@ -63,25 +63,23 @@ class NodeResponse:
         return self.content.decode("utf-8", errors="replace")
 
 
-def call_timeout(timeout_s: float, connect_s: float | None = None) -> aiohttp.ClientTimeout:
-    """Per-step limits of one call: `timeout_s` to get a connection and for each read, the
-    TCP connect at most `connect_s` (default: 2 s, or less when timeout_s is shorter)."""
-    connect = min(2.0, timeout_s) if connect_s is None else connect_s
+def call_timeout(timeout_s: float) -> aiohttp.ClientTimeout:
+    """Per-step limits of one call: `timeout_s` to get a connection and for each read, the TCP
+    connect at most 2 s (or timeout_s when shorter)."""
     return aiohttp.ClientTimeout(
-        total=None, connect=timeout_s, sock_connect=connect, sock_read=timeout_s
+        total=None, connect=timeout_s, sock_connect=min(2.0, timeout_s), sock_read=timeout_s
     )
 
 
 def _url(url: str, params: Mapping[str, str] | None) -> URL:
     if params:
-        url = f"{url}?{'&'.join(f'{k}={v}' for k, v in _quoted(params))}"
+        query = "&".join(
+            f"{quote(k, safe='')}={quote(str(v), safe=',')}" for k, v in params.items()
+        )
+        url = f"{url}?{query}"
     # encoded=True: the URL is already in its wire form (nodes' paths and our own query
     # strings); yarl would otherwise parse and re-quote it on every call.
     return URL(url, encoded=True)
-
-
-def _quoted(params: Mapping[str, str]) -> list[tuple[str, str]]:
-    return [(quote(k, safe=""), quote(str(v), safe=",")) for k, v in params.items()]
 
 
 class NodeSession:
